@@ -1,0 +1,31 @@
+"""Backend runners: one per hardware target, behind one interface, listed in one registry.
+
+Importing this package registers every built-in target; no runtime library is
+imported until a runner is used.
+"""
+
+from backends import ort_cpu as _ort_cpu  # noqa: F401  (registers "ort-cpu")
+from backends.base import (
+    Availability,
+    Measurement,
+    Runner,
+    get_target,
+    list_targets,
+    register_target,
+)
+from backends.onnx_model import OnnxModel, load_model, parse_input_shapes
+from backends.protocol import LatencyStats, TimingProtocol
+
+__all__ = [
+    "Availability",
+    "LatencyStats",
+    "Measurement",
+    "OnnxModel",
+    "Runner",
+    "TimingProtocol",
+    "get_target",
+    "list_targets",
+    "load_model",
+    "parse_input_shapes",
+    "register_target",
+]

@@ -1,0 +1,147 @@
+"""The runner interface every target implements, the measurement it returns, and the target registry.
+
+A runner has a name, says whether it can run here (and why not), and measures an
+ONNX file under an explicit timing protocol. Heavy runtimes are imported inside
+the runner that needs them, so installing one runtime never requires another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+from backends.host import fingerprint, host_info
+from backends.onnx_model import OnnxModel, load_model
+from backends.protocol import LatencyStats, TimingProtocol
+from ehdnas.errors import UserError
+from ehdnas.options import make_config, parse_pairs
+from ehdnas.registry import Registry
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One model measured on one target: raw samples, their statistics and the context."""
+
+    target: str
+    target_config: dict[str, Any]
+    host: dict[str, Any]
+    model: dict[str, Any]
+    latency_ms: LatencyStats
+    samples_ms: tuple[float, ...]
+    protocol: dict[str, Any]
+    wall_s: float  # time the whole measurement took, session creation included
+    created_at: str  # ISO 8601, UTC
+
+    @property
+    def config_key(self) -> str:
+        return fingerprint(self.target_config)
+
+    @property
+    def host_key(self) -> str:
+        return fingerprint(self.host)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["samples_ms"] = list(self.samples_ms)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
+        fields = dict(data)
+        fields["latency_ms"] = LatencyStats(**fields["latency_ms"])
+        fields["samples_ms"] = tuple(fields["samples_ms"])
+        return cls(**fields)
+
+
+class Runner(ABC):
+    """Measures ONNX models on one target. Subclasses set `Config` (a frozen dataclass)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    @abstractmethod
+    def availability(cls) -> Availability:
+        """Whether this target can run on this machine, and if not, why."""
+
+    @abstractmethod
+    def libraries(self) -> dict[str, str]:
+        """Versions of the libraries whose code is being timed."""
+
+    @abstractmethod
+    def _time(self, model: OnnxModel, protocol: TimingProtocol) -> list[float]:
+        """Run `model` under `protocol`; the latency samples in ms."""
+
+    def config_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config)
+
+    def host(self) -> dict[str, Any]:
+        return host_info(self.libraries())
+
+    def measure(self, model: OnnxModel | Path | str, protocol: TimingProtocol | None = None) -> Measurement:
+        status = self.availability()
+        if not status.available:
+            raise UserError(f"target {self.name!r} is not available here: {status.reason}")
+        protocol = protocol or TimingProtocol()
+        model = model if isinstance(model, OnnxModel) else load_model(model)
+        start = time.perf_counter()
+        samples = self._time(model, protocol)
+        return Measurement(
+            target=self.name,
+            target_config=self.config_dict(),
+            host=self.host(),
+            model=model.describe(),
+            latency_ms=LatencyStats.from_samples(samples),
+            samples_ms=tuple(samples),
+            protocol=protocol.to_dict(),
+            wall_s=time.perf_counter() - start,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+
+
+TARGETS: Registry[type[Runner]] = Registry("target")
+
+
+def register_target(name: str):  # noqa: ANN201  (a class decorator)
+    """Register a runner class under `name`, which becomes its `name`."""
+
+    def decorate(cls: type[Runner]) -> type[Runner]:
+        cls.name = name
+        return TARGETS.register(name)(cls)
+
+    return decorate
+
+
+def get_target(name: str, options: Mapping[str, Any] | Iterable[str] = ()) -> Runner:
+    """A runner by target name, configured from a mapping or from `KEY=VALUE` strings."""
+    cls = TARGETS.get(name)
+    values = options if isinstance(options, Mapping) else parse_pairs(options, f"target {name!r}")
+    return cls(make_config(cls.Config, values, f"target {name!r}"))
+
+
+def list_targets() -> list[dict[str, Any]]:
+    """Every registered target with whether it is usable here and why not."""
+    rows = []
+    for name in TARGETS.names():
+        cls = TARGETS.get(name)
+        status = cls.availability()
+        rows.append(
+            {"name": name, "available": status.available, "reason": status.reason, "description": cls.description}
+        )
+    return rows

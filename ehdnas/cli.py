@@ -1,0 +1,250 @@
+"""The `ehdnas` command: a thin face over the library functions the server also calls."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ehdnas.errors import UserError
+
+app = typer.Typer(
+    help="Hardware-aware neural architecture search: measure, model and search for a target.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+if not out.is_terminal:  # piped or logged: don't squeeze tables into 80 columns
+    out.width = 160
+
+# Options shared by the commands that measure.
+TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Target name (see `ehdnas targets`).")]
+TargetOptions = Annotated[
+    Optional[list[str]], typer.Option("--option", "-o", help="Target setting KEY=VALUE, e.g. threads=2.")
+]
+SpaceOptions = Annotated[
+    Optional[list[str]], typer.Option("--space-option", help="Space setting KEY=VALUE, e.g. layers=5.")
+]
+RepeatsOpt = Annotated[int, typer.Option("--repeats", help="Minimum timed runs per model.")]
+MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Minimum total timed seconds per model.")]
+WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs per model.")]
+DbOpt = Annotated[
+    Optional[str], typer.Option("--db", help="SQLAlchemy URL of the measurement store [env EHDNAS_DB].")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
+
+
+def _protocol(repeats: int, min_time: float, warmup: int) -> Any:
+    from backends import TimingProtocol
+    from ehdnas.options import make_config
+
+    return make_config(
+        TimingProtocol, {"min_repeats": repeats, "min_time_s": min_time, "warmup": warmup}, "timing protocol"
+    )
+
+
+@contextmanager
+def _progress(total: int, what: str) -> Iterator[Any]:
+    """A progress callback: a live bar on a terminal, one line per item otherwise (logs, CI)."""
+    if not err.is_terminal:
+        yield lambda done, total_, label: err.print(f"[{done}/{total_}] {what} {label}", markup=False, highlight=False)
+        return
+    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda done, total_, label: bar.update(task, completed=done)
+
+
+def _print_json(document: Any) -> None:
+    print(json.dumps(document, indent=2))
+
+
+@app.command()
+def targets(as_json: JsonOpt = False) -> None:
+    """List every target, whether it is usable on this machine, and why not."""
+    from backends import list_targets
+
+    rows = list_targets()
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("target", "available", "reason", "description")
+    for row in rows:
+        table.add_row(row["name"], "yes" if row["available"] else "no", row["reason"], row["description"])
+    out.print(table)
+
+
+@app.command()
+def spaces(as_json: JsonOpt = False) -> None:
+    """List every search space with its decisions and default settings."""
+    from ehdnas.spaces import get_space, list_spaces
+
+    rows = []
+    for name in list_spaces():
+        space = get_space(name)
+        rows.append(
+            {
+                "name": name,
+                "decisions": len(space.decisions),
+                "choices": sorted({c for d in space.decisions for c in d.choices}),
+                "settings": space.config_dict(),
+            }
+        )
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("space", "decisions", "default settings")
+    for row in rows:
+        table.add_row(row["name"], str(row["decisions"]), " ".join(f"{k}={v}" for k, v in row["settings"].items()))
+    out.print(table)
+
+
+def _results_table(target: str, results: list[Any]) -> Table:
+    table = Table(title=f"latency on {target} (ms)")
+    for column in ("model", "input", "median", "mean", "std", "p10", "p90", "n", "cv %", "source"):
+        table.add_column(column, justify="left" if column in ("model", "input", "source") else "right")
+    for r in results:
+        s = r.measurement.latency_ms
+        shape = " ".join("x".join(map(str, i["shape"])) for i in r.measurement.model["inputs"])
+        table.add_row(
+            r.model, shape, f"{s.median:.3f}", f"{s.mean:.3f}", f"{s.std:.3f}", f"{s.p10:.3f}", f"{s.p90:.3f}",
+            str(s.n), f"{100 * s.cv:.1f}", "store" if r.cached else "measured",
+        )  # fmt: skip
+    return table
+
+
+@app.command()
+def benchmark(
+    target: TargetOpt,
+    model: Annotated[Optional[list[Path]], typer.Option("--model", "-m", help="ONNX file(s) to measure.")] = None,
+    space: Annotated[Optional[str], typer.Option("--space", help="Measure architectures of this space.")] = None,
+    samples: Annotated[Optional[int], typer.Option("--samples", help="Sampled architectures [1].")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the architecture sample.")] = 0,
+    arch: Annotated[
+        Optional[list[str]], typer.Option("--arch", help="An architecture of --space, text or JSON form.")
+    ] = None,
+    input_shape: Annotated[
+        Optional[list[str]], typer.Option("--input-shape", help="Static input shape: 1,3,224,224 or NAME=1,3,224,224.")
+    ] = None,
+    option: TargetOptions = None,
+    space_option: SpaceOptions = None,
+    repeats: RepeatsOpt = 20,
+    min_time: MinTimeOpt = 0.5,
+    warmup: WarmupOpt = 5,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Measure again even if the store has it.")] = False,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure ONNX files (--model) or architectures of a space (--space) on a target."""
+    from backends import get_target, parse_input_shapes
+    from ehdnas import measure
+    from ehdnas.spaces import get_space
+    from ehdnas.store import Store
+
+    if bool(model) == bool(space):
+        raise UserError("give either --model FILE.onnx or --space NAME")
+    if model and (samples is not None or arch or space_option):
+        raise UserError("--samples, --arch and --space-option go with --space, not --model")
+    if space and input_shape:
+        raise UserError("--input-shape goes with --model; a space's input shape is set by --space-option")
+    runner = get_target(target, option or [])
+    protocol = _protocol(repeats, min_time, warmup)
+    if model:
+        shapes = parse_input_shapes(input_shape or [])
+        with _progress(len(model), "measured") as progress:
+            results = measure.benchmark_files(runner, model, protocol, shapes, progress)
+    else:
+        assert space is not None
+        the_space = get_space(space, space_option or [])
+        if samples is not None and samples < 1:
+            raise UserError("--samples must be at least 1")
+        archs = [the_space.parse(text) for text in arch or []]
+        if samples is not None or not archs:
+            archs += the_space.sample_many(samples or 1, seed)
+        store = Store(db)
+        with _progress(len(archs), "measured") as progress:
+            results = measure.measure_archs(runner, the_space, archs, protocol, store, fresh, progress)
+    if as_json:
+        _print_json(measure.report(runner, protocol, results))
+        return
+    out.print(_results_table(runner.name, results))
+    for r in results:
+        if r.arch:
+            out.print(f"{r.model}: {r.arch}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def collect(
+    space: Annotated[str, typer.Option("--space", help="Search space to sample.")],
+    target: TargetOpt,
+    samples: Annotated[int, typer.Option("--samples", help="Size of the seeded sample set to have measured.")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample set.")] = 0,
+    option: TargetOptions = None,
+    space_option: SpaceOptions = None,
+    repeats: RepeatsOpt = 20,
+    min_time: MinTimeOpt = 0.5,
+    warmup: WarmupOpt = 5,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure sampled architectures into the store; rerun the same command to resume."""
+    from backends import get_target
+    from ehdnas import measure
+    from ehdnas.spaces import get_space
+    from ehdnas.store import Store
+
+    if samples < 1:
+        raise UserError("--samples must be at least 1")
+    runner = get_target(target, option or [])
+    the_space = get_space(space, space_option or [])
+    protocol = _protocol(repeats, min_time, warmup)
+    store = Store(db)
+    done = 0
+
+    def track(count: int, total: int, label: str) -> None:
+        nonlocal done
+        done = count
+        progress(count, total, label)
+
+    try:
+        with _progress(samples, "measured") as progress:
+            result = measure.collect(runner, the_space, samples, seed, protocol, store, track)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: {done} new measurements are stored; run the same command again to resume")
+        raise typer.Exit(130) from None
+    summary = {
+        "space": space,
+        "target": runner.name,
+        "samples": result.samples,
+        "already_stored": result.already_stored,
+        "measured": result.measured,
+        "db": store.url,
+    }
+    if as_json:
+        _print_json(summary)
+    else:
+        out.print(
+            f"{result.measured} measured, {result.already_stored} already stored, "
+            f"{result.samples} architectures of {space} on {runner.name} in {store.url}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def main() -> None:
+    """Console entry point: a user error is one line on stderr and exit status 2."""
+    try:
+        app()
+    except UserError as error:
+        err.print(f"error: {error}", markup=False, highlight=False)
+        sys.exit(2)

@@ -1,0 +1,132 @@
+"""Measuring models and architectures on a target: the functions the CLI and the server both call."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backends import Measurement, Runner, TimingProtocol, load_model
+from backends.onnx_model import Shape
+from ehdnas.export import export_arch
+from ehdnas.spaces import SearchSpace
+from ehdnas.store import Store
+
+Progress = Callable[[int, int, str], None]  # (done, total, what was just done)
+
+
+def _no_progress(done: int, total: int, label: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Result:
+    """One measured model: an ONNX file or an architecture of a space."""
+
+    model: str
+    measurement: Measurement
+    cached: bool = False  # taken from the store rather than measured now
+    arch: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.measurement
+        return {
+            "model": self.model,
+            "arch": self.arch,
+            "latency_ms": m.latency_ms.to_dict(),
+            "cv": m.latency_ms.cv,
+            "cached": self.cached,
+            "wall_s": m.wall_s,
+            "inputs": m.model["inputs"],
+            "created_at": m.created_at,
+        }
+
+
+def report(runner: Runner, protocol: TimingProtocol, results: Sequence[Result]) -> dict[str, Any]:
+    """The benchmark document (DESIGN.md section 3) shared by the CLI's --json and the server."""
+    return {
+        "target": runner.name,
+        "target_config": runner.config_dict(),
+        "host": runner.host(),
+        "protocol": protocol.to_dict(),
+        "results": [r.to_dict() for r in results],
+    }
+
+
+def benchmark_files(
+    runner: Runner,
+    paths: Sequence[Path],
+    protocol: TimingProtocol,
+    input_shapes: dict[str, Shape] | None = None,
+    on_progress: Progress = _no_progress,
+) -> list[Result]:
+    """Measure ONNX files as given: always a fresh measurement, nothing stored."""
+    models = [load_model(path, input_shapes) for path in paths]  # every file is checked before any is timed
+    results = []
+    for i, model in enumerate(models):
+        results.append(Result(model=model.name, measurement=runner.measure(model, protocol)))
+        on_progress(i + 1, len(models), f"{model.name}: {results[-1].measurement.latency_ms.median:.3f} ms")
+    return results
+
+
+def measure_archs(
+    runner: Runner,
+    space: SearchSpace,
+    archs: Sequence[Any],
+    protocol: TimingProtocol,
+    store: Store,
+    fresh: bool = False,
+    on_progress: Progress = _no_progress,
+) -> list[Result]:
+    """Measure architectures of `space`, reusing stored measurements unless `fresh`.
+
+    Each new measurement is committed as soon as it is taken, so an interruption
+    loses at most the one in flight.
+    """
+    host, config, space_config = runner.host(), runner.config_dict(), space.config_dict()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ehdnas-") as tmp:
+        for i, arch in enumerate(archs):
+            text, name = space.to_text(arch), f"{space.name}#{i}"
+            stored = None if fresh else store.lookup(runner.name, config, host, space.name, space_config, text)
+            if stored is not None:
+                result = Result(model=name, measurement=stored, cached=True, arch=text)
+            else:
+                path = export_arch(space, arch, Path(tmp) / f"arch{i}.onnx")
+                measurement = runner.measure(load_model(path), protocol)
+                measurement = store.record(measurement, space.name, space_config, text, replace=fresh)
+                path.unlink()
+                result = Result(model=name, measurement=measurement, arch=text)
+            results.append(result)
+            on_progress(i + 1, len(archs), f"{name}: {result.measurement.latency_ms.median:.3f} ms")
+    return results
+
+
+@dataclass(frozen=True)
+class CollectReport:
+    samples: int  # size of the seeded sample set
+    already_stored: int
+    measured: int
+
+
+def collect(
+    runner: Runner,
+    space: SearchSpace,
+    samples: int,
+    seed: int,
+    protocol: TimingProtocol,
+    store: Store,
+    on_progress: Progress = _no_progress,
+) -> CollectReport:
+    """Make sure the first `samples` architectures drawn with `seed` are in the store.
+
+    The sample set is a pure function of (space, samples, seed), so running the
+    same command again after an interruption measures only what is missing.
+    """
+    archs = list({space.to_text(a): a for a in space.sample_many(samples, seed)}.values())
+    stored = store.stored_archs(runner.name, runner.config_dict(), runner.host(), space.name, space.config_dict())
+    todo = [a for a in archs if space.to_text(a) not in stored]
+    measure_archs(runner, space, todo, protocol, store, on_progress=on_progress)
+    return CollectReport(samples=len(archs), already_stored=len(archs) - len(todo), measured=len(todo))

@@ -1,0 +1,65 @@
+"""`KEY=VALUE` options from the command line or an HTTP spec, checked against a config dataclass.
+
+Targets and spaces each describe their settings as a frozen dataclass; this is
+the one place that turns user strings into such a dataclass, so every target and
+space gets the same error messages for free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar, get_type_hints
+
+from ehdnas.errors import UserError
+
+C = TypeVar("C")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(value: Any, kind: type, where: str) -> Any:
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    text = str(value).strip()
+    try:
+        if kind is bool:
+            if text.lower() in _TRUE | _FALSE:
+                return text.lower() in _TRUE
+            raise ValueError
+        return kind(text)
+    except ValueError:
+        raise UserError(f"{where}: {value!r} is not a valid {kind.__name__}") from None
+
+
+def make_config(cls: type[C], values: Mapping[str, Any], what: str) -> C:
+    """Build dataclass `cls` from `values`, converting strings to the declared field types."""
+    hints = get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise UserError(f"unknown {what} option {unknown[0]!r}; known: {', '.join(sorted(fields))}")
+    converted = {k: _convert(v, hints[k], f"{what} option {k!r}") for k, v in values.items()}
+    config = cls(**converted)
+    check = getattr(config, "check", None)
+    if check is not None:
+        check()
+    return config
+
+
+def parse_pairs(items: Iterable[str], what: str) -> dict[str, str]:
+    """Split `KEY=VALUE` strings; a malformed item is a user error."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{what} option {item!r} is not KEY=VALUE")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON spelling of a value, used for keys and hashes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,119 @@
+"""DARTS operations and the CIFAR-style network a genotype is built into.
+
+Shapes in comments are (B, C, H, W). Every op with stride 2 maps H to ceil(H/2),
+so inputs of any size (odd ones included) build and export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ehdnas.spaces.darts import NODES, CellEdges, Genotype
+
+
+def relu_conv_bn(c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.ReLU(inplace=False),
+        nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False),
+        nn.BatchNorm2d(c_out),
+    )
+
+
+def dil_conv(c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int) -> nn.Sequential:
+    """ReLU, depthwise (dilated) conv, pointwise conv, BN."""
+    return nn.Sequential(
+        nn.ReLU(inplace=False),
+        nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
+        nn.Conv2d(c_in, c_out, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+    )
+
+
+def sep_conv(c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> nn.Sequential:
+    """Two stacked depthwise-separable convs; only the first one strides."""
+    return nn.Sequential(
+        dil_conv(c_in, c_in, kernel, stride, padding, 1),
+        dil_conv(c_in, c_out, kernel, 1, padding, 1),
+    )
+
+
+class FactorizedReduce(nn.Module):
+    """Halve H and W with two 1x1 stride-2 convs, the second shifted by one pixel."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]  # same size as x, so odd H works too
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+
+OP_BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
+    "max_pool_3x3": lambda c, s: nn.MaxPool2d(3, stride=s, padding=1),
+    "avg_pool_3x3": lambda c, s: nn.AvgPool2d(3, stride=s, padding=1, count_include_pad=False),
+    "skip_connect": lambda c, s: nn.Identity() if s == 1 else FactorizedReduce(c, c),
+    "sep_conv_3x3": lambda c, s: sep_conv(c, c, 3, s, 1),
+    "sep_conv_5x5": lambda c, s: sep_conv(c, c, 5, s, 2),
+    "dil_conv_3x3": lambda c, s: dil_conv(c, c, 3, s, 2, 2),
+    "dil_conv_5x5": lambda c, s: dil_conv(c, c, 5, s, 4, 2),
+}
+
+
+class Cell(nn.Module):
+    """One cell: preprocess both inputs to C channels, then 4 nodes of 2 edges each."""
+
+    def __init__(
+        self, edges: CellEdges, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool
+    ) -> None:
+        super().__init__()
+        # If the previous cell reduced, the state before it is twice as large: reduce it too.
+        self.preprocess0 = FactorizedReduce(c_prev_prev, c) if reduction_prev else relu_conv_bn(c_prev_prev, c, 1, 1, 0)
+        self.preprocess1 = relu_conv_bn(c_prev, c, 1, 1, 0)
+        self.sources = [src for _, src in edges]
+        self.ops = nn.ModuleList(
+            OP_BUILDERS[op](c, 2 if reduction and src < 2 else 1) for op, src in edges
+        )
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for node in range(NODES):
+            a, b = 2 * node, 2 * node + 1
+            states.append(self.ops[a](states[self.sources[a]]) + self.ops[b](states[self.sources[b]]))
+        return torch.cat(states[2:], dim=1)  # (B, 4C, H, W)
+
+
+class DartsNetwork(nn.Module):
+    """Stem, `layers` cells (reduction at 1/3 and 2/3 of the depth), global pool, linear classifier."""
+
+    def __init__(self, genotype: Genotype, channels: int, layers: int, classes: int, in_channels: int = 3) -> None:
+        super().__init__()
+        c_curr = 3 * channels
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
+        c_prev_prev, c_prev, c_curr = c_curr, c_curr, channels
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                c_curr *= 2
+            edges = genotype.reduce if reduction else genotype.normal
+            self.cells.append(Cell(edges, c_prev_prev, c_prev, c_curr, reduction, reduction_prev))
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, NODES * c_curr
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = s1 = self.stem(x)  # (B, 3C, H, W)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1)
+        return self.classifier(self.pool(s1).flatten(1))  # (B, classes)

@@ -1,0 +1,160 @@
+"""The measurement store: SQLite (or any SQLAlchemy URL) holding one row per measurement key.
+
+A key is (target, target configuration, host, space, space settings,
+architecture): a measurement is taken once and reused by every later job.
+Writers commit each row on its own, so an interrupted collection keeps what
+it measured, and concurrent writers on one SQLite file are serialised by
+SQLite's lock (WAL mode, generous busy timeout) rather than failing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from backends.base import Measurement
+from backends.host import fingerprint
+from ehdnas.errors import UserError
+from ehdnas.options import canonical_json
+
+DB_ENV = "EHDNAS_DB"
+
+
+def default_db_url() -> str:
+    """`EHDNAS_DB` if set, else a SQLite file in the user's data directory."""
+    if os.environ.get(DB_ENV):
+        return os.environ[DB_ENV]
+    from platformdirs import user_data_dir
+
+    return f"sqlite:///{Path(user_data_dir('ehdnas')) / 'ehdnas.db'}"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class MeasurementRow(Base):
+    __tablename__ = "measurements"
+    __table_args__ = (
+        UniqueConstraint("target", "config_key", "host_key", "space", "space_key", "arch", name="uq_measurement"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(String(64), index=True)
+    config_key: Mapped[str] = mapped_column(String(16))
+    host_key: Mapped[str] = mapped_column(String(16))
+    space: Mapped[str] = mapped_column(String(64), index=True)
+    space_key: Mapped[str] = mapped_column(String(16))
+    arch: Mapped[str] = mapped_column(Text)
+    space_config: Mapped[str] = mapped_column(Text)
+    median_ms: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    measurement: Mapped[str] = mapped_column(Text)  # the whole Measurement as JSON, samples included
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cursor.execute("PRAGMA busy_timeout=60000")  # wait for a concurrent writer instead of failing
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; for SQLite, the parent folder is created and the pragmas set."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url)
+    except Exception as err:  # an unparsable URL or a missing driver
+        raise UserError(f"database {url!r}: {err}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        Base.metadata.create_all(engine)
+    except OperationalError as err:
+        if "already exists" not in str(err):  # another process created it between check and create
+            raise UserError(f"database {url!r}: {err.orig}") from None
+    return engine
+
+
+class Store:
+    """Measurements keyed by target, configuration, host, space and architecture."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_db_url()
+        self.engine = make_engine(self.url)
+
+    def _key(self, target: str, target_config: dict, host: dict, space: str, space_config: dict) -> dict[str, str]:
+        return {
+            "target": target,
+            "config_key": fingerprint(target_config),
+            "host_key": fingerprint(host),
+            "space": space,
+            "space_key": fingerprint(space_config),
+        }
+
+    def lookup(
+        self, target: str, target_config: dict, host: dict, space: str, space_config: dict, arch: str
+    ) -> Measurement | None:
+        key = self._key(target, target_config, host, space, space_config)
+        with Session(self.engine) as session:
+            row = session.scalars(select(MeasurementRow).filter_by(**key, arch=arch)).first()
+            return Measurement.from_dict(json.loads(row.measurement)) if row else None
+
+    def stored_archs(self, target: str, target_config: dict, host: dict, space: str, space_config: dict) -> set[str]:
+        key = self._key(target, target_config, host, space, space_config)
+        with Session(self.engine) as session:
+            return set(session.scalars(select(MeasurementRow.arch).filter_by(**key)))
+
+    def record(
+        self, measurement: Measurement, space: str, space_config: dict, arch: str, replace: bool = False
+    ) -> Measurement:
+        """Store `measurement`; if the key is already there, keep the stored one unless `replace`."""
+        key = self._key(measurement.target, measurement.target_config, measurement.host, space, space_config)
+        row = MeasurementRow(
+            **key,
+            arch=arch,
+            space_config=canonical_json(space_config),
+            median_ms=measurement.latency_ms.median,
+            created_at=datetime.now(timezone.utc),
+            measurement=json.dumps(measurement.to_dict()),
+        )
+        with Session(self.engine) as session:
+            if replace:
+                session.execute(delete(MeasurementRow).filter_by(**key, arch=arch))
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:  # a concurrent writer stored the same key first
+                session.rollback()
+                stored = self.lookup(
+                    measurement.target, measurement.target_config, measurement.host, space, space_config, arch
+                )
+                assert stored is not None
+                return stored
+        return measurement
+
+    def count(self, **filters: str) -> int:
+        with Session(self.engine) as session:
+            return session.scalar(select(func.count()).select_from(MeasurementRow).filter_by(**filters)) or 0
