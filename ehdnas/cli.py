@@ -57,7 +57,11 @@ def _protocol(repeats: int, min_time: float, warmup: int) -> Any:
 def _progress(total: int, what: str) -> Iterator[Any]:
     """A progress callback: a live bar on a terminal, one line per item otherwise (logs, CI)."""
     if not err.is_terminal:
-        yield lambda done, total_, label: err.print(f"[{done}/{total_}] {what} {label}", markup=False, highlight=False)
+
+        def line(done: int, total_: int, label: str) -> None:
+            err.print(f"[{done}/{total_}] {what} {label}", markup=False, highlight=False, soft_wrap=True)
+
+        yield line
         return
     columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as bar:
@@ -246,5 +250,5 @@ def main() -> None:
     try:
         app()
     except UserError as error:
-        err.print(f"error: {error}", markup=False, highlight=False)
+        err.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -1,0 +1,59 @@
+"""Shared fixtures: a store per test, tiny ONNX models made here, and the real `ehdnas` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+# Classic ImageNet classifiers at opset 9 that the onnx package ships (weights made by ConstantOfShape).
+LIGHT_MODELS = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+EHDNAS = [str(Path(sys.executable).parent / "ehdnas")]  # the installed console script
+FAST = ["--warmup", "1", "--repeats", "3", "--min-time", "0"]
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+def tiny_conv_model(path: Path, batch: int | str = 1, opset: int = 13) -> Path:
+    """Conv + Relu + global pool on a (batch, 3, 8, 8) input; `batch` may be a symbolic dim."""
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], [0.1] * 108)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["r"]),
+            helper.make_node("GlobalAveragePool", ["r"], ["y"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4, 1, 1])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    return tiny_conv_model(tmp_path / "tiny.onnx")
+
+
+def run_cli(*args: str, db: str | None = None, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real command line in a subprocess, as a user would."""
+    env = dict(os.environ)
+    if db:
+        env["EHDNAS_DB"] = db
+    proc = subprocess.run([*EHDNAS, *args], capture_output=True, text=True, env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ehdnas {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc

@@ -1,0 +1,119 @@
+"""Contract tests over every registered target, then ort-cpu, model loading and the timing protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backends import TimingProtocol, get_target, list_targets, load_model, parse_input_shapes
+from backends.base import TARGETS
+from backends.protocol import LatencyStats, time_runs
+from ehdnas.errors import UserError
+from tests.conftest import LIGHT_MODELS, tiny_conv_model
+
+QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0)
+
+
+@pytest.mark.parametrize("name", TARGETS.names())
+def test_every_target_measures_a_tiny_model_or_says_why_not(name: str, tiny_model: Path) -> None:
+    runner = get_target(name)
+    status = runner.availability()
+    if not status.available:
+        assert status.reason, "an unavailable target must say why"
+        with pytest.raises(UserError, match="not available here"):
+            runner.measure(tiny_model, QUICK)
+        return
+    m = runner.measure(tiny_model, QUICK)
+    assert m.target == name and m.target_config == runner.config_dict()
+    assert len(m.samples_ms) == m.latency_ms.n >= 5 and all(s > 0 for s in m.samples_ms)
+    assert m.latency_ms.p10 <= m.latency_ms.median <= m.latency_ms.p90
+    assert m.host["cores"] >= 1 and m.host["libraries"] and m.wall_s > 0
+    assert m.model["inputs"] == [{"name": "x", "shape": [1, 3, 8, 8], "dtype": "float32"}]
+    assert type(m).from_dict(m.to_dict()) == m
+
+
+def test_list_targets_reports_availability() -> None:
+    rows = {row["name"]: row for row in list_targets()}
+    assert rows["ort-cpu"]["available"] is True and rows["ort-cpu"]["reason"] == ""
+
+
+def test_unknown_target_and_option_are_user_errors() -> None:
+    with pytest.raises(UserError, match="unknown target 'gpu-magic'; known: .*ort-cpu"):
+        get_target("gpu-magic")
+    with pytest.raises(UserError, match="unknown target 'ort-cpu' option 'thread'"):
+        get_target("ort-cpu", ["thread=2"])
+    with pytest.raises(UserError, match="'threads' must be at least 1"):
+        get_target("ort-cpu", ["threads=0"])
+    with pytest.raises(UserError, match="is not KEY=VALUE"):
+        get_target("ort-cpu", ["threads"])
+
+
+def test_threads_are_part_of_the_configuration(tiny_model: Path) -> None:
+    m = get_target("ort-cpu", {"threads": 2}).measure(tiny_model, QUICK)
+    assert m.target_config["threads"] == 2
+    assert m.config_key != get_target("ort-cpu").measure(tiny_model, QUICK).config_key
+
+
+def test_protocol_meets_both_minimums() -> None:
+    calls = []
+    samples = time_runs(lambda: calls.append(1), TimingProtocol(warmup=3, min_repeats=7, min_time_s=0.0))
+    assert len(samples) == 7 and len(calls) == 10
+    samples = time_runs(lambda: None, TimingProtocol(warmup=0, min_repeats=1, min_time_s=0.05))
+    assert len(samples) > 100  # a no-op call repeated for 50 ms
+    assert len(time_runs(lambda: None, TimingProtocol(0, 1, 10.0, max_repeats=50))) == 50
+
+
+def test_statistics_come_from_the_samples() -> None:
+    x = [1.0, 2.0, 3.0, 4.0, 10.0]
+    s = LatencyStats.from_samples(x)
+    assert (s.median, s.n) == (3.0, 5)
+    assert s.mean == pytest.approx(np.mean(x)) and s.std == pytest.approx(np.std(x, ddof=1))
+    assert s.p10 == pytest.approx(np.percentile(x, 10)) and s.p90 == pytest.approx(np.percentile(x, 90))
+    assert s.cv == pytest.approx(s.std / s.mean)
+
+
+def test_fixed_inputs_are_fixed_per_model(tmp_path: Path) -> None:
+    a = load_model(tiny_conv_model(tmp_path / "a.onnx"))
+    np.testing.assert_array_equal(a.fixed_inputs()["x"], a.fixed_inputs()["x"])
+    b = load_model(tiny_conv_model(tmp_path / "b.onnx", opset=12))
+    assert not np.array_equal(a.fixed_inputs()["x"], b.fixed_inputs()["x"])
+
+
+def test_dynamic_shape_needs_an_input_shape(tmp_path: Path) -> None:
+    path = tiny_conv_model(tmp_path / "dyn.onnx", batch="N")
+    with pytest.raises(UserError, match=r"input 'x' has a dynamic shape \['N', 3, 8, 8\]; .*--input-shape"):
+        load_model(path)
+    model = load_model(path, parse_input_shapes(["4,3,8,8"]))
+    assert model.inputs[0].shape == (4, 3, 8, 8)
+    m = get_target("ort-cpu").measure(model, QUICK)
+    assert m.model["inputs"][0]["shape"] == [4, 3, 8, 8]
+    assert load_model(path, parse_input_shapes(["x=2,3,8,8"])).inputs[0].shape == (2, 3, 8, 8)
+    with pytest.raises(UserError, match="'y', which is not an input"):
+        load_model(path, parse_input_shapes(["y=2,3,8,8"]))
+    with pytest.raises(UserError, match="comma-separated integers"):
+        parse_input_shapes(["1,3,a"])
+
+
+def test_missing_corrupt_and_unrunnable_files(tmp_path: Path, tiny_model: Path) -> None:
+    with pytest.raises(UserError, match="no such file"):
+        load_model(tmp_path / "absent.onnx")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x07this is not a protobuf" * 10)
+    with pytest.raises(UserError, match="not a valid ONNX model"):
+        load_model(garbage)
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(tiny_model.read_bytes()[:-40])
+    with pytest.raises(UserError, match="not a valid ONNX model|cannot load the model"):
+        get_target("ort-cpu").measure(truncated, QUICK)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(p.stem for p in LIGHT_MODELS.glob("*.onnx")))
+def test_ort_cpu_measures_classic_opset9_classifiers(name: str) -> None:
+    """AlexNet, ResNet-50, VGG-19, DenseNet-121, Inception, ShuffleNet, SqueezeNet as exported at opset 9."""
+    model = load_model(LIGHT_MODELS / f"{name}.onnx")
+    assert model.opset == 9 and model.inputs[0].shape == (1, 3, 224, 224)
+    m = get_target("ort-cpu").measure(model, TimingProtocol(warmup=1, min_repeats=2, min_time_s=0.0))
+    assert m.latency_ms.n == 2 and m.latency_ms.median > 0

@@ -1,0 +1,129 @@
+"""The `ehdnas` command as users run it: a real process, a real SQLite file, real ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EHDNAS, FAST, LIGHT_MODELS, run_cli, tiny_conv_model
+
+SMALL_DARTS = ["--space", "darts", "--space-option", "layers=3", "--space-option", "channels=4"]
+
+
+def rows(db_url: str) -> int:
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        return conn.execute("SELECT count(*) FROM measurements").fetchone()[0]
+
+
+def test_targets_and_spaces_json() -> None:
+    targets = json.loads(run_cli("targets", "--json").stdout)
+    assert {"name": "ort-cpu", "available": True, "reason": ""}.items() <= targets[0].items()
+    spaces = json.loads(run_cli("spaces", "--json").stdout)
+    assert spaces[0]["name"] == "darts" and spaces[0]["decisions"] == 28
+
+
+def test_benchmark_onnx_files_json_document(tiny_model: Path) -> None:
+    squeezenet = LIGHT_MODELS / "light_squeezenet.onnx"
+    doc = json.loads(run_cli("benchmark", "-t", "ort-cpu", "-m", str(tiny_model), "-m", str(squeezenet), "--json", *FAST).stdout)
+    assert doc["target"] == "ort-cpu" and doc["target_config"]["threads"] == 1
+    assert doc["host"]["libraries"]["onnxruntime"] and doc["protocol"]["min_repeats"] == 3
+    assert [r["model"] for r in doc["results"]] == ["tiny.onnx", "light_squeezenet.onnx"]
+    for result in doc["results"]:
+        stats = result["latency_ms"]
+        assert set(stats) >= {"median", "mean", "std", "p10", "p90", "n"} and stats["n"] >= 3
+        assert stats["p10"] <= stats["median"] <= stats["p90"] and result["cached"] is False
+    assert doc["results"][1]["inputs"][0]["shape"] == [1, 3, 224, 224]
+
+
+def test_benchmark_table_is_readable(tiny_model: Path) -> None:
+    out = run_cli("benchmark", "-t", "ort-cpu", "-m", str(tiny_model), *FAST).stdout
+    assert "latency on ort-cpu (ms)" in out and "tiny.onnx" in out and "1x3x8x8" in out
+
+
+def test_benchmark_space_reuses_the_store_unless_fresh(db_url: str) -> None:
+    args = ["benchmark", "-t", "ort-cpu", *SMALL_DARTS, "--samples", "2", "--seed", "5", "--json", *FAST]
+    first = json.loads(run_cli(*args, db=db_url).stdout)["results"]
+    assert [r["cached"] for r in first] == [False, False] and rows(db_url) == 2
+    again = json.loads(run_cli(*args, db=db_url).stdout)["results"]
+    assert [r["cached"] for r in again] == [True, True]
+    assert [r["latency_ms"] for r in again] == [r["latency_ms"] for r in first]
+    fresh = json.loads(run_cli(*args, "--fresh", db=db_url).stdout)["results"]
+    assert [r["cached"] for r in fresh] == [False, False] and rows(db_url) == 2
+    arch = first[0]["arch"]
+    given = json.loads(run_cli("benchmark", "-t", "ort-cpu", *SMALL_DARTS, "--arch", arch, "--json", db=db_url).stdout)
+    assert given["results"][0]["arch"] == arch and given["results"][0]["cached"] is True
+
+
+def test_collect_is_idempotent(db_url: str) -> None:
+    args = ["collect", *SMALL_DARTS, "-t", "ort-cpu", "--samples", "3", "--json", *FAST]
+    assert json.loads(run_cli(*args, db=db_url).stdout) | {"db": None} == {
+        "space": "darts", "target": "ort-cpu", "samples": 3, "already_stored": 0, "measured": 3, "db": None,
+    }  # fmt: skip
+    again = json.loads(run_cli(*args, db=db_url).stdout)
+    assert (again["already_stored"], again["measured"]) == (3, 0) and rows(db_url) == 3
+
+
+@pytest.mark.slow
+def test_collect_resumes_after_an_interruption(db_url: str) -> None:
+    args = [*EHDNAS, "collect", *SMALL_DARTS, "-t", "ort-cpu", "--samples", "8", *FAST]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env={**os.environ, "EHDNAS_DB": db_url})
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("[2/8]"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "run the same command again to resume" in rest
+    stored = rows(db_url)
+    assert 2 <= stored < 8
+    resumed = json.loads(run_cli(*args[1:], "--json", db=db_url).stdout)
+    assert (resumed["already_stored"], resumed["measured"]) == (stored, 8 - stored) and rows(db_url) == 8
+
+
+@pytest.mark.slow
+def test_two_collectors_share_one_store(db_url: str) -> None:
+    env = {**os.environ, "EHDNAS_DB": db_url}
+    base = [*EHDNAS, "collect", *SMALL_DARTS, "-t", "ort-cpu", "--samples", "4", *FAST]
+    procs = [subprocess.Popen([*base, "--seed", seed], env=env, stderr=subprocess.PIPE) for seed in ("0", "1", "0")]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    assert rows(db_url) == 8  # seeds 0 and 1, each architecture once
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-m", "{tmp}/absent.onnx"], "absent.onnx: no such file"),
+        (["-m", "{tmp}/garbage.onnx"], "not a valid ONNX model"),
+        (["-m", "{tmp}/dynamic.onnx"], "has a dynamic shape ['N', 3, 8, 8]; give a static one with --input-shape"),
+        (["-m", "{tmp}/dynamic.onnx", "--input-shape", "1,3,x"], "comma-separated integers"),
+        (["-m", "{tmp}/dynamic.onnx", "--space", "darts"], "give either --model FILE.onnx or --space NAME"),
+        ([], "give either --model FILE.onnx or --space NAME"),
+        (["--space", "nasbench"], "unknown search space 'nasbench'; known: darts"),
+        (["--space", "darts", "--arch", "normal=conv(0)"], "darts genotype: missing the reduce cell"),
+        (["--space", "darts", "--samples", "0"], "--samples must be at least 1"),
+        (["--space", "darts", "-o", "threads=-1"], "'threads' must be at least 1"),
+        (["--space", "darts", "--repeats", "0"], "timing protocol"),
+        (["--space", "darts", "--db", "nosuchdb://x"], "database 'nosuchdb://x'"),
+    ],
+)
+def test_bad_input_gets_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "garbage.onnx").write_text("not a model")
+    tiny_conv_model(tmp_path / "dynamic.onnx", batch="N")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    proc = run_cli("benchmark", "-t", "ort-cpu", *args, db=f"sqlite:///{tmp_path / 's.db'}", check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+
+
+def test_unknown_target_is_one_line() -> None:
+    proc = run_cli("benchmark", "-t", "tpu-v9", "--space", "darts", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: unknown target 'tpu-v9'; known: ort-cpu"

@@ -1,0 +1,93 @@
+"""The measurement store on a real SQLite file: one row per key, --fresh, concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+from backends import LatencyStats, Measurement
+from ehdnas.store import Store
+
+HOST = {"cpu": "test cpu", "cores": 2, "libraries": {"onnxruntime": "1.0"}}
+CONFIG = {"threads": 1}
+SPACE_CONFIG = {"layers": 8}
+
+
+def fake_measurement(median: float, target: str = "ort-cpu", host: dict = HOST) -> Measurement:
+    samples = (median, median, median)
+    return Measurement(
+        target=target,
+        target_config=CONFIG,
+        host=host,
+        model={"model": "m.onnx", "inputs": []},
+        latency_ms=LatencyStats.from_samples(list(samples)),
+        samples_ms=samples,
+        protocol={},
+        wall_s=0.1,
+        created_at="2026-01-01T00:00:00+00:00",
+    )
+
+
+def lookup(store: Store, arch: str, host: dict = HOST) -> Measurement | None:
+    return store.lookup("ort-cpu", CONFIG, host, "darts", SPACE_CONFIG, arch)
+
+
+def test_a_key_is_stored_once_and_fresh_replaces_it(db_url: str) -> None:
+    store = Store(db_url)
+    assert lookup(store, "a") is None
+    first = store.record(fake_measurement(1.0), "darts", SPACE_CONFIG, "a")
+    assert lookup(store, "a") == first
+    kept = store.record(fake_measurement(2.0), "darts", SPACE_CONFIG, "a")
+    assert kept.latency_ms.median == 1.0 and store.count() == 1
+    replaced = store.record(fake_measurement(3.0), "darts", SPACE_CONFIG, "a", replace=True)
+    assert replaced.latency_ms.median == 3.0 and lookup(store, "a").latency_ms.median == 3.0
+    assert store.count() == 1
+
+
+def test_host_config_and_space_settings_are_part_of_the_key(db_url: str) -> None:
+    store = Store(db_url)
+    store.record(fake_measurement(1.0), "darts", SPACE_CONFIG, "a")
+    other_host = {**HOST, "cpu": "another cpu"}
+    assert lookup(store, "a", other_host) is None
+    store.record(fake_measurement(2.0, host=other_host), "darts", SPACE_CONFIG, "a")
+    store.record(fake_measurement(3.0), "darts", {"layers": 20}, "a")
+    assert store.count() == 3
+    assert store.stored_archs("ort-cpu", CONFIG, HOST, "darts", SPACE_CONFIG) == {"a"}
+
+
+def test_the_store_survives_reopening(db_url: str) -> None:
+    Store(db_url).record(fake_measurement(1.5), "darts", SPACE_CONFIG, "a")
+    assert lookup(Store(db_url), "a").samples_ms == (1.5, 1.5, 1.5)
+
+
+def _writer(url: str, prefix: str, count: int) -> None:
+    store = Store(url)
+    for i in range(count):
+        store.record(fake_measurement(float(i)), "darts", SPACE_CONFIG, f"{prefix}{i}")
+        store.record(fake_measurement(float(i)), "darts", SPACE_CONFIG, f"shared{i}")  # both write these keys
+
+
+def test_concurrent_writers_lose_no_rows_and_keep_the_file_sound(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    url = f"sqlite:///{path}"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(url, name, 60)) for name in ("a", "b", "c")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert Store(url).count() == 3 * 60 + 60
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_default_location_honours_the_environment(monkeypatch, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("EHDNAS_DB", url)
+    assert Store().url == url
+    monkeypatch.delenv("EHDNAS_DB")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert Store().url == f"sqlite:///{tmp_path / 'data' / 'ehdnas' / 'ehdnas.db'}"
+    assert (tmp_path / "data" / "ehdnas" / "ehdnas.db").is_file()
