@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from backends.protocol import TimingProtocol
 from ehdnas.errors import UserError
 
 app = typer.Typer(
@@ -39,13 +40,16 @@ RepeatsOpt = Annotated[int, typer.Option("--repeats", help="Minimum timed runs p
 MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Minimum total timed seconds per model.")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs per model.")]
 DbOpt = Annotated[
-    Optional[str], typer.Option("--db", help="SQLAlchemy URL of the measurement store [env EHDNAS_DB].")
+    Optional[str], typer.Option("--db", help="SQLAlchemy URL of the measurement store (default: env EHDNAS_DB, else a file in the user data dir).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
 
 
-def _protocol(repeats: int, min_time: float, warmup: int) -> Any:
-    from backends import TimingProtocol
+DEFAULT_PROTOCOL = TimingProtocol()
+NOISY_CV = 0.10  # coefficient of variation above which the table flags a measurement
+
+
+def _protocol(repeats: int, min_time: float, warmup: int) -> TimingProtocol:
     from ehdnas.options import make_config
 
     return make_config(
@@ -122,8 +126,10 @@ def _results_table(target: str, results: list[Any]) -> Table:
         shape = " ".join("x".join(map(str, i["shape"])) for i in r.measurement.model["inputs"])
         table.add_row(
             r.model, shape, f"{s.median:.3f}", f"{s.mean:.3f}", f"{s.std:.3f}", f"{s.p10:.3f}", f"{s.p90:.3f}",
-            str(s.n), f"{100 * s.cv:.1f}", "store" if r.cached else "measured",
+            str(s.n), f"{100 * s.cv:.1f}" + (" !" if s.cv > NOISY_CV else ""), "store" if r.cached else "measured",
         )  # fmt: skip
+    if any(r.measurement.latency_ms.cv > NOISY_CV for r in results):
+        table.caption = f"! cv above {NOISY_CV:.0%}: noisy; use a quieter machine or more --repeats / --min-time"
     return table
 
 
@@ -142,9 +148,9 @@ def benchmark(
     ] = None,
     option: TargetOptions = None,
     space_option: SpaceOptions = None,
-    repeats: RepeatsOpt = 20,
-    min_time: MinTimeOpt = 0.5,
-    warmup: WarmupOpt = 5,
+    repeats: RepeatsOpt = DEFAULT_PROTOCOL.min_repeats,
+    min_time: MinTimeOpt = DEFAULT_PROTOCOL.min_time_s,
+    warmup: WarmupOpt = DEFAULT_PROTOCOL.warmup,
     fresh: Annotated[bool, typer.Option("--fresh", help="Measure again even if the store has it.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -195,9 +201,9 @@ def collect(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sample set.")] = 0,
     option: TargetOptions = None,
     space_option: SpaceOptions = None,
-    repeats: RepeatsOpt = 20,
-    min_time: MinTimeOpt = 0.5,
-    warmup: WarmupOpt = 5,
+    repeats: RepeatsOpt = DEFAULT_PROTOCOL.min_repeats,
+    min_time: MinTimeOpt = DEFAULT_PROTOCOL.min_time_s,
+    warmup: WarmupOpt = DEFAULT_PROTOCOL.warmup,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
