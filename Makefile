@@ -19,6 +19,8 @@ demo: install
 	$(BIN)/ehdnas benchmark --target ort-cpu --space darts --samples 5 --seed 0
 
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 clean:

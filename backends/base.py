@@ -12,11 +12,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from backends.host import fingerprint, host_info
+from backends.host import host_info
 from backends.onnx_model import OnnxModel, load_model
 from backends.protocol import LatencyStats, TimingProtocol
 from ehdnas.errors import UserError
@@ -43,14 +43,6 @@ class Measurement:
     protocol: dict[str, Any]
     wall_s: float  # time the whole measurement took, session creation included
     created_at: str  # ISO 8601, UTC
-
-    @property
-    def config_key(self) -> str:
-        return fingerprint(self.target_config)
-
-    @property
-    def host_key(self) -> str:
-        return fingerprint(self.host)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -111,7 +103,7 @@ class Runner(ABC):
             samples_ms=tuple(samples),
             protocol=protocol.to_dict(),
             wall_s=time.perf_counter() - start,
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
 
 

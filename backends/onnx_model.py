@@ -121,7 +121,9 @@ def load_model(path: Path | str, input_shapes: dict[str, Shape] | None = None) -
         else:
             dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor_type.shape.dim]
             if not tensor_type.HasField("shape") or None in dims:
-                shown = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor_type.shape.dim]
+                shown = [
+                    d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor_type.shape.dim
+                ]
                 raise UserError(
                     f"{path}: input {value.name!r} has a dynamic shape {shown}; give a static one with --input-shape"
                 )

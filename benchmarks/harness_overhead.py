@@ -54,7 +54,9 @@ def main() -> None:
         darts = export_arch(space, space.sample(np.random.default_rng(0)), Path(tmp) / "darts_sample0.onnx")
         models = [darts, LIGHT / "light_squeezenet.onnx", LIGHT / "light_resnet50.onnx"]
         print(f"host: {runner.host()}")
-        header = f"{'model':26} {'harness mean':>12} {'bare mean':>10} {'overhead':>9} {'cv':>6} {'run1 med':>9} {'run2 med':>9} {'diff':>6}"
+        columns = ("harness mean", "bare mean", "overhead", "cv", "run1 med", "run2 med", "diff")
+        widths = (12, 10, 9, 6, 9, 9, 6)
+        header = f"{'model':26} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, widths))
         print(header)
         print("-" * len(header))
         for path in models:

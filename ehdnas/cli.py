@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,16 +31,20 @@ if not out.is_terminal:  # piped or logged: don't squeeze tables into 80 columns
 # Options shared by the commands that measure.
 TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Target name (see `ehdnas targets`).")]
 TargetOptions = Annotated[
-    Optional[list[str]], typer.Option("--option", "-o", help="Target setting KEY=VALUE, e.g. threads=2.")
+    list[str] | None, typer.Option("--option", "-o", help="Target setting KEY=VALUE, e.g. threads=2.")
 ]
 SpaceOptions = Annotated[
-    Optional[list[str]], typer.Option("--space-option", help="Space setting KEY=VALUE, e.g. layers=5.")
+    list[str] | None, typer.Option("--space-option", help="Space setting KEY=VALUE, e.g. layers=5.")
 ]
 RepeatsOpt = Annotated[int, typer.Option("--repeats", help="Minimum timed runs per model.")]
 MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Minimum total timed seconds per model.")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs per model.")]
 DbOpt = Annotated[
-    Optional[str], typer.Option("--db", help="SQLAlchemy URL of the measurement store (default: env EHDNAS_DB, else a file in the user data dir).")
+    str | None,
+    typer.Option(
+        "--db",
+        help="SQLAlchemy URL of the measurement store (default: env EHDNAS_DB, else a file in the user data dir).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
 
@@ -136,15 +140,15 @@ def _results_table(target: str, results: list[Any]) -> Table:
 @app.command()
 def benchmark(
     target: TargetOpt,
-    model: Annotated[Optional[list[Path]], typer.Option("--model", "-m", help="ONNX file(s) to measure.")] = None,
-    space: Annotated[Optional[str], typer.Option("--space", help="Measure architectures of this space.")] = None,
-    samples: Annotated[Optional[int], typer.Option("--samples", help="Sampled architectures [1].")] = None,
+    model: Annotated[list[Path] | None, typer.Option("--model", "-m", help="ONNX file(s) to measure.")] = None,
+    space: Annotated[str | None, typer.Option("--space", help="Measure architectures of this space.")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", help="Sampled architectures [1].")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the architecture sample.")] = 0,
     arch: Annotated[
-        Optional[list[str]], typer.Option("--arch", help="An architecture of --space, text or JSON form.")
+        list[str] | None, typer.Option("--arch", help="An architecture of --space, text or JSON form.")
     ] = None,
     input_shape: Annotated[
-        Optional[list[str]], typer.Option("--input-shape", help="Static input shape: 1,3,224,224 or NAME=1,3,224,224.")
+        list[str] | None, typer.Option("--input-shape", help="Static input shape: 1,3,224,224 or NAME=1,3,224,224.")
     ] = None,
     option: TargetOptions = None,
     space_option: SpaceOptions = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,7 @@ class Store:
             arch=arch,
             space_config=canonical_json(space_config),
             median_ms=measurement.latency_ms.median,
-            created_at=datetime.now(timezone.utc),
+            created_at=datetime.now(UTC),
             measurement=json.dumps(measurement.to_dict()),
         )
         with Session(self.engine) as session:

@@ -30,7 +30,9 @@ def test_targets_and_spaces_json() -> None:
 
 def test_benchmark_onnx_files_json_document(tiny_model: Path) -> None:
     squeezenet = LIGHT_MODELS / "light_squeezenet.onnx"
-    doc = json.loads(run_cli("benchmark", "-t", "ort-cpu", "-m", str(tiny_model), "-m", str(squeezenet), "--json", *FAST).stdout)
+    doc = json.loads(
+        run_cli("benchmark", "-t", "ort-cpu", "-m", str(tiny_model), "-m", str(squeezenet), "--json", *FAST).stdout
+    )
     assert doc["target"] == "ort-cpu" and doc["target_config"]["threads"] == 1
     assert doc["host"]["libraries"]["onnxruntime"] and doc["protocol"]["min_repeats"] == 3
     assert [r["model"] for r in doc["results"]] == ["tiny.onnx", "light_squeezenet.onnx"]

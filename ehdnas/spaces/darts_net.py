@@ -79,9 +79,7 @@ class Cell(nn.Module):
         self.preprocess0 = FactorizedReduce(c_prev_prev, c) if reduction_prev else relu_conv_bn(c_prev_prev, c, 1, 1, 0)
         self.preprocess1 = relu_conv_bn(c_prev, c, 1, 1, 0)
         self.sources = [src for _, src in edges]
-        self.ops = nn.ModuleList(
-            OP_BUILDERS[op](c, 2 if reduction and src < 2 else 1) for op, src in edges
-        )
+        self.ops = nn.ModuleList(OP_BUILDERS[op](c, 2 if reduction and src < 2 else 1) for op, src in edges)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
