@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ class OnnxModel:
     sha256: str
     inputs: tuple[InputSpec, ...]
     opset: int
+    macs: int | None  # multiply-accumulates of Conv/Gemm/MatMul; None when a shape is unknown
+    params: int  # elements of the initializers
 
     @property
     def name(self) -> str:
@@ -51,6 +54,8 @@ class OnnxModel:
             "model": self.name,
             "sha256": self.sha256,
             "opset": self.opset,
+            "macs": self.macs,
+            "params": self.params,
             "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in self.inputs],
         }
 
@@ -130,4 +135,43 @@ def load_model(path: Path | str, input_shapes: dict[str, Shape] | None = None) -
             shape = tuple(int(d) for d in dims)  # type: ignore[arg-type]
         specs.append(InputSpec(value.name, shape, dtype))
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-    return OnnxModel(path=path, sha256=_file_sha256(path), inputs=tuple(specs), opset=opset)
+    return OnnxModel(
+        path=path,
+        sha256=_file_sha256(path),
+        inputs=tuple(specs),
+        opset=opset,
+        macs=_count_macs(proto, {spec.name: spec.shape for spec in specs}),
+        params=sum(math.prod(init.dims) for init in graph.initializer),
+    )
+
+
+def _count_macs(proto: Any, input_shapes: dict[str, Shape]) -> int | None:
+    """Multiply-accumulates of the compute layers, from ONNX shape inference at the given input shapes."""
+    from onnx import shape_inference
+
+    for value in proto.graph.input:  # pin the inputs so every inferred shape is static
+        if value.name in input_shapes:
+            dims = value.type.tensor_type.shape.dim
+            del dims[:]
+            for size in input_shapes[value.name]:
+                dims.add().dim_value = size
+    try:
+        graph = shape_inference.infer_shapes(proto).graph
+    except Exception:  # inference gives up on some custom or malformed graphs; the runner will say more
+        return None
+    shapes = {init.name: list(init.dims) for init in graph.initializer}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        shapes.setdefault(value.name, [d.dim_value for d in value.type.tensor_type.shape.dim])
+    macs = 0
+    for node in graph.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul"):
+            continue
+        out, a, b = (shapes.get(name) for name in (node.output[0], node.input[0], node.input[1]))
+        if not (out and a and b) or 0 in out or 0 in a or 0 in b:
+            return None
+        if node.op_type == "Conv":
+            macs += math.prod(out) * math.prod(b[1:])  # weight (M, C/group, kh, kw): MACs per output element
+        else:
+            trans_a = any(attr.name == "transA" and attr.i for attr in node.attribute)
+            macs += math.prod(out) * (a[-2] if trans_a else a[-1])
+    return macs

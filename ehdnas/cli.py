@@ -123,13 +123,14 @@ def spaces(as_json: JsonOpt = False) -> None:
 
 def _results_table(target: str, results: list[Any]) -> Table:
     table = Table(title=f"latency on {target} (ms)")
-    for column in ("model", "input", "median", "mean", "std", "p10", "p90", "n", "cv %", "source"):
+    for column in ("model", "input", "MMACs", "median", "mean", "std", "p10", "p90", "n", "cv %", "source"):
         table.add_column(column, justify="left" if column in ("model", "input", "source") else "right")
     for r in results:
-        s = r.measurement.latency_ms
-        shape = " ".join("x".join(map(str, i["shape"])) for i in r.measurement.model["inputs"])
+        s, model = r.measurement.latency_ms, r.measurement.model
+        shape = " ".join("x".join(map(str, i["shape"])) for i in model["inputs"])
+        macs = "?" if model.get("macs") is None else f"{model['macs'] / 1e6:.1f}"
         table.add_row(
-            r.model, shape, f"{s.median:.3f}", f"{s.mean:.3f}", f"{s.std:.3f}", f"{s.p10:.3f}", f"{s.p90:.3f}",
+            r.model, shape, macs, f"{s.median:.3f}", f"{s.mean:.3f}", f"{s.std:.3f}", f"{s.p10:.3f}", f"{s.p90:.3f}",
             str(s.n), f"{100 * s.cv:.1f}" + (" !" if s.cv > NOISY_CV else ""), "store" if r.cached else "measured",
         )  # fmt: skip
     if any(r.measurement.latency_ms.cv > NOISY_CV for r in results):

@@ -73,6 +73,17 @@ def test_statistics_come_from_the_samples() -> None:
     assert s.cv == pytest.approx(s.std / s.mean)
 
 
+@pytest.mark.parametrize(("name", "giga_macs"), [("light_resnet50", 4.09), ("light_vgg19", 19.63)])
+def test_macs_match_the_published_counts(name: str, giga_macs: float) -> None:
+    assert load_model(LIGHT_MODELS / f"{name}.onnx").macs / 1e9 == pytest.approx(giga_macs, abs=0.01)
+
+
+def test_macs_follow_the_given_input_shape(tmp_path: Path) -> None:
+    path = tiny_conv_model(tmp_path / "dyn.onnx", batch="N")
+    one, four = (load_model(path, {"": (b, 3, 8, 8)}).macs for b in (1, 4))
+    assert one == 8 * 8 * 4 * 27 and four == 4 * one  # (H, W, out channels, C*kh*kw)
+
+
 def test_fixed_inputs_are_fixed_per_model(tmp_path: Path) -> None:
     a = load_model(tiny_conv_model(tmp_path / "a.onnx"))
     np.testing.assert_array_equal(a.fixed_inputs()["x"], a.fixed_inputs()["x"])
@@ -114,5 +125,6 @@ def test_ort_cpu_measures_classic_opset9_classifiers(name: str) -> None:
     """AlexNet, ResNet-50, VGG-19, DenseNet-121, Inception, ShuffleNet, SqueezeNet as exported at opset 9."""
     model = load_model(LIGHT_MODELS / f"{name}.onnx")
     assert model.opset == 9 and model.inputs[0].shape == (1, 3, 224, 224)
+    assert model.macs is not None and model.macs > 100e6
     m = get_target("ort-cpu").measure(model, TimingProtocol(warmup=1, min_repeats=2, min_time_s=0.0))
     assert m.latency_ms.n == 2 and m.latency_ms.median > 0

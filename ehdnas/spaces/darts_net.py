@@ -1,7 +1,8 @@
 """DARTS operations and the CIFAR-style network a genotype is built into.
 
 Shapes in comments are (B, C, H, W). Every op with stride 2 maps H to ceil(H/2),
-so inputs of any size (odd ones included) build and export.
+so inputs of any size (odd ones included) build and export; even sizes, the usual
+case, export without any Pad node, so ONNX shape inference sees every shape.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]  # same size as x, so odd H works too
+        shifted = x[:, :, 1:, 1:]
+        if x.shape[-1] % 2 or x.shape[-2] % 2:  # odd H or W: pad so both halves give ceil(H/2)
+            shifted = F.pad(shifted, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
