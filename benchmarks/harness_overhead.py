@@ -5,7 +5,7 @@ For each model, compares the runner's latency with a bare ONNX Runtime loop
 runner's samples and how far two independent measurements' medians differ.
 Target: overhead within 5%, medians of two runs within a few percent.
 
-    .venv/bin/python benchmarks/harness_overhead.py [--rounds 5] [--calls 200]
+    .venv/bin/python -m benchmarks.harness_overhead [--rounds 5] [--calls 200]
 """
 
 from __future__ import annotations

@@ -23,10 +23,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
+console = Console()
 err = Console(stderr=True)
-if not out.is_terminal:  # piped or logged: don't squeeze tables into 80 columns
-    out.width = 160
+if not console.is_terminal:  # piped or logged: don't squeeze tables into 80 columns
+    console.width = 160
 
 # Options shared by the commands that measure.
 TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Target name (see `ehdnas targets`).")]
@@ -93,7 +93,7 @@ def targets(as_json: JsonOpt = False) -> None:
     table = Table("target", "available", "reason", "description")
     for row in rows:
         table.add_row(row["name"], "yes" if row["available"] else "no", row["reason"], row["description"])
-    out.print(table)
+    console.print(table)
 
 
 @app.command()
@@ -118,7 +118,7 @@ def spaces(as_json: JsonOpt = False) -> None:
     table = Table("space", "decisions", "default settings")
     for row in rows:
         table.add_row(row["name"], str(row["decisions"]), " ".join(f"{k}={v}" for k, v in row["settings"].items()))
-    out.print(table)
+    console.print(table)
 
 
 def _results_table(target: str, results: list[Any]) -> Table:
@@ -192,10 +192,10 @@ def benchmark(
     if as_json:
         _print_json(measure.report(runner, protocol, results))
         return
-    out.print(_results_table(runner.name, results))
+    console.print(_results_table(runner.name, results))
     for r in results:
         if r.arch:
-            out.print(f"{r.model}: {r.arch}", markup=False, highlight=False, soft_wrap=True)
+            console.print(f"{r.model}: {r.arch}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -204,6 +204,14 @@ def collect(
     target: TargetOpt,
     samples: Annotated[int, typer.Option("--samples", help="Size of the seeded sample set to have measured.")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sample set.")] = 0,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy",
+            help="uniform: the first N of the seeded sample; uncertain: grow the store to N measurements, "
+            "measuring what a predictor ensemble is least sure of.",
+        ),
+    ] = "uniform",
     option: TargetOptions = None,
     space_option: SpaceOptions = None,
     repeats: RepeatsOpt = DEFAULT_PROTOCOL.min_repeats,
@@ -220,6 +228,9 @@ def collect(
 
     if samples < 1:
         raise UserError("--samples must be at least 1")
+    strategies = {"uniform": measure.collect, "uncertain": measure.collect_uncertain}
+    if strategy not in strategies:
+        raise UserError(f"unknown --strategy {strategy!r}; known: {', '.join(strategies)}")
     runner = get_target(target, option or [])
     the_space = get_space(space, space_option or [])
     protocol = _protocol(repeats, min_time, warmup)
@@ -233,13 +244,14 @@ def collect(
 
     try:
         with _progress(samples, "measured") as progress:
-            result = measure.collect(runner, the_space, samples, seed, protocol, store, track)
+            result = strategies[strategy](runner, the_space, samples, seed, protocol, store, track)
     except KeyboardInterrupt:
         err.print(f"interrupted: {done} new measurements are stored; run the same command again to resume")
         raise typer.Exit(130) from None
     summary = {
         "space": space,
         "target": runner.name,
+        "strategy": strategy,
         "samples": result.samples,
         "already_stored": result.already_stored,
         "measured": result.measured,
@@ -248,12 +260,62 @@ def collect(
     if as_json:
         _print_json(summary)
     else:
-        out.print(
+        console.print(
             f"{result.measured} measured, {result.already_stored} already stored, "
             f"{result.samples} architectures of {space} on {runner.name} in {store.url}",
             markup=False,
             highlight=False,
         )
+
+
+@app.command("train-predictor")
+def train_predictor(
+    space: Annotated[str, typer.Option("--space", help="Search space of the measurements.")],
+    target: TargetOpt,
+    out: Annotated[Path, typer.Option("--out", help="Where to save the best differentiable predictor.")],
+    kinds: Annotated[str, typer.Option("--kinds", help="Comma-separated kinds to train.")] = "mlp,lut,flops,xgboost",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split and of the initialisations.")] = 0,
+    option: TargetOptions = None,
+    space_option: SpaceOptions = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train every predictor kind on the stored measurements, compare them on a held-out split, save the best."""
+    from backends import get_target
+    from ehdnas.spaces import get_space
+    from ehdnas.store import Store
+    from perf_models.dataset import load_dataset
+    from perf_models.train import MIN_MEASUREMENTS, train_predictors
+
+    runner = get_target(target, option or [])
+    the_space = get_space(space, space_option or [])
+    store = Store(db)
+    data = load_dataset(store, the_space, runner.name, runner.config_dict(), runner.host())
+    if len(data) < MIN_MEASUREMENTS:
+        settings = "".join(f" --space-option {o}" for o in space_option or []) + "".join(
+            f" -o {o}" for o in option or []
+        )
+        raise UserError(
+            f"only {len(data)} measurements of {space} on {runner.name} for this host and settings in {store.url}; "
+            f"at least {MIN_MEASUREMENTS} are needed ({MIN_MEASUREMENTS - len(data)} more): run "
+            f"`ehdnas collect --space {space} --target {runner.name} --samples {MIN_MEASUREMENTS * 4}{settings}`"
+        )
+    with _progress(len(kinds.split(",")), "trained") as progress:
+        report = train_predictors(data, [k.strip() for k in kinds.split(",") if k.strip()], seed, progress)
+    report.predictor.save(out, report.meta(data))
+    if as_json:
+        _print_json({**report.metrics, "best": report.best, "split": report.sizes, "out": str(out)})
+        return
+    table = Table(title=f"{space} on {runner.name}: held-out {report.sizes['test']} of {len(data)} measurements")
+    for column in ("kind", "MAPE %", "RMSE ms", "±5%", "±10%", "Kendall τ", "Spearman ρ", "fit s", ""):
+        table.add_column(column, justify="left" if column in ("kind", "") else "right")
+    for kind, m in report.metrics.items():
+        table.add_row(
+            kind, f"{m['mape']:.2f}", f"{m['rmse_ms']:.4f}", f"{100 * m['acc5']:.1f}", f"{100 * m['acc10']:.1f}",
+            f"{m['kendall_tau']:.3f}", f"{m['spearman_rho']:.3f}", f"{m['fit_s']:.1f}",
+            "saved" if kind == report.best else "",
+        )  # fmt: skip
+    console.print(table)
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from backends import Measurement, Runner, TimingProtocol, load_model
 from backends.onnx_model import Shape
 from ehdnas.export import export_arch
@@ -130,3 +132,44 @@ def collect(
     todo = [a for a in archs if space.to_text(a) not in stored]
     measure_archs(runner, space, todo, protocol, store, on_progress=on_progress)
     return CollectReport(samples=len(archs), already_stored=len(archs) - len(todo), measured=len(todo))
+
+
+def collect_uncertain(
+    runner: Runner,
+    space: SearchSpace,
+    samples: int,
+    seed: int,
+    protocol: TimingProtocol,
+    store: Store,
+    on_progress: Progress = _no_progress,
+    pool_factor: int = 20,
+) -> CollectReport:
+    """Grow the store to `samples` measurements of this key, choosing what the predictor is least sure of.
+
+    Until a predictor can be trained, the seeded uniform sample fills the store.
+    Then, round after round, an ensemble is fitted on everything measured, a pool
+    of fresh candidates is drawn, and the batch it disagrees on most is measured.
+    The state is the store itself, so an interrupted run resumes where it stopped.
+    """
+    from perf_models.active import fit_for_selection, most_uncertain
+    from perf_models.dataset import load_dataset
+    from perf_models.train import MIN_MEASUREMENTS
+
+    key = (runner.name, runner.config_dict(), runner.host(), space.name, space.config_dict())
+    start = len(store.stored_archs(*key))
+    if start < min(samples, MIN_MEASUREMENTS):
+        collect(runner, space, min(samples, MIN_MEASUREMENTS), seed, protocol, store, on_progress)
+    while (have := len(stored := store.stored_archs(*key))) < samples:
+        batch_size = min(max(10, have // 5), samples - have)
+        predictor = fit_for_selection(load_dataset(store, space, *key[:3]), seed + have)
+        pool = [a for a in space.sample_many(pool_factor * batch_size, seed + have) if space.to_text(a) not in stored]
+        chosen = most_uncertain(predictor, np.array([space.encode(a) for a in pool]), batch_size)
+        measure_archs(
+            runner,
+            space,
+            [pool[i] for i in chosen],
+            protocol,
+            store,
+            on_progress=lambda n, _, label, base=have - start: on_progress(base + n, samples - start, label),
+        )
+    return CollectReport(samples=samples, already_stored=min(start, samples), measured=max(0, samples - start))

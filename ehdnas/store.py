@@ -127,6 +127,17 @@ class Store:
         with Session(self.engine) as session:
             return set(session.scalars(select(MeasurementRow.arch).filter_by(**key)))
 
+    def measurements(
+        self, target: str, target_config: dict, host: dict, space: str, space_config: dict
+    ) -> list[tuple[str, Measurement]]:
+        """Every (architecture, measurement) of one key prefix, oldest first."""
+        key = self._key(target, target_config, host, space, space_config)
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(MeasurementRow.arch, MeasurementRow.measurement).filter_by(**key).order_by(MeasurementRow.id)
+            )
+            return [(arch, Measurement.from_dict(json.loads(data))) for arch, data in rows]
+
     def record(
         self, measurement: Measurement, space: str, space_config: dict, arch: str, replace: bool = False
     ) -> Measurement:

@@ -65,7 +65,8 @@ def test_benchmark_space_reuses_the_store_unless_fresh(db_url: str) -> None:
 def test_collect_is_idempotent(db_url: str) -> None:
     args = ["collect", *SMALL_DARTS, "-t", "ort-cpu", "--samples", "3", "--json", *FAST]
     assert json.loads(run_cli(*args, db=db_url).stdout) | {"db": None} == {
-        "space": "darts", "target": "ort-cpu", "samples": 3, "already_stored": 0, "measured": 3, "db": None,
+        "space": "darts", "target": "ort-cpu", "strategy": "uniform", "samples": 3, "already_stored": 0,
+        "measured": 3, "db": None,
     }  # fmt: skip
     again = json.loads(run_cli(*args, db=db_url).stdout)
     assert (again["already_stored"], again["measured"]) == (3, 0) and rows(db_url) == 3
@@ -129,3 +130,62 @@ def test_bad_input_gets_one_clear_line(tmp_path: Path, args: list[str], message:
 def test_unknown_target_is_one_line() -> None:
     proc = run_cli("benchmark", "-t", "tpu-v9", "--space", "darts", check=False)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: unknown target 'tpu-v9'; known: ort-cpu"
+
+
+def test_train_predictor_with_too_few_measurements_says_what_to_run(db_url: str, tmp_path: Path) -> None:
+    run_cli("collect", *SMALL_DARTS, "-t", "ort-cpu", "--samples", "3", *FAST, db=db_url)
+    proc = run_cli(
+        "train-predictor", *SMALL_DARTS, "-t", "ort-cpu", "--out", str(tmp_path / "p.pt"), db=db_url, check=False
+    )
+    assert proc.returncode == 2 and not (tmp_path / "p.pt").exists()
+    assert "only 3 measurements of darts on ort-cpu" in proc.stderr and "(47 more)" in proc.stderr
+    assert "ehdnas collect --space darts --target ort-cpu --samples 200 --space-option layers=3" in proc.stderr
+
+
+@pytest.mark.slow
+def test_collect_train_and_collect_actively(db_url: str, tmp_path: Path) -> None:
+    from perf_models import load_predictor
+
+    run_cli("collect", *SMALL_DARTS, "-t", "ort-cpu", "--samples", "50", *FAST, db=db_url)
+    out = tmp_path / "predictor.pt"
+    doc = json.loads(
+        run_cli("train-predictor", *SMALL_DARTS, "-t", "ort-cpu", "--out", str(out), "--json", db=db_url).stdout
+    )
+    assert set(doc) >= {"mlp", "lut", "flops", "xgboost", "best", "split"} and doc["best"] in ("mlp", "lut")
+    assert set(doc["mlp"]) >= {"mape", "rmse_ms", "acc5", "acc10", "kendall_tau", "spearman_rho"}
+    predictor = load_predictor(out, space="darts")
+    assert predictor.meta["target"] == "ort-cpu" and predictor.meta["measurements"] == 50
+    assert predictor.meta["space_config"]["layers"] == 3 and predictor.meta["host"]["cores"] >= 1
+
+    active = run_cli(
+        "collect",
+        *SMALL_DARTS,
+        "-t",
+        "ort-cpu",
+        "--samples",
+        "62",
+        "--strategy",
+        "uncertain",
+        "--json",
+        *FAST,
+        db=db_url,
+    )
+    report = json.loads(active.stdout)
+    assert (report["strategy"], report["already_stored"], report["measured"]) == ("uncertain", 50, 12)
+    assert rows(db_url) == 62
+    again = json.loads(
+        run_cli(
+            "collect",
+            *SMALL_DARTS,
+            "-t",
+            "ort-cpu",
+            "--samples",
+            "62",
+            "--strategy",
+            "uncertain",
+            "--json",
+            *FAST,
+            db=db_url,
+        ).stdout
+    )
+    assert again["measured"] == 0 and rows(db_url) == 62

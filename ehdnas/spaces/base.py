@@ -111,6 +111,14 @@ class SearchSpace(ABC, Generic[A]):
     def build(self, arch: A) -> torch.nn.Module:
         """A standalone network for `arch` with this space's settings."""
 
+    def choice_macs(self) -> tuple[np.ndarray, int] | None:
+        """An additive MACs model, `rest + sum(table[d, choice_d])` with a (D, K) table, if the space has one.
+
+        Predictors use it as a graph feature that stays differentiable: under a
+        soft architecture it gives the expected MACs.
+        """
+        return None
+
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
 

@@ -216,3 +216,9 @@ class DartsSpace(SearchSpace[Genotype]):
 
         c = self.config
         return DartsNetwork(arch, c.channels, c.layers, c.classes, c.in_channels)
+
+    def choice_macs(self) -> tuple[np.ndarray, int]:
+        from ehdnas.spaces.darts_net import choice_macs
+
+        c = self.config
+        return choice_macs(c.channels, c.layers, c.classes, c.in_channels, c.input_size)

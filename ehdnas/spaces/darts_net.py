@@ -7,13 +7,16 @@ case, export without any Pad node, so ONNX shape inference sees every shape.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from functools import cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ehdnas.spaces.darts import NODES, CellEdges, Genotype
+from ehdnas.spaces.darts import CHOSEN_OPS, EDGES, NODES, OPS, CellEdges, Genotype
 
 
 def relu_conv_bn(c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> nn.Sequential:
@@ -78,6 +81,7 @@ class Cell(nn.Module):
         self, edges: CellEdges, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool
     ) -> None:
         super().__init__()
+        self.reduction = reduction
         # If the previous cell reduced, the state before it is twice as large: reduce it too.
         self.preprocess0 = FactorizedReduce(c_prev_prev, c) if reduction_prev else relu_conv_bn(c_prev_prev, c, 1, 1, 0)
         self.preprocess1 = relu_conv_bn(c_prev, c, 1, 1, 0)
@@ -118,3 +122,53 @@ class DartsNetwork(nn.Module):
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1)
         return self.classifier(self.pool(s1).flatten(1))  # (B, classes)
+
+
+def count_macs(module: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of the Conv2d and Linear layers of `module` on input `x`."""
+    total = 0
+
+    def hook(layer: nn.Module, _inputs: object, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(layer, nn.Conv2d):
+            total += out.numel() * (layer.in_channels // layer.groups) * math.prod(layer.kernel_size)
+        else:
+            total += out.numel() * layer.in_features
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    with torch.no_grad():
+        module.eval()(x)
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+@cache
+def _op_macs(op: str, channels: int, size: int, stride: int) -> int:
+    return count_macs(OP_BUILDERS[op](channels, stride), torch.zeros(1, channels, size, size))
+
+
+def choice_macs(channels: int, layers: int, classes: int, in_channels: int, input_size: int) -> tuple[np.ndarray, int]:
+    """MACs of the network as `rest + sum(table[d, choice_d])`: a (28, 8) table and the fixed rest.
+
+    Exact, because a DARTS network's op on an edge changes nothing else in it:
+    every cell's channels and resolution are fixed by its position.
+    """
+    pools = tuple(("max_pool_3x3", src) for src in (0, 1, 0, 1, 0, 1, 0, 1))  # no MACs in any edge
+    network = DartsNetwork(Genotype(normal=pools, reduce=pools), channels, layers, classes, in_channels)
+    states: list[tuple[int, ...]] = []
+    handles = [
+        cell.preprocess1.register_forward_hook(lambda m, i, out: states.append(out.shape)) for cell in network.cells
+    ]
+    rest = count_macs(network, torch.zeros(1, in_channels, input_size, input_size))
+    for handle in handles:
+        handle.remove()
+    table = np.zeros((2 * len(EDGES), len(OPS)))
+    for cell, (_, c, h, _) in zip(network.cells, states):
+        first = len(EDGES) if cell.reduction else 0
+        for e, (src, _node) in enumerate(EDGES):
+            stride = 2 if cell.reduction and src < 2 else 1
+            size = h if src < 2 or not cell.reduction else -(-h // 2)  # nodes of a reduction cell are halved
+            for op in CHOSEN_OPS:
+                table[first + e, OPS.index(op)] += _op_macs(op, c, size, stride)
+    return table, rest

@@ -1,0 +1,26 @@
+"""What the benchmark scripts share: the measured DARTS architectures they evaluate on."""
+
+from __future__ import annotations
+
+import sys
+
+from backends import TimingProtocol, get_target
+from ehdnas.measure import collect
+from ehdnas.spaces import get_space
+from ehdnas.store import Store
+from perf_models.dataset import Dataset, load_dataset
+
+
+def measured_darts(db: str | None, samples: int, seed: int = 0) -> Dataset:
+    """The first `samples` DARTS architectures of `seed` measured on ort-cpu; collects what is missing."""
+    runner, space, store = get_target("ort-cpu"), get_space("darts"), Store(db)
+
+    def progress(done: int, total: int, label: str) -> None:
+        print(f"\r  collecting [{done}/{total}] {label[:40]}", end="", file=sys.stderr, flush=True)
+
+    report = collect(runner, space, samples, seed, TimingProtocol(), store, progress)
+    if report.measured:
+        print(file=sys.stderr)
+    data = load_dataset(store, space, runner.name, runner.config_dict(), runner.host())
+    wanted = {space.to_text(a) for a in space.sample_many(samples, seed)}
+    return data.subset([i for i, arch in enumerate(data.archs) if arch in wanted])

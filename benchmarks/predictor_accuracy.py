@@ -1,0 +1,79 @@
+"""Latency predictors on ort-cpu: accuracy against measurements, growth with data, cost in a search step.
+
+Measures (or reuses from the store) 1,000 sampled DARTS architectures, then for
+the first 100, 300 and 1,000 of them trains every predictor kind and evaluates
+it on that set's held-out 20%. Targets (issue 3): with 1,000 measurements, mlp
+within ±10% for at least 95% of held-out architectures, Kendall tau >= 0.85,
+better than lut and flops on every metric; forward + backward under 1 ms.
+
+    .venv/bin/python -m benchmarks.predictor_accuracy [--db URL] [--samples 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from benchmarks.common import measured_darts
+from perf_models.metrics import METRICS
+from perf_models.train import train_predictors
+
+HIGHER_IS_BETTER = {"acc5", "acc10", "kendall_tau", "spearman_rho"}
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="SQLAlchemy URL of the store (default: EHDNAS_DB or the user store)")
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--sizes", default="100,300,1000", help="training-set sizes to report")
+    args = parser.parse_args()
+
+    data = measured_darts(args.db, args.samples)
+    median = sorted(data.latency_ms)[len(data) // 2]
+    print(f"{len(data)} measured DARTS architectures on ort-cpu, median latency {median:.3f} ms")
+    print(f"{'n':>5} {'kind':8} {'MAPE%':>7} {'RMSE ms':>8} {'±5%':>6} {'±10%':>6} {'tau':>6} {'rho':>6} {'fit s':>6}")
+    final = {}
+    for n in (int(s) for s in args.sizes.split(",")):
+        report = train_predictors(data.subset(list(range(min(n, len(data))))))
+        for kind, m in report.metrics.items():
+            print(
+                f"{min(n, len(data)):5d} {kind:8} {m['mape']:7.2f} {m['rmse_ms']:8.4f} {100 * m['acc5']:6.1f} "
+                f"{100 * m['acc10']:6.1f} {m['kendall_tau']:6.3f} {m['spearman_rho']:6.3f} {m['fit_s']:6.1f}"
+            )
+        final = report.metrics
+        predictor = report.predictor if report.best == "mlp" else None
+
+    mlp = final["mlp"]
+    print(f"\ntargets at n={min(n, len(data))} (held-out {report.sizes['test']}):")
+    print(f"  mlp within ±10%: {100 * mlp['acc10']:.1f}% (target >= 95%)  {verdict(mlp['acc10'] >= 0.95)}")
+    print(f"  mlp Kendall tau: {mlp['kendall_tau']:.3f} (target >= 0.85)  {verdict(mlp['kendall_tau'] >= 0.85)}")
+    for baseline in ("lut", "flops"):
+        worse = [
+            k for k in METRICS
+            if (mlp[k] <= final[baseline][k] if k in HIGHER_IS_BETTER else mlp[k] >= final[baseline][k])
+        ]  # fmt: skip
+        print(f"  mlp better than {baseline} on every metric: {verdict(not worse)} {', '.join(worse)}")
+
+    from perf_models.mlp import MLPPredictor
+
+    model = predictor if isinstance(predictor, MLPPredictor) else MLPPredictor([8] * 28)
+    model.eval().requires_grad_(False)
+    alpha = torch.zeros(28, 8, requires_grad=True)
+    for _ in range(20):
+        model(torch.softmax(alpha, -1)).backward()
+    calls = 2000
+    start = time.perf_counter()
+    for _ in range(calls):
+        model(torch.softmax(alpha, -1)).backward()
+    per_call = (time.perf_counter() - start) * 1e3 / calls
+    print(f"  forward + backward on softmax(alpha): {per_call:.3f} ms (target < 1 ms)  {verdict(per_call < 1)}")
+
+
+if __name__ == "__main__":
+    main()

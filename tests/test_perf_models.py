@@ -1,0 +1,190 @@
+"""perf_models against oracles: synthetic latencies with a known law, finite differences, hand-computed losses."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ehdnas.errors import UserError
+from ehdnas.spaces import get_space
+from perf_models import HardwareLoss, load_predictor
+from perf_models.active import most_uncertain
+from perf_models.baselines import fit_flops, fit_lut
+from perf_models.dataset import Dataset, split
+from perf_models.metrics import evaluate
+from perf_models.mlp import MLPPredictor, fit_mlp
+from perf_models.train import train_predictors
+
+
+def synthetic(n: int, seed: int = 0, interaction: float = 0.0) -> Dataset:
+    """DARTS architectures whose latency follows a known law: per-choice costs, optionally an interaction."""
+    space = get_space("darts")
+    rng = np.random.default_rng(seed)
+    archs = space.sample_many(n, seed)
+    indices = np.array([space.encode(a) for a in archs])
+    costs = np.random.default_rng(42).uniform(0.0, 0.1, size=(28, 8))  # the same law for every seed
+    additive = 1.0 + costs[np.arange(28), indices].sum(1)
+    both_sep = (indices[:, 0] == 4) & (indices[:, 1] == 4)  # normal cell node 2: two sep_conv_3x3
+    latency = additive * (1 + interaction * both_sep) * rng.normal(1.0, 0.002, n)
+    macs = 1e6 * additive
+    meta = {
+        "space": "darts",
+        "space_config": space.config_dict(),
+        "decisions": [[d.name, list(d.choices)] for d in space.decisions],
+    }
+    return Dataset(indices, latency, macs, np.full(n, 1e5), tuple(space.to_text(a) for a in archs), meta)
+
+
+def test_metrics_against_hand_computed_values() -> None:
+    m = evaluate(np.array([1.0, 2.1, 2.7, 4.0]), np.array([1.0, 2.0, 3.0, 4.0]))
+    assert m["mape"] == pytest.approx(100 * (0 + 0.05 + 0.1 + 0) / 4)
+    assert m["acc5"] == 0.75 and m["acc10"] == 1.0  # 5% and 10% are inclusive
+    assert m["rmse_ms"] == pytest.approx(math.sqrt((0.01 + 0.09) / 4))
+    assert m["kendall_tau"] == pytest.approx(1.0) and m["spearman_rho"] == pytest.approx(1.0)
+
+
+def test_split_is_fixed_and_disjoint() -> None:
+    train, val, test = split(100, seed=3)
+    assert (len(train), len(val), len(test)) == (70, 10, 20)
+    assert len(set(train) | set(val) | set(test)) == 100
+    assert all((a == b).all() for a, b in zip(split(100, seed=3), (train, val, test)))
+
+
+def test_lut_recovers_an_additive_law_and_flops_a_linear_one() -> None:
+    data = synthetic(600)
+    train, test = data.subset(np.arange(500)), data.subset(np.arange(500, 600))
+    assert evaluate(fit_lut(train, train).predict(test), test.latency_ms)["mape"] < 0.5
+    assert evaluate(fit_flops(train, train).predict(test), test.latency_ms)["mape"] < 0.5
+
+
+@pytest.mark.slow
+def test_mlp_learns_an_interaction_the_lut_cannot() -> None:
+    data = synthetic(700, interaction=0.3)
+    train_rows, val_rows, test_rows = split(len(data))
+    train, val, test = data.subset(train_rows), data.subset(val_rows), data.subset(test_rows)
+    mlp = evaluate(fit_mlp(train, val, members=3).predict(test), test.latency_ms)
+    lut = evaluate(fit_lut(train, val).predict(test), test.latency_ms)
+    assert mlp["mape"] < lut["mape"] and mlp["acc5"] > lut["acc5"]
+    assert mlp["acc10"] > 0.95
+
+
+def test_prediction_is_differentiable_in_the_soft_architecture() -> None:
+    torch.manual_seed(0)
+    model = MLPPredictor([8] * 28, members=2, hidden=(16, 8), dropout=0.0).double().eval()
+    alpha = torch.randn(28, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a: model(torch.softmax(a, -1).double()), (alpha,), eps=1e-6, atol=1e-5)
+
+
+def test_soft_input_forms_agree() -> None:
+    torch.manual_seed(0)
+    model = MLPPredictor([8] * 28, members=2).eval()
+    soft = torch.softmax(torch.randn(28, 8), -1)
+    one = model(soft)
+    assert one.shape == ()
+    assert torch.allclose(model(list(soft)), one)
+    assert torch.allclose(model(soft.expand(3, 28, 8)), one.expand(3))
+    with pytest.raises(ValueError, match="expected 28 probability vectors"):
+        model(list(soft)[:27])
+
+
+def test_one_hot_input_gives_the_discrete_prediction() -> None:
+    data = synthetic(80)
+    model = fit_lut(data, data)
+    one_hot = torch.nn.functional.one_hot(torch.as_tensor(data.indices[0]), 8).float()
+    assert float(model(one_hot).detach()) == pytest.approx(model.predict(data)[0], rel=1e-6)
+
+
+def test_uncertainty_ranks_unfamiliar_architectures_first() -> None:
+    data = synthetic(200)
+    familiar = data.indices[:, 0] != 7  # never show the ensemble dil_conv_5x5 on the first edge
+    train = data.subset(np.flatnonzero(familiar))
+    model = fit_mlp(train, train.subset(np.arange(20)), epochs=60, members=5)
+    picked = most_uncertain(model, data.indices, 10)
+    assert (~familiar).sum() >= 10 and (~familiar[picked]).sum() >= 8
+
+
+def test_save_and_load_round_trip_and_refuse_another_space(tmp_path: Path) -> None:
+    data = synthetic(120)
+    report = train_predictors(data, kinds=["lut", "flops"])
+    assert set(report.metrics) == {"lut", "flops"} and report.best == "lut"
+    path = report.predictor.save(tmp_path / "p.pt", report.meta(data))
+    loaded = load_predictor(path, space="darts")
+    np.testing.assert_allclose(loaded.predict(data), report.predictor.predict(data), rtol=1e-6)
+    assert loaded.meta["measurements"] == 120 and loaded.meta["split"]["test"] == 24
+    assert loaded.meta["metrics"]["mape"] == report.metrics["lut"]["mape"]
+    with pytest.raises(UserError, match="trained for space 'darts', not 'flownas'"):
+        load_predictor(path, space="flownas")
+    with pytest.raises(UserError, match="with settings"):
+        load_predictor(path, space="darts", space_config={**data.meta["space_config"], "layers": 20})
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(UserError, match="not a predictor file"):
+        load_predictor(tmp_path / "junk.pt")
+
+
+def test_too_few_measurements_says_how_many_more() -> None:
+    with pytest.raises(UserError, match="only 30 measurements; at least 50 are needed \\(20 more\\)"):
+        train_predictors(synthetic(30))
+    with pytest.raises(UserError, match="unknown predictor kind 'gcn'"):
+        train_predictors(synthetic(60), kinds=["gcn"])
+
+
+class ConstantPredictor(torch.nn.Module):
+    def forward(self, arch: torch.Tensor) -> torch.Tensor:
+        return arch.sum() * 0 + 4.0  # 4 ms, still attached to the graph
+
+
+@pytest.mark.parametrize(
+    ("form", "kwargs", "expected"),
+    [
+        ("eh-dnas", {"lam": 0.5}, 1.0 + 0.5 / (1000 / 4.0)),
+        ("add#linear", {"lam": 0.2, "ref_ms": 2.0}, 1.0 + 0.2 * 2.0),
+        ("mul#log", {"ref_ms": 2.0, "beta": 0.6}, 1.0 * (math.log(4.0) / math.log(2.0)) ** 0.6),
+        ("hinge", {"lam": 1.0, "target_ms": 5.0}, 1.0),
+        ("hinge", {"lam": 1.0, "target_ms": 2.0}, 2.0),
+    ],
+)
+def test_loss_forms(form: str, kwargs: dict, expected: float) -> None:
+    loss = HardwareLoss(ConstantPredictor(), form=form, **kwargs)  # type: ignore[arg-type]
+    assert float(loss(torch.tensor(1.0), torch.ones(28, 8))) == pytest.approx(expected)
+
+
+def test_loss_term_steers_alpha_towards_faster_ops() -> None:
+    data = synthetic(300)
+    predictor = fit_lut(data, data)
+    alpha = torch.zeros(28, 8, requires_grad=True)
+    loss = HardwareLoss(predictor, form="add#linear", lam=1.0, ref_ms=1.0)
+    before = float(predictor(torch.softmax(alpha, -1)))
+    optimizer = torch.optim.SGD([alpha], lr=1.0)
+    for _ in range(20):
+        optimizer.zero_grad()
+        loss(torch.tensor(0.0), torch.softmax(alpha, -1)).backward()
+        optimizer.step()
+    assert float(predictor(torch.softmax(alpha, -1))) < before
+    assert all(p.grad is None for p in predictor.parameters())  # the predictor is frozen
+
+
+def test_loss_forms_need_their_reference() -> None:
+    with pytest.raises(UserError, match="needs ref_ms"):
+        HardwareLoss(ConstantPredictor(), form="add#linear")  # type: ignore[arg-type]
+    with pytest.raises(UserError, match="needs target_ms"):
+        HardwareLoss(ConstantPredictor(), form="hinge")  # type: ignore[arg-type]
+    with pytest.raises(UserError, match="unknown hardware loss form"):
+        HardwareLoss(ConstantPredictor(), form="cubic")  # type: ignore[arg-type]
+
+
+def test_the_readme_loss_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## The latency predictor as a loss term", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    data = synthetic(100)
+    fit_lut(data, data).save(tmp_path / "ort-cpu.pt", {**data.meta, "target": "ort-cpu"})
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert float(namespace["predictor"](torch.softmax(namespace["alpha"], -1))) < float(
+        namespace["predictor"](torch.full((28, 8), 1 / 8))
+    )
