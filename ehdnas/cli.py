@@ -272,7 +272,12 @@ def collect(
 def train_predictor(
     space: Annotated[str, typer.Option("--space", help="Search space of the measurements.")],
     target: TargetOpt,
-    out: Annotated[Path, typer.Option("--out", help="Where to save the best differentiable predictor.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Where to save the best differentiable predictor [the user data dir, where search looks]."
+        ),
+    ] = None,
     kinds: Annotated[str, typer.Option("--kinds", help="Comma-separated kinds to train.")] = "mlp,lut,flops,xgboost",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split and of the initialisations.")] = 0,
     option: TargetOptions = None,
@@ -284,25 +289,12 @@ def train_predictor(
     from backends import get_target
     from ehdnas.spaces import get_space
     from ehdnas.store import Store
-    from perf_models.dataset import load_dataset
-    from perf_models.train import MIN_MEASUREMENTS, train_predictors
 
     runner = get_target(target, option or [])
     the_space = get_space(space, space_option or [])
     store = Store(db)
-    data = load_dataset(store, the_space, runner.name, runner.config_dict(), runner.host())
-    if len(data) < MIN_MEASUREMENTS:
-        settings = "".join(f" --space-option {o}" for o in space_option or []) + "".join(
-            f" -o {o}" for o in option or []
-        )
-        raise UserError(
-            f"only {len(data)} measurements of {space} on {runner.name} for this host and settings in {store.url}; "
-            f"at least {MIN_MEASUREMENTS} are needed ({MIN_MEASUREMENTS - len(data)} more): run "
-            f"`ehdnas collect --space {space} --target {runner.name} --samples {MIN_MEASUREMENTS * 4}{settings}`"
-        )
-    with _progress(len(kinds.split(",")), "trained") as progress:
-        report = train_predictors(data, [k.strip() for k in kinds.split(",") if k.strip()], seed, progress)
-    report.predictor.save(out, report.meta(data))
+    kind_list = [k.strip() for k in kinds.split(",") if k.strip()]
+    report, data, out = _train_and_save(runner, the_space, store, out, kind_list, seed, option, space_option)
     if as_json:
         _print_json({**report.metrics, "best": report.best, "split": report.sizes, "out": str(out)})
         return
@@ -316,6 +308,128 @@ def train_predictor(
             "saved" if kind == report.best else "",
         )  # fmt: skip
     console.print(table)
+    console.print(f"saved the {report.best} predictor to {out}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _train_and_save(
+    runner: Any,
+    space: Any,
+    store: Any,
+    out: Path | None,
+    kinds: list[str],
+    seed: int,
+    option: list[str] | None,
+    space_option: list[str] | None,
+) -> tuple[Any, Any, Path]:
+    """Train on the stored measurements of (space, target, this host) and save the best differentiable kind."""
+    from perf_models.dataset import load_dataset
+    from perf_models.predictor import default_predictor_path
+    from perf_models.train import MIN_MEASUREMENTS, train_predictors
+
+    key = (runner.name, runner.config_dict(), runner.host())
+    out = out or default_predictor_path(space.name, space.config_dict(), *key)
+    data = load_dataset(store, space, *key)
+    if len(data) < MIN_MEASUREMENTS:
+        flags = "".join(f" --space-option {o}" for o in space_option or []) + "".join(f" -o {o}" for o in option or [])
+        raise UserError(
+            f"only {len(data)} measurements of {space.name} on {runner.name} for this host and settings in "
+            f"{store.url}; at least {MIN_MEASUREMENTS} are needed ({MIN_MEASUREMENTS - len(data)} more): run "
+            f"`ehdnas collect --space {space.name} --target {runner.name} --samples {MIN_MEASUREMENTS * 4}{flags}`"
+        )
+    with _progress(len(kinds), "trained") as progress:
+        report = train_predictors(data, kinds, seed, progress)
+    report.predictor.save(out, report.meta(data))
+    return report, data, out
+
+
+@app.command()
+def search(
+    target: TargetOpt,
+    out: Annotated[Path, typer.Option("--out", help="Result folder (resumes the search it holds).")],
+    space: Annotated[str, typer.Option("--space", help="Search space (darts).")] = "darts",
+    lam: Annotated[float, typer.Option("--lambda", help="Weight of the hardware term; 0 = plain DARTS.")] = 0.5,
+    loss_form: Annotated[
+        str, typer.Option("--loss-form", help="eh-dnas, add#linear, mul#log or hinge (see perf_models.loss).")
+    ] = "eh-dnas",
+    data: Annotated[str, typer.Option("--data", help="digits, cifar10:DIR or folder:DIR.")] = "digits",
+    epochs: Annotated[int, typer.Option("--epochs", help="Search epochs.")] = 25,
+    retrain_epochs: Annotated[int, typer.Option("--retrain-epochs", help="Epochs to retrain the result.")] = 30,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    gumbel_tau: Annotated[float, typer.Option("--gumbel-tau", help="> 0: Gumbel-softmax at this temperature.")] = 0.0,
+    target_ms: Annotated[float, typer.Option("--target-ms", help="Latency budget of the hinge form (ms).")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    predictor: Annotated[
+        Path | None, typer.Option("--predictor", help="Predictor file [the one train-predictor saved by default].")
+    ] = None,
+    auto_predictor: Annotated[
+        bool, typer.Option("--auto-predictor", help="Without a predictor: collect measurements and train one first.")
+    ] = False,
+    auto_samples: Annotated[int, typer.Option("--auto-samples", help="Measurements --auto-predictor collects.")] = 200,
+    option: TargetOptions = None,
+    space_option: SpaceOptions = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """EH-DNAS: search with a latency predictor for the target, retrain, export and measure the result."""
+    from backends import get_target
+    from ehdnas import measure
+    from ehdnas.options import make_config
+    from ehdnas.search import SearchSettings, run_search
+    from ehdnas.spaces import get_space
+    from ehdnas.store import Store
+    from perf_models import load_predictor
+    from perf_models.predictor import default_predictor_path
+
+    if space != "darts":
+        raise UserError(f"search supports the darts space; {space!r} is not searchable yet")
+    runner = get_target(target, option or [])
+    the_space = get_space(space, space_option or [])
+    values = {
+        "target": runner.name, "target_options": runner.config_dict(), "space_options": the_space.config_dict(),
+        "data": data, "lam": lam, "loss_form": loss_form, "epochs": epochs, "retrain_epochs": retrain_epochs,
+        "batch_size": batch_size, "gumbel_tau": gumbel_tau, "target_ms": target_ms, "seed": seed,
+    }  # fmt: skip
+    settings = make_config(SearchSettings, values, "search")
+    key = (runner.name, runner.config_dict(), runner.host())
+    path = predictor or default_predictor_path(space, the_space.config_dict(), *key)
+    if not path.is_file():
+        if not auto_predictor:
+            flags = "".join(f" --space-option {o}" for o in space_option or []) + "".join(
+                f" -o {o}" for o in option or []
+            )
+            raise UserError(
+                f"no latency predictor for {space} on {runner.name} at {path}; run "
+                f"`ehdnas collect --space {space} --target {runner.name} --samples {auto_samples}{flags}` and "
+                f"`ehdnas train-predictor --space {space} --target {runner.name}{flags}`, or add --auto-predictor"
+            )
+        store = Store(db)
+        with _progress(auto_samples, "measured") as progress:
+            measure.collect(runner, the_space, auto_samples, seed, DEFAULT_PROTOCOL, store, progress)
+        _train_and_save(runner, the_space, store, path, ["mlp", "lut"], seed, option, space_option)
+    the_predictor = load_predictor(path, space=space, space_config=the_space.config_dict())
+
+    def show(event: dict[str, Any]) -> None:
+        if event["stage"] == "search":
+            err.print(
+                f"search {event['epoch']}/{event['epochs']}: loss {event['loss']:.3f}, "
+                f"val acc {event['val_acc']:.3f}, predicted {event['predicted_ms_soft']:.3f} ms "
+                f"(derived {event['predicted_ms_derived']:.3f} ms), {event['epoch_s']:.1f} s",
+                markup=False, highlight=False, soft_wrap=True,
+            )  # fmt: skip
+        elif event["stage"] in ("retrain", "resume"):
+            err.print(f"{event['stage']} {event['epoch']}/{event.get('epochs', epochs)}", markup=False, highlight=False)
+
+    result = run_search(settings, the_predictor, out, show)
+    if as_json:
+        _print_json(result)
+        return
+    measured = result["measured_latency_ms"]["median"]
+    console.print(
+        f"genotype: {result['genotype']}\ntest accuracy {result['test_accuracy']:.4f}; latency on {runner.name}: "
+        f"measured {measured:.3f} ms, predicted {result['predicted_latency_ms']:.3f} ms "
+        f"({100 * result['prediction_error']:+.1f}%); results in {out}",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
 
 
 def main() -> None:

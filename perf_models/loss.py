@@ -1,8 +1,9 @@
 """The hardware term that a training loop adds to its task loss.
 
 Forms (latency in ms comes from a differentiable predictor):
-- `eh-dnas`: task + lam / perf, with perf = 1000 / latency (inferences per second),
-  the EH-DNAS form `CE + lambda / f(softmax(alpha))`;
+- `eh-dnas`: task + lam / perf, the EH-DNAS form `CE + lambda / f(softmax(alpha))`, with
+  perf = ref_ms / latency (speed relative to a reference network, so lam is unitless)
+  or, without ref_ms, perf = 1000 / latency (inferences per second);
 - `add#linear`: task + lam * latency / ref_ms (ProxylessNAS);
 - `mul#log`: task * (log latency / log ref_ms) ** beta (ProxylessNAS);
 - `hinge`: task + lam * max(0, latency / target_ms - 1): free below a latency budget.
@@ -47,7 +48,7 @@ class HardwareLoss(torch.nn.Module):
     def forward(self, task_loss: torch.Tensor, arch: SoftArch) -> torch.Tensor:
         latency = self.predictor(arch)
         if self.form == "eh-dnas":
-            return task_loss + self.lam / (1000.0 / latency)
+            return task_loss + self.lam / ((self.ref_ms or 1000.0) / latency)
         if self.form == "add#linear":
             return task_loss + self.lam * latency / self.ref_ms
         if self.form == "mul#log":

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from perf_models.dataset import Dataset
-from perf_models.metrics import evaluate
+from perf_models.metrics import mape
 from perf_models.predictor import Predictor, SoftArch
 
 
@@ -147,6 +147,7 @@ def fit_mlp(
         x = model.one_hot(train.indices)
         z = torch.as_tensor((log_y - log_y.mean()) / (log_y.std() or 1.0), dtype=torch.float32)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        monitor = val if len(val) else train
         best, best_state, since_best = math.inf, None, 0
         for _ in range(epochs):
             model.train()
@@ -157,7 +158,7 @@ def fit_mlp(
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-            score = evaluate(model.predict(val), val.latency_ms)["mape"] if len(val) else -since_best
+            score = mape(model.predict(monitor), monitor.latency_ms)
             if score < best:
                 best, best_state, since_best = score, {k: v.clone() for k, v in model.state_dict().items()}, 0
             else:

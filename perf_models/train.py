@@ -16,6 +16,7 @@ from perf_models.mlp import fit_mlp
 from perf_models.predictor import Predictor
 
 KINDS: dict[str, Callable[..., Any]] = {"mlp": fit_mlp, "lut": fit_lut, "flops": fit_flops, "xgboost": fit_xgboost}
+DIFFERENTIABLE = ("mlp", "lut")  # the kinds that are torch modules over the soft architecture
 MIN_MEASUREMENTS = 50  # below this the held-out split is too small to say anything
 
 
@@ -49,8 +50,8 @@ def train_predictors(
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
         raise UserError(f"unknown predictor kind {unknown[0]!r}; known: {', '.join(KINDS)}")
-    if not any(isinstance(k, str) and k in ("mlp", "lut") for k in kinds):
-        raise UserError("choose at least one differentiable kind (mlp or lut) to save")
+    if not set(kinds) & set(DIFFERENTIABLE):
+        raise UserError(f"choose at least one differentiable kind ({' or '.join(DIFFERENTIABLE)}) to save")
     if len(data) < MIN_MEASUREMENTS:
         raise UserError(
             f"only {len(data)} measurements; at least {MIN_MEASUREMENTS} are needed "
@@ -66,6 +67,6 @@ def train_predictors(
         metrics[kind] = {**evaluate(fitted[kind].predict(test), test.latency_ms), "fit_s": seconds}
         validation[kind] = evaluate(fitted[kind].predict(val), val.latency_ms)["mape"]
         on_progress(i + 1, len(kinds), kind)
-    best = min((k for k in kinds if isinstance(fitted[k], Predictor)), key=validation.__getitem__)
+    best = min((k for k in kinds if k in DIFFERENTIABLE), key=validation.__getitem__)
     sizes = {"train": len(train), "val": len(val), "test": len(test)}
     return TrainReport(metrics=metrics, best=best, predictor=fitted[best], sizes=sizes)

@@ -141,6 +141,7 @@ class ConstantPredictor(torch.nn.Module):
     ("form", "kwargs", "expected"),
     [
         ("eh-dnas", {"lam": 0.5}, 1.0 + 0.5 / (1000 / 4.0)),
+        ("eh-dnas", {"lam": 0.5, "ref_ms": 2.0}, 1.0 + 0.5 / (2.0 / 4.0)),
         ("add#linear", {"lam": 0.2, "ref_ms": 2.0}, 1.0 + 0.2 * 2.0),
         ("mul#log", {"ref_ms": 2.0, "beta": 0.6}, 1.0 * (math.log(4.0) / math.log(2.0)) ** 0.6),
         ("hinge", {"lam": 1.0, "target_ms": 5.0}, 1.0),
@@ -185,6 +186,5 @@ def test_the_readme_loss_example_runs(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
-    assert float(namespace["predictor"](torch.softmax(namespace["alpha"], -1))) < float(
-        namespace["predictor"](torch.full((28, 8), 1 / 8))
-    )
+    predictor, alpha = namespace["predictor"], namespace["alpha"]
+    assert predictor(torch.softmax(alpha, -1)).item() < predictor(torch.full((28, 8), 1 / 8)).item()

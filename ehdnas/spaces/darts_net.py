@@ -74,17 +74,21 @@ OP_BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
 }
 
 
+def preprocessors(c_prev_prev: int, c_prev: int, c: int, reduction_prev: bool) -> tuple[nn.Module, nn.Module]:
+    """Bring both cell inputs to C channels; if the previous cell reduced, the older input is twice as large."""
+    first = FactorizedReduce(c_prev_prev, c) if reduction_prev else relu_conv_bn(c_prev_prev, c, 1, 1, 0)
+    return first, relu_conv_bn(c_prev, c, 1, 1, 0)
+
+
 class Cell(nn.Module):
-    """One cell: preprocess both inputs to C channels, then 4 nodes of 2 edges each."""
+    """One cell of a derived network: 4 nodes of 2 edges each, one op per edge."""
 
     def __init__(
         self, edges: CellEdges, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool
     ) -> None:
         super().__init__()
         self.reduction = reduction
-        # If the previous cell reduced, the state before it is twice as large: reduce it too.
-        self.preprocess0 = FactorizedReduce(c_prev_prev, c) if reduction_prev else relu_conv_bn(c_prev_prev, c, 1, 1, 0)
-        self.preprocess1 = relu_conv_bn(c_prev, c, 1, 1, 0)
+        self.preprocess0, self.preprocess1 = preprocessors(c_prev_prev, c_prev, c, reduction_prev)
         self.sources = [src for _, src in edges]
         self.ops = nn.ModuleList(OP_BUILDERS[op](c, 2 if reduction and src < 2 else 1) for op, src in edges)
 
@@ -96,10 +100,16 @@ class Cell(nn.Module):
         return torch.cat(states[2:], dim=1)  # (B, 4C, H, W)
 
 
-class DartsNetwork(nn.Module):
-    """Stem, `layers` cells (reduction at 1/3 and 2/3 of the depth), global pool, linear classifier."""
+MakeCell = Callable[[int, int, int, bool, bool], nn.Module]  # (C_prev_prev, C_prev, C, reduction, reduction_prev)
 
-    def __init__(self, genotype: Genotype, channels: int, layers: int, classes: int, in_channels: int = 3) -> None:
+
+class CellNetwork(nn.Module):
+    """Stem, `layers` cells (reduction at 1/3 and 2/3 of the depth), global pool, linear classifier.
+
+    The skeleton a derived network and the supernet share; `make_cell` builds each cell.
+    """
+
+    def __init__(self, make_cell: MakeCell, channels: int, layers: int, classes: int, in_channels: int = 3) -> None:
         super().__init__()
         c_curr = 3 * channels
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
@@ -110,18 +120,30 @@ class DartsNetwork(nn.Module):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 c_curr *= 2
-            edges = genotype.reduce if reduction else genotype.normal
-            self.cells.append(Cell(edges, c_prev_prev, c_prev, c_curr, reduction, reduction_prev))
+            self.cells.append(make_cell(c_prev_prev, c_prev, c_curr, reduction, reduction_prev))
             reduction_prev = reduction
             c_prev_prev, c_prev = c_prev, NODES * c_curr
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *cell_weights: torch.Tensor) -> torch.Tensor:
+        """`cell_weights`: nothing for a derived network, (normal, reduce) op weights for the supernet."""
         s0 = s1 = self.stem(x)  # (B, 3C, H, W)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1)
+            extra = (cell_weights[1] if cell.reduction else cell_weights[0],) if cell_weights else ()
+            s0, s1 = s1, cell(s0, s1, *extra)
         return self.classifier(self.pool(s1).flatten(1))  # (B, classes)
+
+
+class DartsNetwork(CellNetwork):
+    """The network of one genotype."""
+
+    def __init__(self, genotype: Genotype, channels: int, layers: int, classes: int, in_channels: int = 3) -> None:
+        def make_cell(c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool) -> Cell:
+            edges = genotype.reduce if reduction else genotype.normal
+            return Cell(edges, c_prev_prev, c_prev, c, reduction, reduction_prev)
+
+        super().__init__(make_cell, channels, layers, classes, in_channels)
 
 
 def count_macs(module: nn.Module, x: torch.Tensor) -> int:

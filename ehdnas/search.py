@@ -1,0 +1,284 @@
+"""EH-DNAS: differentiable architecture search with a learned latency term, end to end.
+
+search (first-order DARTS on a train/validation split of the training data,
+loss = task + lambda * hardware term of softmax(alpha)) -> derive the genotype ->
+retrain it from scratch -> test accuracy -> export ONNX -> measure on the real
+target, next to the predictor's estimate. lambda = 0 is the hardware-agnostic
+DARTS baseline, through the same code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ehdnas.data import ImageData, load_data
+from ehdnas.errors import UserError
+from ehdnas.export import export_onnx
+from ehdnas.spaces import get_space
+from ehdnas.spaces.darts import DartsSpace, Genotype
+from ehdnas.supernet import Supernet
+from perf_models import HardwareLoss, Predictor
+
+Events = Callable[[dict[str, Any]], None]  # one record per finished stage or epoch
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything that determines a search; stored with its checkpoint and result."""
+
+    target: str = "ort-cpu"
+    target_options: dict[str, Any] = field(default_factory=dict)
+    space_options: dict[str, Any] = field(default_factory=dict)
+    data: str = "digits"
+    lam: float = 0.5  # weight of the hardware term; 0 = hardware-agnostic DARTS
+    loss_form: str = "eh-dnas"
+    epochs: int = 25
+    batch_size: int = 64
+    w_lr: float = 0.025
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    a_lr: float = 3e-4
+    a_weight_decay: float = 1e-3
+    target_ms: float = 0.0  # latency budget of the hinge form; 0: the uniform mixture's predicted latency
+    gumbel_tau: float = 0.0  # > 0: Gumbel-softmax sampling of the op weights at this temperature
+    retrain_epochs: int = 30
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.epochs < 1 or self.retrain_epochs < 1 or self.batch_size < 1:
+            raise UserError("epochs, retrain epochs and batch size must be at least 1")
+        if self.lam < 0:
+            raise UserError("--lambda must be 0 or more")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _batches(x: torch.Tensor, y: torch.Tensor, size: int, generator: torch.Generator):
+    order = torch.randperm(len(x), generator=generator)
+    for rows in order.split(size):
+        yield x[rows], y[rows]
+
+
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, size: int = 256) -> float:
+    model.eval()
+    with torch.no_grad():
+        correct = sum(int((model(x[i : i + size]).argmax(1) == y[i : i + size]).sum()) for i in range(0, len(x), size))
+    return correct / len(x)
+
+
+def _one_hot(space: DartsSpace, genotype: Genotype) -> torch.Tensor:
+    return torch.as_tensor(np.stack(space.one_hot(genotype)))  # (28, 8)
+
+
+def search_supernet(
+    settings: SearchSettings,
+    space: DartsSpace,
+    data: ImageData,
+    predictor: Predictor,
+    out: Path,
+    on_event: Events,
+) -> tuple[Genotype, list[dict[str, Any]]]:
+    """The bilevel search; checkpoints every epoch into `out` and resumes from there."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    half = len(data.train_x) // 2  # DARTS: half of the training data trains weights, half trains alpha
+    order = torch.randperm(len(data.train_x), generator=generator)
+    train_x, train_y = data.train_x[order[:half]], data.train_y[order[:half]]
+    val_x, val_y = data.train_x[order[half:]], data.train_y[order[half:]]
+
+    supernet = Supernet(space, generator)
+    w_opt = torch.optim.SGD(
+        supernet.weight_parameters(), settings.w_lr, momentum=settings.w_momentum, weight_decay=settings.w_weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, settings.epochs, eta_min=settings.w_lr_min)
+    a_opt = torch.optim.Adam([supernet.alpha], settings.a_lr, betas=(0.5, 0.999), weight_decay=settings.a_weight_decay)
+    with torch.no_grad():
+        ref_ms = float(predictor(supernet.soft_arch()))  # the uniform mixture: lambda becomes unitless
+    target_ms = settings.target_ms or ref_ms
+    hardware = HardwareLoss(predictor, settings.loss_form, settings.lam, ref_ms=ref_ms, target_ms=target_ms)
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    checkpoint = out / CHECKPOINT
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=True)
+        if state["settings"] != settings.to_dict():
+            raise UserError(f"{out} holds a search with other settings; choose another --out or remove {checkpoint}")
+        supernet.load_state_dict(state["supernet"])
+        w_opt.load_state_dict(state["w_opt"])
+        a_opt.load_state_dict(state["a_opt"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        history, start_epoch = state["history"], len(state["history"])
+        on_event({"stage": "resume", "epoch": start_epoch})
+
+    tau = settings.gumbel_tau or None
+    for epoch in range(start_epoch, settings.epochs):
+        started, predictor_s, losses = time.perf_counter(), 0.0, []
+        supernet.train()
+        val_batches = _batches(val_x, val_y, settings.batch_size, generator)
+        for (xt, yt), (xv, yv) in zip(_batches(train_x, train_y, settings.batch_size, generator), val_batches):
+            a_opt.zero_grad()  # architecture step (first order) on validation data
+            task = F.cross_entropy(supernet(xv, tau), yv)
+            t0 = time.perf_counter()
+            loss = hardware(task, supernet.soft_arch())
+            predictor_s += time.perf_counter() - t0
+            loss.backward()
+            a_opt.step()
+            w_opt.zero_grad()  # weight step on training data
+            task = F.cross_entropy(supernet(xt, tau), yt)
+            task.backward()
+            torch.nn.utils.clip_grad_norm_(supernet.weight_parameters(), settings.grad_clip)
+            w_opt.step()
+            losses.append(loss.item())
+        schedule.step()
+        genotype = supernet.derive()
+        with torch.no_grad():
+            record = {
+                "stage": "search",
+                "epoch": epoch + 1,
+                "epochs": settings.epochs,
+                "loss": float(np.mean(losses)),
+                "train_acc": _accuracy(supernet, train_x, train_y),
+                "val_acc": _accuracy(supernet, val_x, val_y),
+                "predicted_ms_soft": float(predictor(supernet.soft_arch())),
+                "predicted_ms_derived": float(predictor(_one_hot(space, genotype))),
+                "genotype": genotype.to_text(),
+                "alpha": F.softmax(supernet.alpha, -1).tolist(),
+                "epoch_s": time.perf_counter() - started,
+                "predictor_s": predictor_s,
+            }
+        history.append(record)
+        state = {
+            "settings": settings.to_dict(),
+            "supernet": supernet.state_dict(),
+            "w_opt": w_opt.state_dict(),
+            "a_opt": a_opt.state_dict(),
+            "schedule": schedule.state_dict(),
+            "generator": generator.get_state(),
+            "history": history,
+        }
+        torch.save(state, checkpoint.with_suffix(".tmp"))
+        checkpoint.with_suffix(".tmp").replace(checkpoint)  # never a half-written checkpoint
+        on_event(record)
+    return supernet.derive(), history
+
+
+def retrain(
+    settings: SearchSettings, space: DartsSpace, genotype: Genotype, data: ImageData, on_event: Events
+) -> tuple[torch.nn.Module, float]:
+    """Train the derived network from scratch on the whole training split; its test accuracy."""
+    torch.manual_seed(settings.seed)
+    generator = torch.Generator().manual_seed(settings.seed)
+    model = space.build(genotype)
+    optimizer = torch.optim.SGD(
+        model.parameters(), settings.w_lr, momentum=settings.w_momentum, weight_decay=settings.w_weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.retrain_epochs)
+    for epoch in range(settings.retrain_epochs):
+        model.train()
+        for x, y in _batches(data.train_x, data.train_y, settings.batch_size, generator):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            optimizer.step()
+        schedule.step()
+        on_event({"stage": "retrain", "epoch": epoch + 1, "epochs": settings.retrain_epochs})
+    return model.eval(), _accuracy(model, data.test_x, data.test_y)
+
+
+def plot_search(history: list[dict[str, Any]], path: Path) -> Path:
+    """Final op probabilities per edge, and predicted latency and accuracy over the epochs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ehdnas.spaces.darts import OPS
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+    image = left.imshow(np.asarray(history[-1]["alpha"]), aspect="auto", cmap="viridis")
+    left.set(title="softmax(alpha) after the search", xlabel="op", ylabel="edge (normal 0-13, reduce 14-27)")
+    left.set_xticks(range(len(OPS)), OPS, rotation=45, ha="right")
+    figure.colorbar(image, ax=left)
+    epochs = [r["epoch"] for r in history]
+    right.plot(epochs, [r["predicted_ms_soft"] for r in history], label="predicted ms, softmax(alpha)")
+    right.plot(epochs, [r["predicted_ms_derived"] for r in history], label="predicted ms, derived genotype")
+    right.set(xlabel="epoch", ylabel="latency (ms)", title="predicted latency during the search")
+    twin = right.twinx()
+    twin.plot(epochs, [r["val_acc"] for r in history], "k--", label="supernet val accuracy")
+    twin.set_ylabel("accuracy")
+    right.legend(loc="upper left")
+    twin.legend(loc="upper right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_event: Events) -> dict[str, Any]:
+    """Search, retrain, export, measure; writes the result folder and returns result.json's content."""
+    from backends import TimingProtocol, get_target, load_model
+
+    settings.check()
+    space = get_space("darts", settings.space_options)
+    assert isinstance(space, DartsSpace)
+    runner = get_target(settings.target, settings.target_options)
+    if predictor.meta.get("space_config") not in (None, space.config_dict()):
+        raise UserError(f"the predictor was trained for darts settings {predictor.meta['space_config']}")
+    data = load_data(settings.data, space.config.input_size, space.config.in_channels)
+    if data.classes != space.config.classes:
+        raise UserError(
+            f"{data.name} has {data.classes} classes: pass --space-option classes={data.classes} "
+            "(and a predictor trained for those settings)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    genotype, history = search_supernet(settings, space, data, predictor, out, on_event)
+    search_s = time.perf_counter() - started
+    (out / "genotype.txt").write_text(genotype.to_text() + "\n")
+    (out / "genotype.json").write_text(json.dumps(genotype.to_dict(), indent=2) + "\n")
+    model, accuracy = retrain(settings, space, genotype, data, on_event)
+    torch.save(model.state_dict(), out / "weights.pt")
+    export_onnx(model, space.input_shape, out / "model.onnx")
+    measurement = runner.measure(load_model(out / "model.onnx"), TimingProtocol())
+    with torch.no_grad():
+        predicted = float(predictor(_one_hot(space, genotype)))
+    result = {
+        "genotype": genotype.to_text(),
+        "test_accuracy": accuracy,
+        "measured_latency_ms": measurement.latency_ms.to_dict(),
+        "predicted_latency_ms": predicted,
+        "prediction_error": predicted / measurement.latency_ms.median - 1,
+        "target": runner.name,
+        "target_config": runner.config_dict(),
+        "host": measurement.host,
+        "data": data.name,
+        "space_config": space.config_dict(),
+        "settings": settings.to_dict(),
+        "cost": {
+            "search_s": search_s,
+            "epoch_s": float(np.mean([r["epoch_s"] for r in history])),
+            "predictor_share": float(sum(r["predictor_s"] for r in history) / sum(r["epoch_s"] for r in history)),
+            "total_s": time.perf_counter() - started,
+        },
+        "macs": measurement.model.get("macs"),
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot_search(history, out / "search.png")
+    on_event({"stage": "done", **{k: result[k] for k in ("test_accuracy", "predicted_latency_ms")}})
+    return result

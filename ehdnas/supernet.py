@@ -1,0 +1,92 @@
+"""The DARTS supernet: every candidate edge carries every op, mixed by softmax(alpha).
+
+alpha is one (28, 8) tensor: the 14 candidate edges of the normal cell, then the
+14 of the reduction cell, by 8 ops, in the order of the `darts` space's
+decisions. softmax(alpha) is therefore directly the soft architecture a latency
+predictor takes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ehdnas.spaces.darts import EDGES, NODES, OPS, DartsSpace, Genotype
+from ehdnas.spaces.darts_net import OP_BUILDERS, CellNetwork, preprocessors
+
+
+class Zero(nn.Module):
+    """The 'none' op: zeros of the right shape."""
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class MixedOp(nn.Module):
+    def __init__(self, c: int, stride: int) -> None:
+        super().__init__()
+        self.ops = nn.ModuleList(Zero(stride) if op == "none" else OP_BUILDERS[op](c, stride) for op in OPS)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return sum(w * op(x) for w, op in zip(weights, self.ops))  # weights: (8,)
+
+
+class SearchCell(nn.Module):
+    """A cell with a MixedOp on each of its 14 candidate edges."""
+
+    def __init__(self, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self.preprocess0, self.preprocess1 = preprocessors(c_prev_prev, c_prev, c, reduction_prev)
+        self.edges = nn.ModuleList(MixedOp(c, 2 if reduction and src < 2 else 1) for src, _ in EDGES)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]  # weights: (14, 8)
+        for node in range(NODES):
+            incoming = [e for e, (_, target) in enumerate(EDGES) if target == node]
+            states.append(sum(self.edges[e](states[EDGES[e][0]], weights[e]) for e in incoming))
+        return torch.cat(states[2:], dim=1)  # (B, 4C, H, W)
+
+
+class Supernet(nn.Module):
+    """Network weights plus architecture parameters alpha (28, 8)."""
+
+    def __init__(self, space: DartsSpace, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        c = space.config
+        self.space = space
+        self.net = CellNetwork(SearchCell, c.channels, c.layers, c.classes, c.in_channels)
+        self.alpha = nn.Parameter(1e-3 * torch.randn(2 * len(EDGES), len(OPS), generator=generator))
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return list(self.net.parameters())
+
+    def soft_arch(self, tau: float | None = None) -> torch.Tensor:
+        """softmax(alpha), or a Gumbel-softmax sample at temperature tau: (28, 8)."""
+        return F.softmax(self.alpha, dim=-1) if tau is None else F.gumbel_softmax(self.alpha, tau=tau, dim=-1)
+
+    def forward(self, x: torch.Tensor, tau: float | None = None) -> torch.Tensor:
+        weights = self.soft_arch(tau)
+        return self.net(x, weights[: len(EDGES)], weights[len(EDGES) :])
+
+    def derive(self) -> Genotype:
+        """DARTS's rule: per node, the 2 incoming edges with the strongest non-none op, each with that op."""
+        return derive_genotype(self.space, F.softmax(self.alpha, dim=-1).detach().numpy())
+
+
+def derive_genotype(space: DartsSpace, probs: np.ndarray) -> Genotype:
+    """The genotype of (28, 8) op probabilities (softmax(alpha))."""
+    indices = np.zeros(len(probs), dtype=int)
+    for cell in range(2):
+        for node in range(NODES):
+            edges = [cell * len(EDGES) + e for e, (_, target) in enumerate(EDGES) if target == node]
+            strongest = sorted(edges, key=lambda e: -probs[e, 1:].max())[:2]
+            for e in strongest:
+                indices[e] = 1 + int(probs[e, 1:].argmax())
+    return space.decode(indices.tolist())

@@ -1,0 +1,139 @@
+"""The supernet against the derived network, and the search end to end on the embedded digits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from ehdnas.data import load_data
+from ehdnas.errors import UserError
+from ehdnas.search import SearchSettings, run_search
+from ehdnas.spaces import get_space
+from ehdnas.spaces.darts import EDGES, OPS
+from ehdnas.supernet import Supernet, derive_genotype
+from perf_models.baselines import fit_lut
+from perf_models.dataset import Dataset
+
+TINY = {"layers": 3, "channels": 4, "input_size": 8}
+
+
+def tiny_predictor(space, slow_op: str = "sep_conv_5x5"):
+    """A LUT whose law makes one op expensive, so the hardware term has something to push against."""
+    archs = space.sample_many(120, seed=0)
+    indices = np.array([space.encode(a) for a in archs])
+    cost = np.where(np.array(space.decisions[0].choices) == slow_op, 0.2, 0.01)
+    latency = 1.0 + cost[indices].sum(1)
+    meta = {
+        "space": "darts",
+        "space_config": space.config_dict(),
+        "decisions": [[d.name, list(d.choices)] for d in space.decisions],
+    }
+    data = Dataset(indices, latency, latency, latency, tuple(space.to_text(a) for a in archs), meta)
+    predictor = fit_lut(data, data)
+    predictor.meta = meta
+    return predictor
+
+
+def test_supernet_with_one_hot_alpha_equals_the_derived_network() -> None:
+    space = get_space("darts", TINY)
+    torch.manual_seed(0)
+    supernet = Supernet(space).eval()
+    genotype = space.sample(np.random.default_rng(1))
+    with torch.no_grad():
+        supernet.alpha.copy_(torch.as_tensor(np.stack(space.one_hot(genotype))) * 1e4)  # softmax -> one-hot
+    assert derive_genotype(space, supernet.soft_arch().detach().numpy()) == genotype
+    derived = space.build(genotype).eval()
+    # Copy the chosen ops' weights (and everything outside the edges) from the supernet.
+    state = {k: v for k, v in supernet.net.state_dict().items() if ".edges." not in k}
+    for c, cell in enumerate(derived.cells):
+        edges = genotype.reduce if cell.reduction else genotype.normal
+        for position, (op, src) in enumerate(edges):
+            node = position // 2
+            edge = EDGES.index((src, node))
+            mixed = supernet.net.cells[c].edges[edge].ops[OPS.index(op)]
+            for name, value in mixed.state_dict().items():
+                state[f"cells.{c}.ops.{position}.{name}"] = value
+    derived.load_state_dict(state)
+    x = torch.randn(4, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(supernet(x), derived(x), rtol=1e-4, atol=1e-5)
+
+
+def test_digits_ship_with_the_package() -> None:
+    data = load_data("digits", input_size=16, in_channels=3)
+    assert data.train_x.shape == (1437, 3, 16, 16) and data.test_x.shape == (360, 3, 16, 16)
+    assert data.classes == 10 and set(data.train_y.tolist()) == set(range(10))
+    assert abs(float(data.train_x.mean())) < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("mnist", "expected digits, cifar10:DIR or folder:DIR"), ("cifar10:/nonexistent", "no such folder")],
+)
+def test_bad_data_specs(spec: str, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        load_data(spec, 32, 3)
+
+
+def test_cifar10_folder_missing_batches_is_clear(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="data_batch_1 is missing"):
+        load_data(f"cifar10:{tmp_path}", 32, 3)
+
+
+def test_cifar10_batches_load(tmp_path: Path) -> None:
+    import pickle
+
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 255, (20, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, 20))}
+        (tmp_path / name).write_bytes(pickle.dumps(batch))
+    data = load_data(f"cifar10:{tmp_path}", 32, 3)
+    assert data.train_x.shape == (100, 3, 32, 32) and data.test_x.shape == (20, 3, 32, 32)
+
+
+def test_image_folder_loads(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for label in ("cat", "dog"):
+            (tmp_path / split / label).mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (40, 30), (i * 40, 0, 0)).save(tmp_path / split / label / f"{i}.png")
+    data = load_data(f"folder:{tmp_path}", 16, 3)
+    assert data.classes == 2 and data.train_x.shape == (6, 3, 16, 16) and data.train_y.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.slow
+def test_search_end_to_end_and_resume(tmp_path: Path) -> None:
+    space = get_space("darts", TINY)
+    predictor = tiny_predictor(space)
+    settings = SearchSettings(space_options=space.config_dict(), epochs=2, retrain_epochs=1, batch_size=128, lam=1.0)
+    events: list[dict] = []
+
+    def stop_after_first_epoch(event: dict) -> None:
+        events.append(event)
+        if event["stage"] == "search" and event["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_search(settings, predictor, tmp_path, stop_after_first_epoch)
+    result = run_search(settings, predictor, tmp_path, events.append)
+    assert {"stage": "resume", "epoch": 1} in events
+    assert [e["epoch"] for e in events if e["stage"] == "search"] == [1, 2]
+    for name in ("genotype.txt", "genotype.json", "weights.pt", "model.onnx", "result.json", "search.png"):
+        assert (tmp_path / name).is_file(), name
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["genotype"] == result["genotype"] == (tmp_path / "genotype.txt").read_text().strip()
+    assert space.parse(result["genotype"]) == space.from_dict(json.loads((tmp_path / "genotype.json").read_text()))
+    assert 0.0 <= saved["test_accuracy"] <= 1.0 and saved["measured_latency_ms"]["median"] > 0
+    assert saved["predicted_latency_ms"] > 0 and 0 < saved["cost"]["predictor_share"] < 1
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == [1, 3, 8, 8]
+    other = SearchSettings(space_options=space.config_dict(), epochs=3, retrain_epochs=1, batch_size=128)
+    with pytest.raises(UserError, match="holds a search with other settings"):
+        run_search(other, predictor, tmp_path, events.append)
