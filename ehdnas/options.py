@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, TypeVar, get_origin, get_type_hints
 
 from ehdnas.errors import UserError
 
@@ -21,8 +21,11 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def _convert(value: Any, kind: type, where: str) -> Any:
+    kind = get_origin(kind) or kind  # dict[str, Any] -> dict
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
+    if kind not in (int, float, str, bool):
+        raise UserError(f"{where}: expected a {kind.__name__}, got {value!r}")
     text = str(value).strip()
     try:
         if kind is bool:

@@ -189,3 +189,31 @@ def test_collect_train_and_collect_actively(db_url: str, tmp_path: Path) -> None
         ).stdout
     )
     assert again["measured"] == 0 and rows(db_url) == 62
+
+
+def test_search_without_a_predictor_says_what_to_run(db_url: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*EHDNAS, "search", "-t", "ort-cpu", "--out", str(tmp_path / "run"), *SMALL_DARTS[2:]],
+        capture_output=True, text=True, env={**os.environ, "EHDNAS_DB": db_url, "XDG_DATA_HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "no latency predictor for darts on ort-cpu" in proc.stderr
+    assert "`ehdnas collect --space darts --target ort-cpu --samples 200 --space-option layers=3" in proc.stderr
+    assert "or add --auto-predictor" in proc.stderr and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_search_command_end_to_end(tmp_path: Path) -> None:
+    from ehdnas.spaces import get_space
+    from tests.test_search import tiny_predictor
+
+    space = get_space("darts", {"layers": 3, "channels": 4, "input_size": 8})
+    predictor = tiny_predictor(space)
+    predictor.save(tmp_path / "p.pt", predictor.meta)
+    args = ["search", "-t", "ort-cpu", "--out", str(tmp_path / "run"), "--predictor", str(tmp_path / "p.pt")]
+    args += ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
+    result = json.loads(
+        run_cli(*args, "--epochs", "1", "--retrain-epochs", "1", "--batch-size", "256", "--json").stdout
+    )
+    assert space.parse(result["genotype"]) and result["measured_latency_ms"]["n"] >= 20
+    assert (tmp_path / "run" / "search.png").stat().st_size > 10_000
