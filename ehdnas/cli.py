@@ -347,7 +347,14 @@ def search(
     target: TargetOpt,
     out: Annotated[Path, typer.Option("--out", help="Result folder (resumes the search it holds).")],
     space: Annotated[str, typer.Option("--space", help="Search space (darts).")] = "darts",
-    lam: Annotated[float, typer.Option("--lambda", help="Weight of the hardware term; 0 = plain DARTS.")] = 0.5,
+    lambdas: Annotated[
+        str,
+        typer.Option(
+            "--lambda",
+            "--lambdas",
+            help="Weight of the hardware term (0 = plain DARTS); several, comma-separated, run a sweep.",
+        ),
+    ] = "0.5",
     loss_form: Annotated[
         str, typer.Option("--loss-form", help="eh-dnas, add#linear, mul#log or hinge (see perf_models.loss).")
     ] = "eh-dnas",
@@ -370,11 +377,15 @@ def search(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """EH-DNAS: search with a latency predictor for the target, retrain, export and measure the result."""
+    """EH-DNAS: search with a latency predictor for the target, retrain, export and measure the result.
+
+    With several lambdas (`ehdnas sweep --lambdas 0.25,0.5,1 ...`) it runs one search per lambda, the lambda-0
+    DARTS baseline included, into DIR/lambda-<L>, and plots accuracy against measured latency in DIR/pareto.png.
+    """
     from backends import get_target
     from ehdnas import measure
     from ehdnas.options import make_config
-    from ehdnas.search import SearchSettings, run_search
+    from ehdnas.search import SearchSettings, run_search, run_sweep
     from ehdnas.spaces import get_space
     from ehdnas.store import Store
     from perf_models import load_predictor
@@ -382,11 +393,17 @@ def search(
 
     if space != "darts":
         raise UserError(f"search supports the darts space; {space!r} is not searchable yet")
+    try:
+        lam_values = [float(v) for v in lambdas.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"--lambda {lambdas!r}: expected numbers like 0.5 or 0,0.5,1") from None
+    if not lam_values:
+        raise UserError("--lambda needs at least one value")
     runner = get_target(target, option or [])
     the_space = get_space(space, space_option or [])
     values = {
         "target": runner.name, "target_options": runner.config_dict(), "space_options": the_space.config_dict(),
-        "data": data, "lam": lam, "loss_form": loss_form, "epochs": epochs, "retrain_epochs": retrain_epochs,
+        "data": data, "lam": lam_values[0], "loss_form": loss_form, "epochs": epochs, "retrain_epochs": retrain_epochs,
         "batch_size": batch_size, "gumbel_tau": gumbel_tau, "target_ms": target_ms, "seed": seed,
     }  # fmt: skip
     settings = make_config(SearchSettings, values, "search")
@@ -416,9 +433,24 @@ def search(
                 f"(derived {event['predicted_ms_derived']:.3f} ms), {event['epoch_s']:.1f} s",
                 markup=False, highlight=False, soft_wrap=True,
             )  # fmt: skip
+        elif event["stage"] == "sweep":
+            err.print(f"sweep {event['index']}/{event['count']}: lambda {event['lambda']:g}")
         elif event["stage"] in ("retrain", "resume"):
             err.print(f"{event['stage']} {event['epoch']}/{event.get('epochs', epochs)}", markup=False, highlight=False)
 
+    if len(lam_values) > 1:
+        sweep = run_sweep(settings, lam_values, the_predictor, out, show)
+        if as_json:
+            _print_json(sweep)
+            return
+        table = Table("λ", "test accuracy", "measured ms", "predicted ms", "speed-up vs λ=0", title=f"sweep in {out}")
+        for row in sweep["runs"]:
+            table.add_row(
+                f"{row['lambda']:g}", f"{row['test_accuracy']:.4f}", f"{row['measured_ms']:.3f}",
+                f"{row['predicted_ms']:.3f}", f"{row['speedup_vs_lambda0']:.2f}x",
+            )  # fmt: skip
+        console.print(table)
+        return
     result = run_search(settings, the_predictor, out, show)
     if as_json:
         _print_json(result)
@@ -430,6 +462,9 @@ def search(
         f"({100 * result['prediction_error']:+.1f}%); results in {out}",
         markup=False, highlight=False, soft_wrap=True,
     )  # fmt: skip
+
+
+app.command("sweep", help="Alias of search, for several --lambdas: one search each, and the Pareto plot.")(search)
 
 
 def main() -> None:

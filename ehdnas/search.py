@@ -246,6 +246,10 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
             "(and a predictor trained for those settings)"
         )
     out.mkdir(parents=True, exist_ok=True)
+    finished = out / "result.json"
+    if finished.is_file() and json.loads(finished.read_text()).get("settings") == settings.to_dict():
+        on_event({"stage": "done", "reused": str(finished)})
+        return json.loads(finished.read_text())  # this exact search already ran to the end
     started = time.perf_counter()
     genotype, history = search_supernet(settings, space, data, predictor, out, on_event)
     search_s = time.perf_counter() - started
@@ -282,3 +286,53 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
     plot_search(history, out / "search.png")
     on_event({"stage": "done", **{k: result[k] for k in ("test_accuracy", "predicted_latency_ms")}})
     return result
+
+
+def run_sweep(
+    settings: SearchSettings, lambdas: list[float], predictor: Predictor, out: Path, on_event: Events
+) -> dict[str, Any]:
+    """One search per lambda (0, the DARTS baseline, always included) into out/lambda-<L>; the Pareto plot."""
+    lambdas = sorted(set(lambdas) | {0.0})
+    rows = []
+    for lam in lambdas:
+        run = dataclasses.replace(settings, lam=lam)
+        on_event({"stage": "sweep", "lambda": lam, "index": len(rows) + 1, "count": len(lambdas)})
+        result = run_search(run, predictor, out / f"lambda-{lam:g}", on_event)
+        rows.append(
+            {
+                "lambda": lam,
+                "test_accuracy": result["test_accuracy"],
+                "measured_ms": result["measured_latency_ms"]["median"],
+                "predicted_ms": result["predicted_latency_ms"],
+                "genotype": result["genotype"],
+            }
+        )
+    baseline = rows[0]
+    for row in rows:
+        row["speedup_vs_lambda0"] = baseline["measured_ms"] / row["measured_ms"]
+        row["accuracy_drop_vs_lambda0"] = baseline["test_accuracy"] - row["test_accuracy"]
+    sweep = {"target": settings.target, "data": settings.data, "runs": rows}
+    (out / "sweep.json").write_text(json.dumps(sweep, indent=2) + "\n")
+    plot_pareto(rows, settings.target, out / "pareto.png")
+    return sweep
+
+
+def plot_pareto(rows: list[dict[str, Any]], target: str, path: Path) -> Path:
+    """Test accuracy against measured latency, one point per lambda; lambda 0 marked as the baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    axes.plot([r["measured_ms"] for r in rows], [r["test_accuracy"] for r in rows], "o-", color="tab:blue")
+    for row in rows:
+        axes.annotate(f"λ={row['lambda']:g}", (row["measured_ms"], row["test_accuracy"]), textcoords="offset points",
+                      xytext=(5, 5))  # fmt: skip
+    axes.plot(rows[0]["measured_ms"], rows[0]["test_accuracy"], "s", color="tab:red", label="λ=0 (DARTS)")
+    axes.set(xlabel=f"measured latency on {target} (ms)", ylabel="test accuracy", title="accuracy vs latency")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
