@@ -100,7 +100,7 @@ def search_supernet(
     train_x, train_y = data.train_x[order[:half]], data.train_y[order[:half]]
     val_x, val_y = data.train_x[order[half:]], data.train_y[order[half:]]
 
-    supernet = Supernet(space, generator)
+    supernet = Supernet(space, generator).to(data.train_x.device)
     w_opt = torch.optim.SGD(
         supernet.weight_parameters(), settings.w_lr, momentum=settings.w_momentum, weight_decay=settings.w_weight_decay
     )
@@ -114,7 +114,7 @@ def search_supernet(
     start_epoch = 0
     checkpoint = out / CHECKPOINT
     if checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=True)
+        state = torch.load(checkpoint, map_location=data.train_x.device, weights_only=True)
         if state["settings"] != settings.to_dict():
             raise UserError(f"{out} holds a search with other settings; choose another --out or remove {checkpoint}")
         supernet.load_state_dict(state["supernet"])
@@ -155,7 +155,7 @@ def search_supernet(
                 "train_acc": _accuracy(supernet, train_x, train_y),
                 "val_acc": _accuracy(supernet, val_x, val_y),
                 "predicted_ms_soft": float(predictor(supernet.soft_arch())),
-                "predicted_ms_derived": float(predictor(_one_hot(space, genotype))),
+                "predicted_ms_derived": float(predictor(_one_hot(space, genotype).to(data.train_x.device))),
                 "genotype": genotype.to_text(),
                 "alpha": F.softmax(supernet.alpha, -1).tolist(),
                 "epoch_s": time.perf_counter() - started,
@@ -183,7 +183,7 @@ def retrain(
     """Train the derived network from scratch on the whole training split; its test accuracy."""
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
-    model = space.build(genotype)
+    model = space.build(genotype).to(data.train_x.device)
     optimizer = torch.optim.SGD(
         model.parameters(), settings.w_lr, momentum=settings.w_momentum, weight_decay=settings.w_weight_decay
     )
@@ -234,6 +234,7 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
     from backends import TimingProtocol, get_target, load_model
 
     settings.check()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when there is one
     space = get_space("darts", settings.space_options)
     assert isinstance(space, DartsSpace)
     runner = get_target(settings.target, settings.target_options)
@@ -245,6 +246,10 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
             f"{data.name} has {data.classes} classes: pass --space-option classes={data.classes} "
             "(and a predictor trained for those settings)"
         )
+    data = dataclasses.replace(
+        data, **{k: getattr(data, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y")}
+    )
+    predictor = predictor.to(device)
     out.mkdir(parents=True, exist_ok=True)
     finished = out / "result.json"
     if finished.is_file() and json.loads(finished.read_text()).get("settings") == settings.to_dict():
@@ -257,10 +262,10 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
     (out / "genotype.json").write_text(json.dumps(genotype.to_dict(), indent=2) + "\n")
     model, accuracy = retrain(settings, space, genotype, data, on_event)
     torch.save(model.state_dict(), out / "weights.pt")
-    export_onnx(model, space.input_shape, out / "model.onnx")
+    export_onnx(model.cpu(), space.input_shape, out / "model.onnx")
     measurement = runner.measure(load_model(out / "model.onnx"), TimingProtocol())
     with torch.no_grad():
-        predicted = float(predictor(_one_hot(space, genotype)))
+        predicted = float(predictor.cpu()(_one_hot(space, genotype)))
     result = {
         "genotype": genotype.to_text(),
         "test_accuracy": accuracy,
