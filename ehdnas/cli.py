@@ -321,25 +321,21 @@ def _train_and_save(
     option: list[str] | None,
     space_option: list[str] | None,
 ) -> tuple[Any, Any, Path]:
-    """Train on the stored measurements of (space, target, this host) and save the best differentiable kind."""
-    from perf_models.dataset import load_dataset
-    from perf_models.predictor import default_predictor_path
-    from perf_models.train import MIN_MEASUREMENTS, train_predictors
+    """perf_models.train.train_and_save with progress, and the collect command to run when data is short."""
+    from perf_models.train import TooFewMeasurements, train_and_save
 
-    key = (runner.name, runner.config_dict(), runner.host())
-    out = out or default_predictor_path(space.name, space.config_dict(), *key)
-    data = load_dataset(store, space, *key)
-    if len(data) < MIN_MEASUREMENTS:
+    try:
+        with _progress(len(kinds), "trained") as progress:
+            return train_and_save(
+                store, space, runner.name, runner.config_dict(), runner.host(), out, kinds, seed, progress
+            )
+    except TooFewMeasurements as short:
         flags = "".join(f" --space-option {o}" for o in space_option or []) + "".join(f" -o {o}" for o in option or [])
         raise UserError(
-            f"only {len(data)} measurements of {space.name} on {runner.name} for this host and settings in "
-            f"{store.url}; at least {MIN_MEASUREMENTS} are needed ({MIN_MEASUREMENTS - len(data)} more): run "
-            f"`ehdnas collect --space {space.name} --target {runner.name} --samples {MIN_MEASUREMENTS * 4}{flags}`"
-        )
-    with _progress(len(kinds), "trained") as progress:
-        report = train_predictors(data, kinds, seed, progress)
-    report.predictor.save(out, report.meta(data))
-    return report, data, out
+            f"only {short.have} measurements of {space.name} on {runner.name} for this host and settings in "
+            f"{store.url}; {short.missing} more are needed: run "
+            f"`ehdnas collect --space {space.name} --target {runner.name} --samples 200{flags}`"
+        ) from None
 
 
 @app.command()

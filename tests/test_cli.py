@@ -138,7 +138,7 @@ def test_train_predictor_with_too_few_measurements_says_what_to_run(db_url: str,
         "train-predictor", *SMALL_DARTS, "-t", "ort-cpu", "--out", str(tmp_path / "p.pt"), db=db_url, check=False
     )
     assert proc.returncode == 2 and not (tmp_path / "p.pt").exists()
-    assert "only 3 measurements of darts on ort-cpu" in proc.stderr and "(47 more)" in proc.stderr
+    assert "only 3 measurements of darts on ort-cpu" in proc.stderr and "47 more are needed" in proc.stderr
     assert "ehdnas collect --space darts --target ort-cpu --samples 200 --space-option layers=3" in proc.stderr
 
 

@@ -158,13 +158,13 @@ def test_loss_term_steers_alpha_towards_faster_ops() -> None:
     predictor = fit_lut(data, data)
     alpha = torch.zeros(28, 8, requires_grad=True)
     loss = HardwareLoss(predictor, form="add#linear", lam=1.0, ref_ms=1.0)
-    before = float(predictor(torch.softmax(alpha, -1)))
+    before = predictor(torch.softmax(alpha, -1)).item()
     optimizer = torch.optim.SGD([alpha], lr=1.0)
     for _ in range(20):
         optimizer.zero_grad()
         loss(torch.tensor(0.0), torch.softmax(alpha, -1)).backward()
         optimizer.step()
-    assert float(predictor(torch.softmax(alpha, -1))) < before
+    assert predictor(torch.softmax(alpha, -1)).item() < before
     assert all(p.grad is None for p in predictor.parameters())  # the predictor is frozen
 
 
