@@ -24,3 +24,7 @@ def measured_darts(db: str | None, samples: int, seed: int = 0) -> Dataset:
     data = load_dataset(store, space, runner.name, runner.config_dict(), runner.host())
     wanted = {space.to_text(a) for a in space.sample_many(samples, seed)}
     return data.subset([i for i, arch in enumerate(data.archs) if arch in wanted])
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"

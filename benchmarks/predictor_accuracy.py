@@ -16,15 +16,11 @@ import time
 
 import torch
 
-from benchmarks.common import measured_darts
+from benchmarks.common import measured_darts, verdict
 from perf_models.metrics import METRICS
 from perf_models.train import train_predictors
 
 HIGHER_IS_BETTER = {"acc5", "acc10", "kendall_tau", "spearman_rho"}
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def main() -> None:
