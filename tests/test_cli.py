@@ -157,37 +157,11 @@ def test_collect_train_and_collect_actively(db_url: str, tmp_path: Path) -> None
     assert predictor.meta["target"] == "ort-cpu" and predictor.meta["measurements"] == 50
     assert predictor.meta["space_config"]["layers"] == 3 and predictor.meta["host"]["cores"] >= 1
 
-    active = run_cli(
-        "collect",
-        *SMALL_DARTS,
-        "-t",
-        "ort-cpu",
-        "--samples",
-        "62",
-        "--strategy",
-        "uncertain",
-        "--json",
-        *FAST,
-        db=db_url,
-    )
-    report = json.loads(active.stdout)
+    active = ["collect", *SMALL_DARTS, "-t", "ort-cpu", "--samples", "62", "--strategy", "uncertain", "--json", *FAST]
+    report = json.loads(run_cli(*active, db=db_url).stdout)
     assert (report["strategy"], report["already_stored"], report["measured"]) == ("uncertain", 50, 12)
     assert rows(db_url) == 62
-    again = json.loads(
-        run_cli(
-            "collect",
-            *SMALL_DARTS,
-            "-t",
-            "ort-cpu",
-            "--samples",
-            "62",
-            "--strategy",
-            "uncertain",
-            "--json",
-            *FAST,
-            db=db_url,
-        ).stdout
-    )
+    again = json.loads(run_cli(*active, db=db_url).stdout)
     assert again["measured"] == 0 and rows(db_url) == 62
 
 
