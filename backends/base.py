@@ -43,6 +43,7 @@ class Measurement:
     protocol: dict[str, Any]
     wall_s: float  # time the whole measurement took, session creation included
     created_at: str  # ISO 8601, UTC
+    attempts: int = 1  # timed runs of the protocol; more than 1 when a noisy run was retried
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -93,7 +94,11 @@ class Runner(ABC):
         protocol = protocol or TimingProtocol()
         model = model if isinstance(model, OnnxModel) else load_model(model)
         start = time.perf_counter()
-        samples = self._time(model, protocol)
+        samples, attempts = self._time(model, protocol), 1
+        while LatencyStats.from_samples(samples).cv > protocol.max_cv and attempts <= protocol.retries:
+            again, attempts = self._time(model, protocol), attempts + 1
+            if LatencyStats.from_samples(again).cv < LatencyStats.from_samples(samples).cv:
+                samples = again
         return Measurement(
             target=self.name,
             target_config=self.config_dict(),
@@ -104,6 +109,7 @@ class Runner(ABC):
             protocol=protocol.to_dict(),
             wall_s=time.perf_counter() - start,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            attempts=attempts,
         )
 
 

@@ -39,6 +39,9 @@ SpaceOptions = Annotated[
 RepeatsOpt = Annotated[int, typer.Option("--repeats", help="Minimum timed runs per model.")]
 MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Minimum total timed seconds per model.")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs per model.")]
+MaxCvOpt = Annotated[
+    float, typer.Option("--max-cv", help="Time a model again (twice at most) while its cv (std/mean) is above this.")
+]
 DbOpt = Annotated[
     str | None,
     typer.Option(
@@ -53,12 +56,11 @@ DEFAULT_PROTOCOL = TimingProtocol()
 NOISY_CV = 0.10  # coefficient of variation above which the table flags a measurement
 
 
-def _protocol(repeats: int, min_time: float, warmup: int) -> TimingProtocol:
+def _protocol(repeats: int, min_time: float, warmup: int, max_cv: float) -> TimingProtocol:
     from ehdnas.options import make_config
 
-    return make_config(
-        TimingProtocol, {"min_repeats": repeats, "min_time_s": min_time, "warmup": warmup}, "timing protocol"
-    )
+    values = {"min_repeats": repeats, "min_time_s": min_time, "warmup": warmup, "max_cv": max_cv}
+    return make_config(TimingProtocol, values, "timing protocol")
 
 
 @contextmanager
@@ -156,6 +158,7 @@ def benchmark(
     repeats: RepeatsOpt = DEFAULT_PROTOCOL.min_repeats,
     min_time: MinTimeOpt = DEFAULT_PROTOCOL.min_time_s,
     warmup: WarmupOpt = DEFAULT_PROTOCOL.warmup,
+    max_cv: MaxCvOpt = DEFAULT_PROTOCOL.max_cv,
     fresh: Annotated[bool, typer.Option("--fresh", help="Measure again even if the store has it.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -173,7 +176,7 @@ def benchmark(
     if space and input_shape:
         raise UserError("--input-shape goes with --model; a space's input shape is set by --space-option")
     runner = get_target(target, option or [])
-    protocol = _protocol(repeats, min_time, warmup)
+    protocol = _protocol(repeats, min_time, warmup, max_cv)
     if model:
         shapes = parse_input_shapes(input_shape or [])
         with _progress(len(model), "measured") as progress:
@@ -217,6 +220,7 @@ def collect(
     repeats: RepeatsOpt = DEFAULT_PROTOCOL.min_repeats,
     min_time: MinTimeOpt = DEFAULT_PROTOCOL.min_time_s,
     warmup: WarmupOpt = DEFAULT_PROTOCOL.warmup,
+    max_cv: MaxCvOpt = DEFAULT_PROTOCOL.max_cv,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -233,7 +237,7 @@ def collect(
         raise UserError(f"unknown --strategy {strategy!r}; known: {', '.join(strategies)}")
     runner = get_target(target, option or [])
     the_space = get_space(space, space_option or [])
-    protocol = _protocol(repeats, min_time, warmup)
+    protocol = _protocol(repeats, min_time, warmup, max_cv)
     store = Store(db)
     done = 0
 
@@ -255,13 +259,15 @@ def collect(
         "samples": result.samples,
         "already_stored": result.already_stored,
         "measured": result.measured,
+        "remeasured_noisy": result.remeasured,
         "db": store.url,
     }
     if as_json:
         _print_json(summary)
     else:
         console.print(
-            f"{result.measured} measured, {result.already_stored} already stored, "
+            f"{result.measured} measured ({result.remeasured} of them again: too noisy before), "
+            f"{result.already_stored} already stored, "
             f"{result.samples} architectures of {space} on {runner.name} in {store.url}",
             markup=False,
             highlight=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ class CollectReport:
     samples: int  # size of the seeded sample set
     already_stored: int
     measured: int
+    remeasured: int = 0  # of `measured`: stored before, but noisier than the protocol's max_cv
 
 
 def collect(
@@ -128,10 +130,15 @@ def collect(
     same command again after an interruption measures only what is missing.
     """
     archs = list({space.to_text(a): a for a in space.sample_many(samples, seed)}.values())
-    stored = store.stored_archs(runner.name, runner.config_dict(), runner.host(), space.name, space.config_dict())
-    todo = [a for a in archs if space.to_text(a) not in stored]
-    measure_archs(runner, space, todo, protocol, store, on_progress=on_progress)
-    return CollectReport(samples=len(archs), already_stored=len(archs) - len(todo), measured=len(todo))
+    key = (runner.name, runner.config_dict(), runner.host(), space.name, space.config_dict())
+    stored_cv = {arch: m.latency_ms.cv for arch, m in store.measurements(*key)}
+    # A stored measurement noisier than the protocol allows counts as missing: it is taken again.
+    todo = [a for a in archs if stored_cv.get(space.to_text(a), math.inf) > protocol.max_cv]
+    noisy = sum(space.to_text(a) in stored_cv for a in todo)
+    measure_archs(runner, space, todo, protocol, store, fresh=noisy > 0, on_progress=on_progress)
+    return CollectReport(
+        samples=len(archs), already_stored=len(archs) - len(todo), measured=len(todo), remeasured=noisy
+    )
 
 
 def collect_uncertain(

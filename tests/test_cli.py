@@ -66,7 +66,7 @@ def test_collect_is_idempotent(db_url: str) -> None:
     args = ["collect", *SMALL_DARTS, "-t", "ort-cpu", "--samples", "3", "--json", *FAST]
     assert json.loads(run_cli(*args, db=db_url).stdout) | {"db": None} == {
         "space": "darts", "target": "ort-cpu", "strategy": "uniform", "samples": 3, "already_stored": 0,
-        "measured": 3, "db": None,
+        "measured": 3, "remeasured_noisy": 0, "db": None,
     }  # fmt: skip
     again = json.loads(run_cli(*args, db=db_url).stdout)
     assert (again["already_stored"], again["measured"]) == (3, 0) and rows(db_url) == 3
