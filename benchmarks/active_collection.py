@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--db", help="SQLAlchemy URL of the store (default: EHDNAS_DB or the user store)")
     parser.add_argument("--repeats", type=int, default=3, help="independent starts, averaged")
     parser.add_argument("--sizes", default="100,200,300", help="numbers of measurements to score at")
+    parser.add_argument("--pool-factor", type=int, default=3, help="candidates per chosen architecture")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     batch = 50
@@ -46,8 +47,9 @@ def main() -> None:
                 rest = np.setdiff1d(pool, held)
                 if strategy == "uniform":
                     chosen = rng.choice(rest, size=batch, replace=False)
-                else:
-                    chosen = rest[most_uncertain(model, data.indices[rest], batch)]
+                else:  # as collect does: the most uncertain of a fresh random pool of pool_factor x batch
+                    pool_rows = rng.choice(rest, size=min(len(rest), args.pool_factor * batch), replace=False)
+                    chosen = pool_rows[most_uncertain(model, data.indices[pool_rows], batch)]
                 held.extend(int(i) for i in chosen)
             model = fit_for_selection(data.subset(held), seed=repeat)
             scores.setdefault((strategy, len(held)), []).append(evaluate(model.predict(test), test.latency_ms))

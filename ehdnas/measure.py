@@ -149,7 +149,7 @@ def collect_uncertain(
     protocol: TimingProtocol,
     store: Store,
     on_progress: Progress = _no_progress,
-    pool_factor: int = 20,
+    pool_factor: int = 3,  # measured: 3 matches uniform sampling, 20 (the most extreme picks) does worse
 ) -> CollectReport:
     """Grow the store to `samples` measurements of this key, choosing what the predictor is least sure of.
 
