@@ -14,9 +14,14 @@ $(BIN)/ehdnas: pyproject.toml constraints.txt
 
 install: $(BIN)/ehdnas
 
+# The main job on the embedded default (digits): measure 100 small DARTS networks on ort-cpu,
+# train their latency predictor, search with it, retrain, export and measure the result (~7 min).
+DEMO_SPACE := --space-option layers=5 --space-option channels=8 --space-option input_size=16
+
 demo: install
 	$(BIN)/ehdnas targets
-	$(BIN)/ehdnas benchmark --target ort-cpu --space darts --samples 5 --seed 0
+	$(BIN)/ehdnas search --target ort-cpu --auto-predictor --auto-samples 100 $(DEMO_SPACE) \
+		--epochs 5 --retrain-epochs 10 --out runs/demo
 
 test: install
 	$(BIN)/ruff check .

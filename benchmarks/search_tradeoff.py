@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--lambdas", default="0.5,1,2")
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--retrain-epochs", type=int, default=30)
+    parser.add_argument("--arch-lr", type=float, default=3e-4, help="Adam learning rate of alpha")
     parser.add_argument("--space-option", action="append", default=[], help="KEY=VALUE, as for ehdnas")
     parser.add_argument("--samples", type=int, default=300, help="measurements for a missing predictor")
     parser.add_argument("--db", help="SQLAlchemy URL of the store (default: EHDNAS_DB or the user store)")
@@ -48,7 +49,9 @@ def main() -> None:
         report, _, path = train_and_save(store, space, *key, kinds=["mlp", "lut"])
         print(f"trained {report.best}: held-out MAPE {report.metrics[report.best]['mape']:.2f}%")
     predictor = load_predictor(path, space="darts", space_config=space.config_dict())
-    settings = SearchSettings(space_options=space.config_dict(), epochs=args.epochs, retrain_epochs=args.retrain_epochs)
+    settings = SearchSettings(
+        space_options=space.config_dict(), epochs=args.epochs, retrain_epochs=args.retrain_epochs, a_lr=args.arch_lr
+    )
 
     def show(event: dict) -> None:
         if event["stage"] in ("sweep", "done") or (event["stage"] == "search" and event["epoch"] == event["epochs"]):

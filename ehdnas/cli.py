@@ -364,6 +364,9 @@ def search(
     epochs: Annotated[int, typer.Option("--epochs", help="Search epochs.")] = 25,
     retrain_epochs: Annotated[int, typer.Option("--retrain-epochs", help="Epochs to retrain the result.")] = 30,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    arch_lr: Annotated[
+        float, typer.Option("--arch-lr", help="Adam learning rate of alpha (DARTS: 3e-4; raise it for short searches).")
+    ] = 3e-4,
     gumbel_tau: Annotated[float, typer.Option("--gumbel-tau", help="> 0: Gumbel-softmax at this temperature.")] = 0.0,
     target_ms: Annotated[float, typer.Option("--target-ms", help="Latency budget of the hinge form (ms).")] = 0.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -406,7 +409,7 @@ def search(
     values = {
         "target": runner.name, "target_options": runner.config_dict(), "space_options": the_space.config_dict(),
         "data": data, "lam": lam_values[0], "loss_form": loss_form, "epochs": epochs, "retrain_epochs": retrain_epochs,
-        "batch_size": batch_size, "gumbel_tau": gumbel_tau, "target_ms": target_ms, "seed": seed,
+        "batch_size": batch_size, "a_lr": arch_lr, "gumbel_tau": gumbel_tau, "target_ms": target_ms, "seed": seed,
     }  # fmt: skip
     settings = make_config(SearchSettings, values, "search")
     key = (runner.name, runner.config_dict(), runner.host())
