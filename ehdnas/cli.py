@@ -317,6 +317,11 @@ def train_predictor(
     console.print(f"saved the {report.best} predictor to {out}", markup=False, highlight=False, soft_wrap=True)
 
 
+def _flags(option: list[str] | None, space_option: list[str] | None) -> str:
+    """The settings flags to repeat in a command we suggest."""
+    return "".join(f" --space-option {o}" for o in space_option or []) + "".join(f" -o {o}" for o in option or [])
+
+
 def _train_and_save(
     runner: Any,
     space: Any,
@@ -336,7 +341,7 @@ def _train_and_save(
                 store, space, runner.name, runner.config_dict(), runner.host(), out, kinds, seed, progress
             )
     except TooFewMeasurements as short:
-        flags = "".join(f" --space-option {o}" for o in space_option or []) + "".join(f" -o {o}" for o in option or [])
+        flags = _flags(option, space_option)
         raise UserError(
             f"only {short.have} measurements of {space.name} on {runner.name} for this host and settings in "
             f"{store.url}; {short.missing} more are needed: run "
@@ -416,9 +421,7 @@ def search(
     path = predictor or default_predictor_path(space, the_space.config_dict(), *key)
     if not path.is_file():
         if not auto_predictor:
-            flags = "".join(f" --space-option {o}" for o in space_option or []) + "".join(
-                f" -o {o}" for o in option or []
-            )
+            flags = _flags(option, space_option)
             raise UserError(
                 f"no latency predictor for {space} on {runner.name} at {path}; run "
                 f"`ehdnas collect --space {space} --target {runner.name} --samples {auto_samples}{flags}` and "
