@@ -21,7 +21,7 @@ DEMO_SPACE := --space-option layers=5 --space-option channels=8 --space-option i
 demo: install
 	$(BIN)/ehdnas targets
 	$(BIN)/ehdnas search --target ort-cpu --auto-predictor --auto-samples 100 $(DEMO_SPACE) \
-		--epochs 5 --retrain-epochs 10 --out runs/demo
+		--epochs 5 --retrain-epochs 10 --arch-lr 3e-3 --out runs/demo
 
 test: install
 	$(BIN)/ruff check .
