@@ -95,10 +95,12 @@ class Runner(ABC):
         model = model if isinstance(model, OnnxModel) else load_model(model)
         start = time.perf_counter()
         samples, attempts = self._time(model, protocol), 1
-        while LatencyStats.from_samples(samples).cv > protocol.max_cv and attempts <= protocol.retries:
+        cv = LatencyStats.from_samples(samples).cv
+        while cv > protocol.max_cv and attempts <= protocol.retries:
             again, attempts = self._time(model, protocol), attempts + 1
-            if LatencyStats.from_samples(again).cv < LatencyStats.from_samples(samples).cv:
-                samples = again
+            again_cv = LatencyStats.from_samples(again).cv
+            if again_cv < cv:
+                samples, cv = again, again_cv
         return Measurement(
             target=self.name,
             target_config=self.config_dict(),

@@ -241,6 +241,12 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
     runner = get_target(settings.target, settings.target_options)
     if predictor.meta.get("space_config") not in (None, space.config_dict()):
         raise UserError(f"the predictor was trained for darts settings {predictor.meta['space_config']}")
+    finished = out / "result.json"
+    if finished.is_file():
+        previous = json.loads(finished.read_text())
+        if previous.get("settings") == settings.to_dict():  # this exact search already ran to the end
+            on_event({"stage": "done", "reused": str(finished)})
+            return previous
     data = load_data(settings.data, space.config.input_size, space.config.in_channels)
     if data.classes != space.config.classes:
         raise UserError(
@@ -252,10 +258,6 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
     )
     predictor = predictor.to(device)
     out.mkdir(parents=True, exist_ok=True)
-    finished = out / "result.json"
-    if finished.is_file() and json.loads(finished.read_text()).get("settings") == settings.to_dict():
-        on_event({"stage": "done", "reused": str(finished)})
-        return json.loads(finished.read_text())  # this exact search already ran to the end
     started = time.perf_counter()
     genotype, history = search_supernet(settings, space, data, predictor, out, on_event)
     search_s = time.perf_counter() - started
