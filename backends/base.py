@@ -44,6 +44,7 @@ class Measurement:
     wall_s: float  # time the whole measurement took, session creation included
     created_at: str  # ISO 8601, UTC
     attempts: int = 1  # timed runs of the protocol; more than 1 when a noisy run was retried
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)  # target-specific, e.g. compile time
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -81,7 +82,12 @@ class Runner(ABC):
     def _time(self, model: OnnxModel, protocol: TimingProtocol) -> list[float]:
         """Run `model` under `protocol`; the latency samples in ms."""
 
+    def details(self, model: OnnxModel) -> dict[str, Any]:
+        """What else the target knows about the last measurement of `model` (compile time, per-layer cycles)."""
+        return {}
+
     def config_dict(self) -> dict[str, Any]:
+        """The settings that change what is measured: part of every measurement's key."""
         return dataclasses.asdict(self.config)
 
     def host(self) -> dict[str, Any]:
@@ -112,6 +118,7 @@ class Runner(ABC):
             wall_s=time.perf_counter() - start,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             attempts=attempts,
+            details=self.details(model),
         )
 
 

@@ -133,11 +133,22 @@ def _results_table(target: str, results: list[Any]) -> Table:
         macs = "?" if model.get("macs") is None else f"{model['macs'] / 1e6:.1f}"
         table.add_row(
             r.model, shape, macs, f"{s.median:.3f}", f"{s.mean:.3f}", f"{s.std:.3f}", f"{s.p10:.3f}", f"{s.p90:.3f}",
-            str(s.n), f"{100 * s.cv:.1f}" + (" !" if s.cv > NOISY_CV else ""), "store" if r.cached else "measured",
+            str(s.n), f"{100 * s.cv:.1f}" + (" !" if s.cv > NOISY_CV else ""), _source(r),
         )  # fmt: skip
     if any(r.measurement.latency_ms.cv > NOISY_CV for r in results):
         table.caption = f"! cv above {NOISY_CV:.0%}: noisy; use a quieter machine or more --repeats / --min-time"
     return table
+
+
+def _source(result: Any) -> str:
+    """Where a figure came from, with the build cost of compiled targets."""
+    details = result.measurement.details
+    text = "store" if result.cached else "measured"
+    if "compile_s" in details:
+        text += f"; built in {details['compile_s']:.1f} s" + (" (cached build)" if details.get("from_cache") else "")
+    if details.get("kernels_tuned_now"):
+        text += f"; tuned {details['kernels_tuned_now']} kernels in {details['tune_s']:.0f} s"
+    return text
 
 
 @app.command()

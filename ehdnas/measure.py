@@ -44,6 +44,7 @@ class Result:
             "wall_s": m.wall_s,
             "inputs": m.model["inputs"],
             "created_at": m.created_at,
+            "details": m.details,
         }
 
 

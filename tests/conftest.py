@@ -17,6 +17,12 @@ EHDNAS = [str(Path(sys.executable).parent / "ehdnas")]  # the installed console 
 FAST = ["--warmup", "1", "--repeats", "3", "--min-time", "0"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Builds and tuning records go to one folder per test session, never the user's cache."""
+    os.environ["EHDNAS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.db'}"
