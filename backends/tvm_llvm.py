@@ -1,0 +1,341 @@
+"""Target `tvm-llvm`: Apache TVM (Relax) compiled with LLVM for this CPU, untuned or MetaSchedule-tuned.
+
+The model goes through TVM's Relax ONNX frontend with its weights bound as
+constants (as a deployment would), is lowered and built for `llvm` with the
+host's `-mcpu`, and is timed on the Relax VM by TVM's own time evaluator.
+
+- `mode=untuned`: TVM's default schedules after operator fusion, plus the CPU
+  dlight rules (GEMV, reduction) where they match. Quick to build, and slow.
+- `mode=tuned`: MetaSchedule tunes each compute kernel (convolution, matmul,
+  pooling: the anchor ops of fused functions) that the tuning database does not
+  hold yet, `trials` trials each, then builds with the best schedules. Records
+  are matched by anchor block in one database per TVM target and version, so a
+  collection of similar networks tunes each distinct kernel once.
+
+Executables are cached on disk by (model hash, TVM target, mode, trials, TVM
+version), so measuring a model again does not compile it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backends.base import Availability, Runner, register_target
+from backends.cache import cache_dir
+from backends.onnx_model import OnnxModel
+from backends.protocol import TimingProtocol
+from ehdnas.errors import UserError
+
+MODES = ("untuned", "tuned")
+MATCH = "anchor-block"  # a fused conv+add+relu reuses the record of the same conv fused otherwise
+TUNED_PATTERNS = (3, 4)  # TVM op patterns: reduction (pooling) and out-elementwise-fusable (conv, matmul)
+_IN_MEMORY = 4  # compiled models kept loaded: the retries of one measurement reuse one build
+
+
+@dataclass(frozen=True)
+class TvmLlvmConfig:
+    mode: str = "untuned"
+    trials: int = 64  # MetaSchedule trials for each kernel not yet in the tuning database (mode=tuned)
+    threads: int = 1  # TVM runtime threads; 1 keeps measurements comparable and quiet
+    mcpu: str = "host"  # LLVM CPU to generate code for; "host" is the CPU this runs on
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise UserError(f"target 'tvm-llvm' option 'mode' must be one of {', '.join(MODES)}")
+        if self.trials < 1:
+            raise UserError("target 'tvm-llvm' option 'trials' must be at least 1")
+        if self.threads < 1:
+            raise UserError("target 'tvm-llvm' option 'threads' must be at least 1")
+
+
+@dataclass
+class Compiled:
+    """A model built by TVM, loaded in a Relax VM, with how it was built."""
+
+    vm: Any
+    input_names: tuple[str, ...]
+    info: dict[str, Any]
+
+    def arguments(self, feeds: dict[str, np.ndarray]) -> list[Any]:
+        import tvm
+
+        return [tvm.runtime.tensor(feeds[name], tvm.cpu()) for name in self.input_names]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        import tvm
+
+        out = self.vm["main"](*self.arguments(feeds))
+        return [out.numpy()] if isinstance(out, tvm.runtime.Tensor) else [t.numpy() for t in out]
+
+
+@register_target("tvm-llvm")
+class TvmLlvmRunner(Runner):
+    description = "Apache TVM (Relax) built with LLVM for this CPU; mode=untuned|tuned, trials=N"
+    Config = TvmLlvmConfig
+
+    def __init__(self, config: TvmLlvmConfig | None = None) -> None:
+        super().__init__(config)
+        self._loaded: OrderedDict[str, Compiled] = OrderedDict()
+
+    @classmethod
+    def availability(cls) -> Availability:
+        if importlib.util.find_spec("tvm") is None:
+            return Availability(False, "the apache-tvm package is not installed")
+        try:
+            import tvm
+        except Exception as err:  # a broken native library raises anything
+            return Availability(False, f"TVM does not load: {err}")
+        if not tvm.runtime.enabled("llvm"):
+            return Availability(False, "this TVM build has no LLVM backend")
+        return Availability(True)
+
+    def libraries(self) -> dict[str, str]:
+        import tvm
+
+        return {"apache-tvm": tvm.__version__}
+
+    def config_dict(self) -> dict[str, Any]:
+        config = super().config_dict()
+        if self.config.mode == "untuned":
+            del config["trials"]  # no tuning: the budget changes nothing measured
+        return config
+
+    def target(self) -> Any:
+        """The TVM target: LLVM for the host (or the named) CPU with the configured core count."""
+        import tvm
+
+        spec: dict[str, Any] = {"kind": "llvm", "num-cores": self.config.threads}
+        mcpu = tvm.target.codegen.llvm_get_system_cpu() if self.config.mcpu == "host" else self.config.mcpu
+        if mcpu and mcpu != "generic":
+            if not tvm.target.codegen.llvm_is_valid_cpu(mcpu, tvm.target.codegen.llvm_get_system_triple()):
+                raise UserError(f"target 'tvm-llvm' option 'mcpu': LLVM does not know the CPU {mcpu!r}")
+            spec["mcpu"] = mcpu
+        return tvm.target.Target(spec)
+
+    def tuning_dir(self) -> Path:
+        """The MetaSchedule database shared by every model built for this TVM target."""
+        import tvm
+
+        return cache_dir("tvm", "tuning", _digest(str(self.target()), tvm.__version__))
+
+    def details(self, model: OnnxModel) -> dict[str, Any]:
+        compiled = self._loaded.get(self._key(model))
+        return dict(compiled.info) if compiled else {}
+
+    def _time(self, model: OnnxModel, protocol: TimingProtocol) -> list[float]:
+        import tvm
+
+        compiled = self.compile(model)
+        args = compiled.arguments(model.fixed_inputs())
+        device = tvm.cpu()
+        warmup = compiled.vm.time_evaluator("main", device, number=max(protocol.warmup, 1), repeat=1)(*args)
+        per_run_s = max(warmup.mean, 1e-9)
+        repeats = max(protocol.min_repeats, math.ceil(protocol.min_time_s / per_run_s))
+        timed = compiled.vm.time_evaluator("main", device, number=1, repeat=min(repeats, protocol.max_repeats))(*args)
+        return [float(seconds) * 1e3 for seconds in timed.results]
+
+    def compile(self, model: OnnxModel) -> Compiled:
+        """The model built for this configuration: from memory, from the disk cache, or built now."""
+        key = self._key(model)
+        if key in self._loaded:
+            self._loaded.move_to_end(key)
+            return self._loaded[key]
+        _configure_threads(self.config.threads)
+        names = tuple(spec.name for spec in model.inputs)
+        library = cache_dir("tvm", "lib") / f"{key}.so"
+        info_file = library.with_suffix(".json")
+        if library.is_file() and info_file.is_file():
+            compiled = Compiled(_load_vm(library), names, {**json.loads(info_file.read_text()), "from_cache": True})
+        else:
+            start = time.perf_counter()
+            executable, info = self._build(model)
+            exported = _export(executable, library)
+            info["compile_s"] = round(time.perf_counter() - start - info.get("tune_s", 0.0), 3)  # tuning apart
+            # Loading the exported library costs no more than the JIT compile that running the
+            # in-memory build would trigger (both about 1.5 s for a small DARTS net), so cache first.
+            if exported:
+                info_file.write_text(json.dumps(info))
+            vm = _load_vm(library) if exported else _vm(executable)
+            compiled = Compiled(vm, names, {**info, "from_cache": False})
+        self._loaded[key] = compiled
+        while len(self._loaded) > _IN_MEMORY:
+            self._loaded.popitem(last=False)
+        return compiled
+
+    def _key(self, model: OnnxModel) -> str:
+        import tvm
+
+        shapes = [list(spec.shape) for spec in model.inputs]
+        return _digest(model.sha256, str(shapes), str(self.target()), json.dumps(self.config_dict()), tvm.__version__)
+
+    def _build(self, model: OnnxModel) -> tuple[Any, dict[str, Any]]:
+        target = self.target()
+        fused = _fuse(_import_onnx(model), target)
+        info: dict[str, Any] = {"mode": self.config.mode, "mcpu": str(target.attrs.get("mcpu", "generic"))}
+        database = None
+        if self.config.mode == "tuned":
+            database, tuning = _tune(fused, target, self.tuning_dir(), self.config.trials)
+            info.update(tuning)
+        return _compile(fused, target, database), info
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
+
+
+def _configure_threads(threads: int) -> None:
+    import tvm
+
+    os.environ["TVM_NUM_THREADS"] = str(threads)  # read by worker processes that tuning starts
+    tvm.get_global_func("runtime.config_threadpool")(0, threads)
+
+
+def _import_onnx(model: OnnxModel) -> Any:
+    """The model as a Relax module with static input shapes and its weights as constants."""
+    import onnx
+    import tvm
+    import tvm.relax.frontend.onnx
+    from tvm import relax
+
+    proto = onnx.load(str(model.path))
+    shapes = {spec.name: list(spec.shape) for spec in model.inputs}
+    try:
+        module = relax.frontend.onnx.from_onnx(proto, shape_dict=shapes, keep_params_in_input=False)
+    except tvm.error.OpNotImplemented as err:
+        ops = str(err).split(":", 1)[-1].strip().splitlines()[0]
+        raise UserError(f"{model.path}: TVM's ONNX frontend does not support the operator(s) {ops}") from None
+    except Exception as err:  # the frontend raises many types for models it cannot convert
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise UserError(f"{model.path}: TVM cannot import the model ({reason})") from None
+    return relax.transform.DecomposeOpsForInference()(module)  # batch norm into arithmetic, as at inference
+
+
+def _fuse(module: Any, target: Any) -> Any:
+    """Legalize every operator to TIR and fuse: the functions that tuning and building both see."""
+    import tvm
+    from tvm.relax.backend.cpu_generic import pipeline
+
+    with target:
+        passes = pipeline.library_dispatch_passes(target) + pipeline.legalize_passes(target)
+        return tvm.transform.Sequential(passes)(module)
+
+
+def _compile(fused: Any, target: Any, database: Any | None) -> Any:
+    """Schedule (tuning records first, then the CPU dlight rules), lower and build for the VM."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.backend.cpu_generic import pipeline
+    from tvm.s_tir import dlight
+
+    @tvm.transform.module_pass(opt_level=3)
+    def lower(module: Any, _context: Any) -> Any:
+        if database is not None:
+            module = relax.transform.MetaScheduleApplyDatabase()(module)
+        module = dlight.ApplyDefaultSchedule(dlight.cpu.GEMV(), dlight.cpu.Reduction())(module)
+        finish = pipeline.dataflow_lower_passes(target) + pipeline.finalize_passes(target)
+        return tvm.transform.Sequential(finish)(module)
+
+    with target, database or contextlib.nullcontext(), tvm.transform.PassContext(opt_level=3):
+        return relax.build(fused, target=target, relax_pipeline=lower)
+
+
+def _tune(fused: Any, target: Any, work_dir: Path, trials: int) -> tuple[Any, dict[str, Any]]:
+    """Tune the kernels the database lacks; the database and what was done."""
+    from tvm.s_tir import meta_schedule as ms
+
+    tasks = ms.relax_integration.extract_tasks(fused, target, module_equality=MATCH)
+    kernels = [t for t in tasks if int(t.dispatched[0]["main"].attrs.get("op_pattern", -1)) in TUNED_PATTERNS]
+    database = ms.database.JSONDatabase(work_dir=str(work_dir), module_equality=MATCH)
+    new = [t for t in kernels if database.query_tuning_record(t.dispatched[0], target, "main") is None]
+    start = time.perf_counter()
+    if new:
+        with _redirect_output(work_dir / "tuning.log"):
+            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                new, str(work_dir), num_threads=os.cpu_count() or 1, seed=0
+            )
+            ms.tune.tune_tasks(
+                tasks=contexts,
+                task_weights=weights,
+                work_dir=str(work_dir),
+                max_trials_global=trials * len(new),
+                max_trials_per_task=trials,
+                num_trials_per_iter=min(trials, 32),
+                database=database,
+                runner=ms.runner.LocalRunner(
+                    evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=3, min_repeat_ms=10)
+                ),
+                module_equality=MATCH,
+            )
+    return database, {
+        "kernels": len(kernels),
+        "kernels_tuned_now": len(new),
+        "trials": trials,
+        "tune_s": round(time.perf_counter() - start, 3),
+        "tuning_dir": str(work_dir),
+    }
+
+
+@contextlib.contextmanager
+def _redirect_output(log: Path | str) -> Iterator[None]:
+    """Send this process's stdout and stderr, Python's and native code's, to `log` for a while.
+
+    MetaSchedule logs every trial and TVM's C++ warns on export; none of it is for the user.
+    """
+    import logging
+    import sys
+
+    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "a") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _vm(executable: Any) -> Any:
+    import tvm
+    from tvm import relax
+
+    return relax.VirtualMachine(executable, tvm.cpu())
+
+
+def _load_vm(library: Path) -> Any:
+    import tvm
+
+    return _vm(tvm.runtime.load_module(str(library)))
+
+
+def _export(executable: Any, library: Path) -> bool:
+    """Write the built library (under a temporary name, then renamed); False if it cannot be linked here."""
+    partial = library.with_name(f"{library.stem}.{os.getpid()}.partial.so")
+    try:
+        with _redirect_output(os.devnull):
+            executable.export_library(str(partial))
+    except Exception:  # no C toolchain to link the library: the in-memory build serves this process
+        partial.unlink(missing_ok=True)
+        return False
+    os.replace(partial, library)
+    return True

@@ -1,0 +1,130 @@
+"""Target `tvm-llvm`: real TVM builds, checked against ONNX Runtime, cached, tuned, and used end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from backends import TimingProtocol, get_target, load_model
+from ehdnas.errors import UserError
+from tests.conftest import FAST, LIGHT_MODELS, run_cli, tiny_conv_model
+
+QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0)
+
+
+def random_conv_net(path: Path, op: str = "Relu") -> Path:
+    """Conv, batch norm, `op`, max pool, depthwise conv, global pool and a dense layer, random weights."""
+    rng = np.random.default_rng(0)
+
+    def weight(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.5, name)
+
+    initializers = [
+        weight("w1", 8, 3, 3, 3),
+        weight("scale", 8),
+        weight("bias", 8),
+        weight("mean", 8),
+        numpy_helper.from_array(rng.uniform(0.5, 2.0, 8).astype(np.float32), "var"),
+        weight("w2", 8, 1, 3, 3),
+        weight("fc", 8, 5),
+        weight("fc_b", 5),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c1", "scale", "bias", "mean", "var"], ["bn"]),
+        helper.make_node(op, ["bn"], ["a"]),
+        helper.make_node("MaxPool", ["a"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p", "w2"], ["c2"], pads=[1, 1, 1, 1], group=8),
+        helper.make_node("GlobalAveragePool", ["c2"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc", "fc_b"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "random_conv_net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_tvm_agrees_with_onnx_runtime(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    model = load_model(random_conv_net(tmp_path / "net.onnx"))
+    feeds = model.fixed_inputs()
+    expected = ort.InferenceSession(str(model.path)).run(None, feeds)[0]
+    got = get_target("tvm-llvm").compile(model).run(feeds)
+    assert len(got) == 1 and got[0].shape == (1, 5)
+    assert np.abs(expected).max() > 0.1  # a signal worth comparing, not a constant
+    np.testing.assert_allclose(got[0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_mode_and_budget_are_part_of_the_configuration() -> None:
+    untuned, tuned = get_target("tvm-llvm"), get_target("tvm-llvm", ["mode=tuned", "trials=8"])
+    assert untuned.config_dict() == {"mode": "untuned", "threads": 1, "mcpu": "host"}
+    assert tuned.config_dict() == {"mode": "tuned", "trials": 8, "threads": 1, "mcpu": "host"}
+    with pytest.raises(UserError, match="'mode' must be one of untuned, tuned"):
+        get_target("tvm-llvm", ["mode=fast"])
+    with pytest.raises(UserError, match="'trials' must be at least 1"):
+        get_target("tvm-llvm", ["trials=0"])
+    with pytest.raises(UserError, match="does not know the CPU 'pentium9000'"):
+        get_target("tvm-llvm", ["mcpu=pentium9000"]).target()
+
+
+def test_measuring_again_reuses_the_build(tiny_model: Path) -> None:
+    first = get_target("tvm-llvm").measure(tiny_model, QUICK)
+    assert first.details["from_cache"] is False and first.details["compile_s"] > 0
+    again = get_target("tvm-llvm").measure(tiny_model, QUICK)  # a new runner: only the disk cache is shared
+    assert again.details["from_cache"] is True and again.details["compile_s"] == first.details["compile_s"]
+    assert again.latency_ms.n >= 5
+
+
+def test_unsupported_operator_is_named(tmp_path: Path) -> None:
+    path = random_conv_net(tmp_path / "celu.onnx", op="Celu")
+    proc = run_cli("benchmark", "-t", "tvm-llvm", "--model", str(path), *FAST, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "TVM's ONNX frontend does not support the operator(s) Celu" in proc.stderr
+
+
+def test_benchmark_a_third_party_opset9_classifier_json() -> None:
+    path = LIGHT_MODELS / "light_squeezenet.onnx"
+    doc = json.loads(run_cli("benchmark", "-t", "tvm-llvm", "--model", str(path), *FAST, "--json").stdout)
+    assert doc["target"] == "tvm-llvm" and doc["target_config"]["mode"] == "untuned"
+    assert doc["host"]["libraries"]["apache-tvm"]
+    (result,) = doc["results"]
+    assert result["model"] == "light_squeezenet.onnx" and result["latency_ms"]["median"] > 0
+    assert result["details"]["compile_s"] > 0 and result["details"]["mcpu"]
+
+
+@pytest.mark.slow
+def test_tuning_tunes_each_kernel_once(tmp_path: Path) -> None:
+    runner = get_target("tvm-llvm", ["mode=tuned", "trials=4"])
+    first = runner.measure(tiny_conv_model(tmp_path / "a.onnx"), QUICK)
+    assert first.details["kernels"] >= 1 and first.details["kernels_tuned_now"] == first.details["kernels"]
+    records = Path(first.details["tuning_dir"]) / "database_tuning_record.json"
+    assert records.read_text().count("\n") >= 1
+    # The same kernels in another file (other batch of weights, same shapes): nothing new to tune.
+    other = tiny_conv_model(tmp_path / "b.onnx", opset=14)
+    second = runner.measure(other, QUICK)
+    assert second.details["kernels_tuned_now"] == 0 and second.details["from_cache"] is False
+
+
+@pytest.mark.slow
+def test_search_on_tvm_end_to_end(tmp_path: Path, db_url: str) -> None:
+    space = ["--space-option", "layers=2", "--space-option", "channels=4", "--space-option", "input_size=8"]
+    args = ["search", "-t", "tvm-llvm", "--out", str(tmp_path / "run"), *space, "--auto-predictor"]
+    args += ["--auto-samples", "50", "--epochs", "1", "--retrain-epochs", "1", "--batch-size", "256", "--json"]
+    result = json.loads(run_cli(*args, db=db_url).stdout)
+    assert result["target"] == "tvm-llvm" and result["measured_latency_ms"]["median"] > 0
+    assert (tmp_path / "run" / "model.onnx").is_file()
