@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from backends import TimingProtocol, get_target
 from ehdnas.measure import collect
@@ -11,9 +12,16 @@ from ehdnas.store import Store
 from perf_models.dataset import Dataset, load_dataset
 
 
-def measured_darts(db: str | None, samples: int, seed: int = 0) -> Dataset:
-    """The first `samples` DARTS architectures of `seed` measured on ort-cpu; collects what is missing."""
-    runner, space, store = get_target("ort-cpu"), get_space("darts"), Store(db)
+def measured_darts(
+    db: str | None,
+    samples: int,
+    seed: int = 0,
+    target: str = "ort-cpu",
+    target_options: Sequence[str] = (),
+    space_options: Sequence[str] = (),
+) -> Dataset:
+    """The first `samples` DARTS architectures of `seed` measured on `target`; collects what is missing."""
+    runner, space, store = get_target(target, target_options), get_space("darts", space_options), Store(db)
 
     def progress(done: int, total: int, label: str) -> None:
         print(f"\r  collecting [{done}/{total}] {label[:40]}", end="", file=sys.stderr, flush=True)

@@ -1,4 +1,4 @@
-"""Latency predictors on ort-cpu: accuracy against measurements, growth with data, cost in a search step.
+"""Latency predictors on a target: accuracy against measurements, growth with data, cost in a search step.
 
 Measures (or reuses from the store) 1,000 sampled DARTS architectures, then for
 the first 100, 300 and 1,000 of them trains every predictor kind and evaluates
@@ -8,6 +8,8 @@ better than lut and flops on every metric (a tie is reported: ±10% saturates at
 forward + backward under 1 ms.
 
     .venv/bin/python -m benchmarks.predictor_accuracy [--db URL] [--samples 1000]
+    .venv/bin/python -m benchmarks.predictor_accuracy --target tvm-llvm --samples 300 --sizes 100,300 \
+        --space-option layers=5 --space-option channels=8 --space-option input_size=16
 """
 
 from __future__ import annotations
@@ -29,11 +31,15 @@ def main() -> None:
     parser.add_argument("--db", help="SQLAlchemy URL of the store (default: EHDNAS_DB or the user store)")
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--sizes", default="100,300,1000", help="training-set sizes to report")
+    parser.add_argument("--target", default="ort-cpu")
+    parser.add_argument("-o", "--option", action="append", default=[], help="target setting KEY=VALUE")
+    parser.add_argument("--space-option", action="append", default=[], help="DARTS setting KEY=VALUE")
     args = parser.parse_args()
 
-    data = measured_darts(args.db, args.samples)
+    data = measured_darts(args.db, args.samples, 0, args.target, args.option, args.space_option)
     median = sorted(data.latency_ms)[len(data) // 2]
-    print(f"{len(data)} measured DARTS architectures on ort-cpu, median latency {median:.3f} ms")
+    settings = " ".join([*args.option, *args.space_option])
+    print(f"{len(data)} measured DARTS architectures on {args.target} {settings}, median latency {median:.3f} ms")
     print(f"{'n':>5} {'kind':8} {'MAPE%':>7} {'RMSE ms':>8} {'±5%':>6} {'±10%':>6} {'tau':>6} {'rho':>6} {'fit s':>6}")
     final = {}
     for n in (int(s) for s in args.sizes.split(",")):
