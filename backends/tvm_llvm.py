@@ -139,12 +139,13 @@ class TvmLlvmRunner(Runner):
         import tvm
 
         compiled = self.compile(model)
-        args = compiled.arguments(model.fixed_inputs())
-        device = tvm.cpu()
-        warmup = compiled.vm.time_evaluator("main", device, number=max(protocol.warmup, 1), repeat=1)(*args)
-        per_run_s = max(warmup.mean, 1e-9)
-        repeats = max(protocol.min_repeats, math.ceil(protocol.min_time_s / per_run_s))
-        timed = compiled.vm.time_evaluator("main", device, number=1, repeat=min(repeats, protocol.max_repeats))(*args)
+        with _affinity_kept():
+            _use_threads(self.config.threads)
+            args = compiled.arguments(model.fixed_inputs())
+            evaluator = compiled.vm.time_evaluator
+            warmup = evaluator("main", tvm.cpu(), number=max(protocol.warmup, 1), repeat=1)(*args)
+            repeats = max(protocol.min_repeats, math.ceil(protocol.min_time_s / max(warmup.mean, 1e-9)))
+            timed = evaluator("main", tvm.cpu(), number=1, repeat=min(repeats, protocol.max_repeats))(*args)
         return [float(seconds) * 1e3 for seconds in timed.results]
 
     def compile(self, model: OnnxModel) -> Compiled:
@@ -153,7 +154,7 @@ class TvmLlvmRunner(Runner):
         if key in self._loaded:
             self._loaded.move_to_end(key)
             return self._loaded[key]
-        _configure_threads(self.config.threads)
+        os.environ["TVM_NUM_THREADS"] = str(self.config.threads)  # read by tuning's worker processes
         names = tuple(spec.name for spec in model.inputs)
         library = cache_dir("tvm", "lib") / f"{key}.so"
         info_file = library.with_suffix(".json")
@@ -196,11 +197,28 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
 
 
-def _configure_threads(threads: int) -> None:
+def _use_threads(threads: int) -> None:
+    """Size TVM's runtime thread pool (starting it), resizing only when it differs."""
     import tvm
 
-    os.environ["TVM_NUM_THREADS"] = str(threads)  # read by worker processes that tuning starts
-    tvm.get_global_func("runtime.config_threadpool")(0, threads)
+    if tvm.get_global_func("runtime.NumThreads")() != threads:
+        tvm.get_global_func("runtime.config_threadpool")(0, threads)
+
+
+@contextlib.contextmanager
+def _affinity_kept() -> Iterator[None]:
+    """Undo the pinning that TVM's thread pool applies to the calling thread when it starts.
+
+    Left pinned, the process stays on one core afterwards: MetaSchedule's build
+    workers (which inherit it) then share that core and time out, and training
+    in the same process loses the other cores.
+    """
+    saved = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.sched_setaffinity(0, saved)
 
 
 def _import_onnx(model: OnnxModel) -> Any:
@@ -274,6 +292,7 @@ def _tune(fused: Any, target: Any, work_dir: Path, trials: int) -> tuple[Any, di
                 max_trials_per_task=trials,
                 num_trials_per_iter=min(trials, 32),
                 database=database,
+                builder=ms.builder.LocalBuilder(f_build=_build_candidate),
                 runner=ms.runner.LocalRunner(
                     evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=3, min_repeat_ms=10)
                 ),
@@ -286,6 +305,18 @@ def _tune(fused: Any, target: Any, work_dir: Path, trials: int) -> tuple[Any, di
         "tune_s": round(time.perf_counter() - start, 3),
         "tuning_dir": str(work_dir),
     }
+
+
+def _build_candidate(module: Any, target: Any, _params: Any) -> Any:
+    """MetaSchedule's default candidate build, less its import of every tensor intrinsic.
+
+    That import takes about 20 s, and MetaSchedule pays it in fresh worker
+    processes for every batch of candidates; float32 CPU schedules use none.
+    """
+    from tvm.driver import build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    return build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(module), target=target)
 
 
 @contextlib.contextmanager

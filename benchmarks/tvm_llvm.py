@@ -7,7 +7,7 @@ thread each, under the default timing protocol. Tuning starts from an empty
 database unless `--cache` names a folder that holds one. Target (issue 5): tuned
 TVM within 1.5x of ONNX Runtime, or faster.
 
-    .venv/bin/python -m benchmarks.tvm_llvm [--trials 16] [--models darts,squeezenet,shufflenet]
+    .venv/bin/python -m benchmarks.tvm_llvm [--trials 64] [--models darts,squeezenet,bvlc_alexnet]
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from ehdnas.export import export_arch
 from ehdnas.spaces import get_space
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
-THIRD_PARTY = {name: f"light_{name}.onnx" for name in ("squeezenet", "shufflenet", "resnet50", "inception_v1")}
+THIRD_PARTY = {name: f"light_{name}.onnx" for name in ("squeezenet", "bvlc_alexnet", "shufflenet", "resnet50")}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=16, help="MetaSchedule trials per kernel")
-    parser.add_argument("--models", default="darts,squeezenet,shufflenet", help=f"darts, {', '.join(THIRD_PARTY)}")
+    parser.add_argument("--trials", type=int, default=64, help="MetaSchedule trials per kernel")
+    parser.add_argument("--models", default="darts,squeezenet,bvlc_alexnet", help=f"darts, {', '.join(THIRD_PARTY)}")
     parser.add_argument("--cache", help="cache folder (builds, tuning records) to use and keep [a fresh one]")
     args = parser.parse_args()
 
