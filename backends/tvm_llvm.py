@@ -41,7 +41,6 @@ from ehdnas.errors import UserError
 
 MODES = ("untuned", "tuned")
 MATCH = "anchor-block"  # a fused conv+add+relu reuses the record of the same conv fused otherwise
-TUNED_PATTERNS = (3, 4)  # TVM op patterns: reduction (pooling) and out-elementwise-fusable (conv, matmul)
 _IN_MEMORY = 4  # compiled models kept loaded: the retries of one measurement reuse one build
 
 
@@ -262,7 +261,7 @@ def _compile(fused: Any, target: Any, database: Any | None) -> Any:
     def lower(module: Any, _context: Any) -> Any:
         if database is not None:
             module = relax.transform.MetaScheduleApplyDatabase()(module)
-        module = dlight.ApplyDefaultSchedule(dlight.cpu.GEMV(), dlight.cpu.Reduction())(module)
+        module = _where_they_apply(dlight.ApplyDefaultSchedule(dlight.cpu.GEMV(), dlight.cpu.Reduction()), module)
         finish = pipeline.dataflow_lower_passes(target) + pipeline.finalize_passes(target)
         return tvm.transform.Sequential(finish)(module)
 
@@ -270,12 +269,31 @@ def _compile(fused: Any, target: Any, database: Any | None) -> Any:
         return relax.build(fused, target=target, relax_pipeline=lower)
 
 
+def _where_they_apply(rules: Any, module: Any) -> Any:
+    """Apply dlight `rules` function by function, leaving a function as it was when they fail on it.
+
+    TVM 0.27's CPU reduction rule raises on some legalized functions (AlexNet's dense layers).
+    """
+    import tvm
+
+    for name, function in module.functions_items():
+        if isinstance(function, tvm.tirx.PrimFunc):
+            try:
+                module[name] = rules(tvm.IRModule({name: function}))[name]
+            except RuntimeError:  # ScheduleError and the FFI errors derive from it
+                continue
+    return module
+
+
 def _tune(fused: Any, target: Any, work_dir: Path, trials: int) -> tuple[Any, dict[str, Any]]:
     """Tune the kernels the database lacks; the database and what was done."""
     from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.analysis import find_anchor_sblock
 
     tasks = ms.relax_integration.extract_tasks(fused, target, module_equality=MATCH)
-    kernels = [t for t in tasks if int(t.dispatched[0]["main"].attrs.get("op_pattern", -1)) in TUNED_PATTERNS]
+    # Functions built around a reduction (convolution, matmul, pooling, with what was fused into them)
+    # hold nearly all the time; element-wise functions keep their default schedules.
+    kernels = [t for t in tasks if find_anchor_sblock(t.dispatched[0]) is not None]
     database = ms.database.JSONDatabase(work_dir=str(work_dir), module_equality=MATCH)
     new = [t for t in kernels if database.query_tuning_record(t.dispatched[0], target, "main") is None]
     start = time.perf_counter()
