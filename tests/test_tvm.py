@@ -108,6 +108,13 @@ def test_benchmark_a_third_party_opset9_classifier_json() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("path", sorted(LIGHT_MODELS.glob("*.onnx")), ids=lambda p: p.stem)
+def test_tvm_builds_every_classic_opset9_classifier(path: Path) -> None:
+    compiled = get_target("tvm-llvm").compile(load_model(path))
+    assert compiled.info["compile_s"] > 0 and compiled.input_names
+
+
+@pytest.mark.slow
 def test_tuning_tunes_each_kernel_once(tmp_path: Path) -> None:
     runner = get_target("tvm-llvm", ["mode=tuned", "trials=4"])
     first = runner.measure(tiny_conv_model(tmp_path / "a.onnx"), QUICK)
