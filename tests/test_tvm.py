@@ -82,10 +82,11 @@ def test_mode_and_budget_are_part_of_the_configuration() -> None:
         get_target("tvm-llvm", ["mcpu=pentium9000"]).target()
 
 
-def test_measuring_again_reuses_the_build(tiny_model: Path) -> None:
-    first = get_target("tvm-llvm").measure(tiny_model, QUICK)
+def test_measuring_again_reuses_the_build(tmp_path: Path) -> None:
+    model = tiny_conv_model(tmp_path / "unique.onnx", opset=11)  # a file no other test builds
+    first = get_target("tvm-llvm").measure(model, QUICK)
     assert first.details["from_cache"] is False and first.details["compile_s"] > 0
-    again = get_target("tvm-llvm").measure(tiny_model, QUICK)  # a new runner: only the disk cache is shared
+    again = get_target("tvm-llvm").measure(model, QUICK)  # a new runner: only the disk cache is shared
     assert again.details["from_cache"] is True and again.details["compile_s"] == first.details["compile_s"]
     assert again.latency_ms.n >= 5
 
@@ -129,7 +130,7 @@ def test_tuning_tunes_each_kernel_once(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_search_on_tvm_end_to_end(tmp_path: Path, db_url: str) -> None:
-    space = ["--space-option", "layers=2", "--space-option", "channels=4", "--space-option", "input_size=8"]
+    space = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
     args = ["search", "-t", "tvm-llvm", "--out", str(tmp_path / "run"), *space, "--auto-predictor"]
     args += ["--auto-samples", "50", "--epochs", "1", "--retrain-epochs", "1", "--batch-size", "256", "--json"]
     result = json.loads(run_cli(*args, db=db_url).stdout)
