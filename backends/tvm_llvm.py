@@ -19,7 +19,6 @@ version), so measuring a model again does not compile it again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import math
@@ -35,6 +34,7 @@ import numpy as np
 
 from backends.base import Availability, Runner, register_target
 from backends.cache import cache_dir
+from backends.host import fingerprint
 from backends.onnx_model import OnnxModel
 from backends.protocol import TimingProtocol
 from ehdnas.errors import UserError
@@ -128,7 +128,7 @@ class TvmLlvmRunner(Runner):
         """The MetaSchedule database shared by every model built for this TVM target."""
         import tvm
 
-        return cache_dir("tvm", "tuning", _digest(str(self.target()), tvm.__version__))
+        return cache_dir("tvm", "tuning", fingerprint([str(self.target()), tvm.__version__]))
 
     def details(self, model: OnnxModel) -> dict[str, Any]:
         compiled = self._loaded.get(self._key(model))
@@ -179,7 +179,7 @@ class TvmLlvmRunner(Runner):
         import tvm
 
         shapes = [list(spec.shape) for spec in model.inputs]
-        return _digest(model.sha256, str(shapes), str(self.target()), json.dumps(self.config_dict()), tvm.__version__)
+        return fingerprint([model.sha256, shapes, str(self.target()), self.config_dict(), tvm.__version__])
 
     def _build(self, model: OnnxModel) -> tuple[Any, dict[str, Any]]:
         target = self.target()
@@ -190,10 +190,6 @@ class TvmLlvmRunner(Runner):
             database, tuning = _tune(fused, target, self.tuning_dir(), self.config.trials)
             info.update(tuning)
         return _compile(fused, target, database), info
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
 
 
 def _use_threads(threads: int) -> None:
