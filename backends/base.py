@@ -86,6 +86,10 @@ class Runner(ABC):
         """What else the target knows about the last measurement of `model` (compile time, per-layer cycles)."""
         return {}
 
+    def layer_report(self, model: OnnxModel) -> list[dict[str, Any]] | None:
+        """Per-layer figures of the last measurement of `model`, for targets that can break it down."""
+        return None
+
     def config_dict(self) -> dict[str, Any]:
         """The settings that change what is measured: part of every measurement's key."""
         return dataclasses.asdict(self.config)

@@ -145,8 +145,10 @@ def load_model(path: Path | str, input_shapes: dict[str, Shape] | None = None) -
     )
 
 
-def _count_macs(proto: Any, input_shapes: dict[str, Shape]) -> int | None:
-    """Multiply-accumulates of the compute layers, from ONNX shape inference at the given input shapes."""
+def inferred_shapes(proto: Any, input_shapes: dict[str, Shape]) -> tuple[Any, dict[str, list[int]]]:
+    """The graph after ONNX shape inference at the given input shapes, and every tensor's shape in it.
+
+    Raises ValueError when inference fails (some custom or malformed graphs)."""
     from onnx import shape_inference
 
     for value in proto.graph.input:  # pin the inputs so every inferred shape is static
@@ -157,11 +159,20 @@ def _count_macs(proto: Any, input_shapes: dict[str, Shape]) -> int | None:
                 dims.add().dim_value = size
     try:
         graph = shape_inference.infer_shapes(proto).graph
-    except Exception:  # inference gives up on some custom or malformed graphs; the runner will say more
-        return None
+    except Exception as err:  # onnx raises several unrelated types
+        raise ValueError(str(err)) from None
     shapes = {init.name: list(init.dims) for init in graph.initializer}
     for value in [*graph.input, *graph.value_info, *graph.output]:
         shapes.setdefault(value.name, [d.dim_value for d in value.type.tensor_type.shape.dim])
+    return graph, shapes
+
+
+def _count_macs(proto: Any, input_shapes: dict[str, Shape]) -> int | None:
+    """Multiply-accumulates of the compute layers, from ONNX shape inference at the given input shapes."""
+    try:
+        graph, shapes = inferred_shapes(proto, input_shapes)
+    except ValueError:  # the runner will say more
+        return None
     macs = 0
     for node in graph.node:
         if node.op_type not in ("Conv", "Gemm", "MatMul"):

@@ -33,6 +33,10 @@ TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Target name (see
 TargetOptions = Annotated[
     list[str] | None, typer.Option("--option", "-o", help="Target setting KEY=VALUE, e.g. threads=2.")
 ]
+AcceleratorOpt = Annotated[
+    Path | None,
+    typer.Option("--accelerator", help="A TOML accelerator description for a systolic-* target (see README)."),
+]
 SpaceOptions = Annotated[
     list[str] | None, typer.Option("--space-option", help="Space setting KEY=VALUE, e.g. layers=5.")
 ]
@@ -140,12 +144,42 @@ def _results_table(target: str, results: list[Any]) -> Table:
     return table
 
 
+def _runner(target: str, options: list[str] | None, accelerator: Path | None) -> Any:
+    """The target's runner; `--accelerator FILE` is the systolic targets' `accelerator` setting."""
+    from backends import get_target
+
+    if accelerator is not None and not target.startswith("systolic-"):
+        raise UserError(f"--accelerator goes with a systolic-* target, not {target!r}")
+    return get_target(target, [*(options or []), *([f"accelerator={accelerator}"] if accelerator else [])])
+
+
+def _layers_table(result: Any) -> Table:
+    table = Table(title=f"{result.model}: per layer")
+    for column in ("layer", "kind", "cycles", "compute", "stall", "util %", "DRAM KB"):
+        table.add_column(column, justify="left" if column in ("layer", "kind") else "right")
+    for layer in result.layers:
+        table.add_row(
+            layer["name"], layer["kind"], f"{layer['cycles']:,}", f"{layer['compute_cycles']:,}",
+            f"{layer['stall_cycles']:,}", f"{100 * layer['utilization']:.1f}",
+            f"{(layer['dram_read_bytes'] + layer['dram_write_bytes']) / 1024:.1f}",
+        )  # fmt: skip
+    details = result.measurement.details
+    table.caption = (
+        f"total {details['cycles']:,} cycles ({details['stall_cycles']:,} stalled), array utilisation "
+        f"{100 * details['utilization']:.1f}%, {details['dram_bytes'] / 2**20:.2f} MiB DRAM traffic; "
+        f"simulated ({details['engine']}): deterministic, spread 0"
+    )
+    return table
+
+
 def _source(result: Any) -> str:
     """Where a figure came from, with the build cost of compiled targets."""
     details = result.measurement.details
     text = "store" if result.cached else "measured"
     if "compile_s" in details:
         text += f"; built in {details['compile_s']:.1f} s" + (" (cached build)" if details.get("from_cache") else "")
+    if details.get("deterministic"):
+        text += f"; simulated, {details['cycles']:,} cycles, spread 0"
     if details.get("kernels_tuned_now"):
         text += f"; tuned {details['kernels_tuned_now']} kernels in {details['tune_s']:.0f} s"
     return text
@@ -165,6 +199,7 @@ def benchmark(
         list[str] | None, typer.Option("--input-shape", help="Static input shape: 1,3,224,224 or NAME=1,3,224,224.")
     ] = None,
     option: TargetOptions = None,
+    accelerator: AcceleratorOpt = None,
     space_option: SpaceOptions = None,
     repeats: RepeatsOpt = DEFAULT_PROTOCOL.min_repeats,
     min_time: MinTimeOpt = DEFAULT_PROTOCOL.min_time_s,
@@ -175,7 +210,7 @@ def benchmark(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure ONNX files (--model) or architectures of a space (--space) on a target."""
-    from backends import get_target, parse_input_shapes
+    from backends import parse_input_shapes
     from ehdnas import measure
     from ehdnas.spaces import get_space
     from ehdnas.store import Store
@@ -186,7 +221,7 @@ def benchmark(
         raise UserError("--samples, --arch and --space-option go with --space, not --model")
     if space and input_shape:
         raise UserError("--input-shape goes with --model; a space's input shape is set by --space-option")
-    runner = get_target(target, option or [])
+    runner = _runner(target, option, accelerator)
     protocol = _protocol(repeats, min_time, warmup, max_cv)
     if model:
         shapes = parse_input_shapes(input_shape or [])
@@ -206,6 +241,9 @@ def benchmark(
     if as_json:
         _print_json(measure.report(runner, protocol, results))
         return
+    for r in results:
+        if r.layers:
+            console.print(_layers_table(r))
     console.print(_results_table(runner.name, results))
     for r in results:
         if r.arch:
@@ -227,6 +265,7 @@ def collect(
         ),
     ] = "uniform",
     option: TargetOptions = None,
+    accelerator: AcceleratorOpt = None,
     space_option: SpaceOptions = None,
     repeats: RepeatsOpt = DEFAULT_PROTOCOL.min_repeats,
     min_time: MinTimeOpt = DEFAULT_PROTOCOL.min_time_s,
@@ -236,7 +275,6 @@ def collect(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure sampled architectures into the store; rerun the same command to resume."""
-    from backends import get_target
     from ehdnas import measure
     from ehdnas.spaces import get_space
     from ehdnas.store import Store
@@ -246,7 +284,7 @@ def collect(
     strategies = {"uniform": measure.collect, "uncertain": measure.collect_uncertain}
     if strategy not in strategies:
         raise UserError(f"unknown --strategy {strategy!r}; known: {', '.join(strategies)}")
-    runner = get_target(target, option or [])
+    runner = _runner(target, option, accelerator)
     the_space = get_space(space, space_option or [])
     protocol = _protocol(repeats, min_time, warmup, max_cv)
     store = Store(db)
@@ -298,16 +336,16 @@ def train_predictor(
     kinds: Annotated[str, typer.Option("--kinds", help="Comma-separated kinds to train.")] = "mlp,lut,flops,xgboost",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split and of the initialisations.")] = 0,
     option: TargetOptions = None,
+    accelerator: AcceleratorOpt = None,
     space_option: SpaceOptions = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train every predictor kind on the stored measurements, compare them on a held-out split, save the best."""
-    from backends import get_target
     from ehdnas.spaces import get_space
     from ehdnas.store import Store
 
-    runner = get_target(target, option or [])
+    runner = _runner(target, option, accelerator)
     the_space = get_space(space, space_option or [])
     store = Store(db)
     kind_list = [k.strip() for k in kinds.split(",") if k.strip()]
@@ -394,6 +432,7 @@ def search(
     ] = False,
     auto_samples: Annotated[int, typer.Option("--auto-samples", help="Measurements --auto-predictor collects.")] = 200,
     option: TargetOptions = None,
+    accelerator: AcceleratorOpt = None,
     space_option: SpaceOptions = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -403,7 +442,6 @@ def search(
     With several lambdas (`ehdnas sweep --lambdas 0.25,0.5,1 ...`) it runs one search per lambda, the lambda-0
     DARTS baseline included, into DIR/lambda-<L>, and plots accuracy against measured latency in DIR/pareto.png.
     """
-    from backends import get_target
     from ehdnas import measure
     from ehdnas.options import make_config
     from ehdnas.search import SearchSettings, run_search, run_sweep
@@ -420,7 +458,7 @@ def search(
         raise UserError(f"--lambda {lambdas!r}: expected numbers like 0.5 or 0,0.5,1") from None
     if not lam_values:
         raise UserError("--lambda needs at least one value")
-    runner = get_target(target, option or [])
+    runner = _runner(target, option, accelerator)
     the_space = get_space(space, space_option or [])
     values = {
         "target": runner.name, "target_options": runner.config_dict(), "space_options": the_space.config_dict(),

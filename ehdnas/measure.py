@@ -32,6 +32,7 @@ class Result:
     measurement: Measurement
     cached: bool = False  # taken from the store rather than measured now
     arch: str | None = None
+    layers: list[dict[str, Any]] | None = None  # per-layer figures, from targets that break a model down
 
     def to_dict(self) -> dict[str, Any]:
         m = self.measurement
@@ -45,6 +46,7 @@ class Result:
             "inputs": m.model["inputs"],
             "created_at": m.created_at,
             "details": m.details,
+            **({"layers": self.layers} if self.layers is not None else {}),
         }
 
 
@@ -70,7 +72,8 @@ def benchmark_files(
     models = [load_model(path, input_shapes) for path in paths]  # every file is checked before any is timed
     results = []
     for i, model in enumerate(models):
-        results.append(Result(model=model.name, measurement=runner.measure(model, protocol)))
+        measurement = runner.measure(model, protocol)
+        results.append(Result(model=model.name, measurement=measurement, layers=runner.layer_report(model)))
         on_progress(i + 1, len(models), f"{model.name}: {results[-1].measurement.latency_ms.median:.3f} ms")
     return results
 
