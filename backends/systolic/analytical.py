@@ -28,6 +28,7 @@ bounded by DRAM traffic.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -73,63 +74,38 @@ class LayerCost:
         }
 
 
-@dataclass(frozen=True)
-class _Folds:
-    """The folds of one GEMM in demand order, and where each operand's demand of each fold lies."""
-
-    lines: int  # lines (cycles without stalls) of one fold
-    rows_used: np.ndarray  # array rows and columns each fold occupies
-    cols_used: np.ndarray
-    ifmap: np.ndarray  # (folds, 4): first and last fetch-stream entry demanded, first line, lines spanned
-    filter: np.ndarray
-    writes: np.ndarray  # (folds, 3): ofmap entries written, first line, lines spanned
-
-
 def _blocks(size: int, tile: int) -> tuple[np.ndarray, np.ndarray]:
     starts = np.arange(0, size, tile)
     return starts, np.minimum(starts + tile, size)
 
 
-def _folds(npx: int, window: int, filters: int, acc: Accelerator) -> _Folds:
-    """Fold order and per-fold demands, as SCALE-Sim's compute modules generate them."""
+def _fold_shape(npx: int, window: int, filters: int, acc: Accelerator) -> tuple[int, int, int]:
+    """(row folds, column folds, lines per fold) of a GEMM, per SCALE-Sim's mapping (module docstring)."""
+    r, c = acc.rows, acc.cols
+    dims = {"os": (npx, filters, window), "ws": (window, filters, npx), "is": (window, npx, filters)}
+    rows, cols, streamed = dims[acc.dataflow]
+    extra = r + c - 2 if acc.dataflow == "os" else 2 * r + c - 2
+    return math.ceil(rows / r), math.ceil(cols / c), streamed + extra
+
+
+def _writes(npx: int, window: int, filters: int, acc: Accelerator) -> np.ndarray:
+    """(ofmap words written, first line, lines spanned) of each fold, in fold order.
+
+    Output stationary writes each output once, at the end of its fold; the other two
+    write a partial sum per row fold, streamed over the fold.
+    """
+    row_folds, col_folds, lines = _fold_shape(npx, window, filters, acc)
+    base = np.arange(row_folds * col_folds) * lines
     r, c = acc.rows, acc.cols
     if acc.dataflow == "os":
-        f0, f1 = _blocks(filters, c)  # outer loop: column folds
-        p0, p1 = _blocks(npx, r)  # inner loop: row folds
-        outer0, outer1 = np.repeat(f0, len(p0)), np.repeat(f1, len(p0))
-        inner0, inner1 = np.tile(p0, len(f0)), np.tile(p1, len(f0))
-        lines = window + r + c - 2
-        base = np.arange(len(outer0)) * lines
-        span = np.full(len(base), window)
-        ifmap = np.stack([inner0 * window, inner1 * window, base, span], axis=1)
-        flt = np.stack([outer0 * window, outer1 * window, base, span], axis=1)
-        writes = np.stack([(inner1 - inner0) * (outer1 - outer0), base + window, np.full(len(base), r + c - 2)], 1)
-        rows_used, cols_used = inner1 - inner0, outer1 - outer0
-    elif acc.dataflow == "ws":
         f0, f1 = _blocks(filters, c)
-        w0, w1 = _blocks(window, r)
-        outer0, outer1 = np.repeat(f0, len(w0)), np.repeat(f1, len(w0))
-        inner0, inner1 = np.tile(w0, len(f0)), np.tile(w1, len(f0))
-        lines = npx + 2 * r + c - 2
-        base = np.arange(len(outer0)) * lines
-        cv = outer1 - outer0
-        ifmap = np.stack([inner0 * npx, inner1 * npx, base + r, np.full(len(base), npx)], axis=1)
-        flt = np.stack([outer0 * window + inner0 * cv, outer0 * window + inner1 * cv, base, np.full(len(base), r)], 1)
-        writes = np.stack([npx * cv, base + 2 * r, np.full(len(base), npx + c - 2)], axis=1)
-        rows_used, cols_used = inner1 - inner0, cv
-    else:  # "is"
-        p0, p1 = _blocks(npx, c)
-        w0, w1 = _blocks(window, r)
-        outer0, outer1 = np.repeat(p0, len(w0)), np.repeat(p1, len(w0))
-        inner0, inner1 = np.tile(w0, len(p0)), np.tile(w1, len(p0))
-        lines = filters + 2 * r + c - 2
-        base = np.arange(len(outer0)) * lines
-        cv = outer1 - outer0
-        ifmap = np.stack([outer0 * window + inner0 * cv, outer0 * window + inner1 * cv, base, np.full(len(base), r)], 1)
-        flt = np.stack([inner0 * filters, inner1 * filters, base + r, np.full(len(base), filters)], axis=1)
-        writes = np.stack([filters * cv, base + 2 * r, np.full(len(base), filters + c - 2)], axis=1)
-        rows_used, cols_used = inner1 - inner0, cv
-    return _Folds(lines, rows_used, cols_used, ifmap.astype(np.int64), flt.astype(np.int64), writes.astype(np.int64))
+        p0, p1 = _blocks(npx, r)
+        words = np.outer(f1 - f0, p1 - p0).ravel()
+        return np.stack([words, base + window, np.full(len(base), r + c - 2)], 1)
+    outputs = npx if acc.dataflow == "ws" else filters  # written by each column of the array
+    c0, c1 = _blocks(filters if acc.dataflow == "ws" else npx, c)
+    words = np.repeat((c1 - c0) * outputs, row_folds)
+    return np.stack([words, base + 2 * r, np.full(len(base), outputs + c - 2)], 1)
 
 
 @dataclass(frozen=True)
@@ -157,26 +133,125 @@ def _sram(entries: int, words: int, words_per_cycle: int) -> _Sram:
     )
 
 
-def _read_misses(demand: np.ndarray, sram: _Sram) -> list[tuple[int, int]]:
-    """(line, slides) for every demand that falls outside the SRAM's window, walking the folds in order."""
+def _antidiagonal(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A block's values in SCALE-Sim's skewed order (anti-diagonals, bottom row first), and each one's diagonal."""
+    rows, cols = np.indices(block.shape)
+    order = np.lexsort((-rows.ravel(), (rows + cols).ravel()))
+    values, diagonals = block.ravel()[order], (rows + cols).ravel()[order]
+    keep = values >= 0  # -1 pads a partial fold
+    return values[keep], diagonals[keep]
+
+
+def _tiles(matrix: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """`matrix` cut into tiles of `size` along `axis` (the last one padded with -1), stacked on a new first axis."""
+    pad = -matrix.shape[axis] % size
+    widths = [(0, 0), (0, 0)]
+    widths[axis] = (0, pad)
+    padded = np.pad(matrix, widths, constant_values=-1)
+    if axis == 0:
+        return padded.reshape(-1, size, matrix.shape[1])
+    return padded.reshape(matrix.shape[0], -1, size).transpose(1, 0, 2)
+
+
+def _ifmap_values(layer: ConvLayer) -> np.ndarray:
+    """The (output pixel x window tap) matrix of input addresses SCALE-Sim builds, taps channel-innermost."""
+    npx, window, _ = layer.gemm
+    pixel, tap = np.arange(npx)[:, None], np.arange(window)[None, :]
+    out_row, out_col = np.divmod(pixel, layer.out_w)
+    ky, rest = np.divmod(tap, layer.filter_w * layer.channels)
+    kx, channel = np.divmod(rest, layer.channels)
+    return ((out_row * layer.stride_h + ky) * layer.ifmap_w + out_col * layer.stride_w + kx) * layer.channels + channel
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """How SCALE-Sim fetches one read operand and demands it fold by fold."""
+
+    fetch: np.ndarray  # values in fetch order
+    blocks: list[tuple[np.ndarray, np.ndarray]]  # distinct fold demands: values in demand order, line of each
+    order: np.ndarray  # the block each fold demands, in fold order
+    prefix: int  # idle lines at the start of a fold before the first demand
+
+
+def _diagonal_stream(tiles: np.ndarray, order: np.ndarray, prefix: int) -> _Stream:
+    """Tiles stacked and fetched by anti-diagonal; a fold demands one tile, skewed."""
+    fetch = _antidiagonal(tiles.reshape(-1, tiles.shape[2]))[0]
+    return _Stream(fetch, [_antidiagonal(tile) for tile in tiles], order, prefix)
+
+
+def _stationary_stream(tiles: np.ndarray, rows: int) -> _Stream:
+    """Tiles stacked and fetched row by row; each fold loads its own `rows`-row block, one row a line, bottom first."""
+    fetch = tiles.reshape(-1)
+    blocks = []
+    for tile in tiles:
+        for block in _tiles(tile, rows, 0):
+            flipped = block[::-1]
+            line = np.repeat(np.arange(rows), flipped.shape[1])
+            keep = flipped.ravel() >= 0
+            blocks.append((flipped.ravel()[keep], line[keep]))
+    return _Stream(fetch[fetch >= 0], blocks, np.arange(len(blocks)), 0)
+
+
+def _streams(layer: ConvLayer, acc: Accelerator) -> tuple[_Stream, _Stream]:
+    """The ifmap and filter streams of SCALE-Sim's compute module for the layer's dataflow."""
+    values = _ifmap_values(layer)
+    npx, window, filters = layer.gemm
+    weights = np.arange(filters)[None, :] * window + np.arange(window)[:, None]  # (taps x filters), filter-major
+    r, c = acc.rows, acc.cols
+    row_folds, col_folds, _ = _fold_shape(npx, window, filters, acc)
+    inner = np.tile(np.arange(row_folds), col_folds)  # fold order: column folds outer, row folds inner
+    outer = np.repeat(np.arange(col_folds), row_folds)
+    if acc.dataflow == "os":  # ifmap: pixel tiles (taps x R); filter: filter tiles (taps x C)
+        return (
+            _diagonal_stream(_tiles(values, r, 0).transpose(0, 2, 1), inner, 0),
+            _diagonal_stream(_tiles(weights, c, 1), outer, 0),
+        )
+    if acc.dataflow == "ws":  # ifmap: tap tiles (pixels x R); filter: stationary (R taps x C filters)
+        return _diagonal_stream(_tiles(values, r, 1), inner, r), _stationary_stream(_tiles(weights, c, 1), r)
+    # "is": ifmap: stationary (R taps x C pixels); filter: tap tiles (filters x R)
+    return (
+        _stationary_stream(_tiles(values.T, c, 1), r),
+        _diagonal_stream(_tiles(weights, r, 0).transpose(0, 2, 1), inner, r),
+    )
+
+
+def _misses(stream: _Stream, sram: _Sram, fold_lines: int) -> list[tuple[int, int]]:
+    """(line, slides) each time a demanded value is in no set of the SRAM's window, as SCALE-Sim looks values up.
+
+    The window only moves forward, by the prefetch half, round the ring of sets; a
+    value just behind it (diagonal order interleaves neighbouring folds; stationary
+    blocks are loaded bottom row first) sends it all the way round. A value that recurs
+    (overlapping convolution windows) is found in whichever set holds it. Demands are
+    checked a window's worth at a time against each value's sorted sets.
+    """
     if sram.prefetch == 0:
         return []
+    n, a, p = sram.sets, sram.active, sram.prefetch
+    keys = np.unique(stream.fetch * (n + 1) + np.arange(len(stream.fetch)) // sram.entry_per_set)
+
+    def count(wanted: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        return np.searchsorted(keys, wanted * (n + 1) + hi) - np.searchsorted(keys, wanted * (n + 1) + lo)
+
+    def present(wanted: np.ndarray, start: int) -> np.ndarray:
+        end = start + a
+        return (count(wanted, start, min(end, n)) + (count(wanted, 0, end - n) if end > n else 0)) > 0
+
     events: list[tuple[int, int]] = []
-    start, n, a, p = 0, sram.sets, sram.active, sram.prefetch
-    for first, last, line, span in demand.tolist():
-        s0, s1 = first // sram.entry_per_set, (last - 1) // sram.entry_per_set + 1
-        per_set = span / max(s1 - s0, 1)
-        rel = (s0 - start) % n
-        if rel >= a:  # the fold starts outside the window: slide until its first set is in
-            slides = math.ceil((rel - a + 1) / p)
-            events.append((line, slides))
-            start = (start + slides * p) % n
-            rel = (s0 - start) % n
-        s = s0 + (a - rel)  # the first set past the window
-        while s < s1:
-            events.append((line + int((s - s0) * per_set), 1))
-            start = (start + p) % n
-            s += p
+    start, chunk = 0, a * sram.entry_per_set
+    for fold, index in enumerate(stream.order.tolist()):
+        block, diagonals = stream.blocks[index]
+        i = 0
+        while i < len(block):
+            hit = present(block[i : i + chunk], start)
+            if hit.all():
+                i += chunk
+                continue
+            i += int(np.argmin(hit))
+            slides = 0
+            while not present(block[i : i + 1], start)[0]:
+                start, slides = (start + p) % n, slides + 1
+            events.append((fold * fold_lines + stream.prefix + int(diagonals[i]), slides))
+            i += 1
     return events
 
 
@@ -211,7 +286,7 @@ def _stalls(
         [(line, port, n) for port, misses in enumerate(reads) for line, n in misses]
         + [(line, 2, count) for line, count in writes]
     )
-    stall, ready, drains = 0, [1, 1], [0]
+    stall, ready, drains = 0, [-1, -1], [0]
     for line, group in itertools.groupby(events, key=lambda e: e[0]):
         cycle, wait = line + stall, 0
         for _, port, n in group:
@@ -232,20 +307,23 @@ def _stalls(
 
 def gemm_cost(layer: ConvLayer, acc: Accelerator) -> LayerCost:
     """Cycles, stalls, utilisation and DRAM traffic of one convolution (all its groups, one after another)."""
-    npx, window, filters = layer.gemm
     packed = acc.binary_macs_per_pe if layer.binary and acc.binary_macs_per_pe else 1
-    window = math.ceil(window / packed)  # XNOR-popcount lanes: `packed` 1-bit MACs in one PE and cycle
-    folds = _folds(npx, window, filters, acc)
+    # XNOR-popcount lanes: `packed` 1-bit channels share one word, and one PE does them in one cycle.
+    words_layer = dataclasses.replace(layer, channels=math.ceil(layer.channels / packed))
+    npx, window, filters = words_layer.gemm
+    row_folds, col_folds, lines = _fold_shape(npx, window, filters, acc)
     words = [kb * 1024 * 8 // acc.bits for kb in (acc.ifmap_sram_kb, acc.filter_sram_kb, acc.ofmap_sram_kb)]
     bw = max(1, acc.dram_bytes_per_cycle * 8 // acc.bits)  # SRAM words a DRAM port moves per cycle
     srams = [_sram(npx * window, words[0], bw), _sram(window * filters, words[1], bw)]
-    misses = [_read_misses(folds.ifmap, srams[0]), _read_misses(folds.filter, srams[1])]
+    misses: list[list[tuple[int, int]]] = [[], []]
+    if any(sram.prefetch for sram in srams):  # else both operands fit: nothing to slide
+        misses = [_misses(stream, sram, lines) for stream, sram in zip(_streams(words_layer, acc), srams, strict=True)]
+    writes = _writes(npx, window, filters, acc)
     drain = words[2] - math.ceil(words[2] * _ACTIVE)
-    writes = _write_events(folds.writes, drain)
-    stall = _stalls(misses, [s.slide_lines for s in srams], writes, drain, math.ceil(drain / bw) + 1)
-    compute = len(folds.rows_used) * folds.lines
+    drain_lines = math.ceil(drain / bw) + 1
+    stall = _stalls(misses, [s.slide_lines for s in srams], _write_events(writes, drain), drain, drain_lines)
+    compute = row_folds * col_folds * lines - 1  # SCALE-Sim counts to the last line's cycle
     read_words = sum(s.fill + s.slide_words * sum(n for _, n in m) for s, m in zip(srams, misses, strict=True))
-    write_words = int(folds.writes[:, 0].sum())
     total = (compute + stall) * layer.groups
     return LayerCost(
         name=layer.name,
@@ -255,7 +333,7 @@ def gemm_cost(layer: ConvLayer, acc: Accelerator) -> LayerCost:
         macs=layer.macs,
         utilization=layer.macs / (acc.rows * acc.cols * packed * total),
         dram_read_bytes=read_words * layer.groups * acc.bits // 8,
-        dram_write_bytes=write_words * layer.groups * acc.bits // 8,
+        dram_write_bytes=int(writes[:, 0].sum()) * layer.groups * acc.bits // 8,
     )
 
 

@@ -1,0 +1,160 @@
+"""Systolic-array targets: accelerator descriptions, ONNX to layers, the analytical engine against SCALE-Sim, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from backends import get_target, list_targets, load_model
+from backends.systolic.accelerator import PRESETS, Accelerator, load_accelerator
+from backends.systolic.analytical import gemm_cost
+from backends.systolic.layers import ConvLayer, VectorLayer, graph_layers
+from backends.systolic.scalesim_engine import simulate
+from ehdnas.errors import UserError
+from tests.conftest import run_cli, tiny_conv_model
+
+
+def _sign_conv_model(path: Path) -> Path:
+    """Sign(x) into a 3x3 convolution: how a binarized layer looks in standard ONNX."""
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [8, 8, 3, 3], [1.0] * 576)
+    graph = helper.make_graph(
+        [helper.make_node("Sign", ["x"], ["s"]), helper.make_node("Conv", ["s", "w"], ["y"], pads=[1, 1, 1, 1])],
+        "binary",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_every_preset_is_an_available_target() -> None:
+    rows = {row["name"]: row for row in list_targets()}
+    for name in PRESETS:
+        assert rows[f"systolic-{name}"]["available"]
+    assert PRESETS["edge32"].rows == 32 and PRESETS["eyeriss"].cols == 14 and PRESETS["tpu128"].bits == 8
+
+
+def test_accelerator_file_and_its_errors(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text('rows = 16\ncols = 8\ndataflow = "os"\ndram_bytes_per_cycle = 4\n')
+    acc = load_accelerator(path)
+    assert (acc.name, acc.rows, acc.cols, acc.dataflow, acc.ifmap_sram_kb) == ("mine", 16, 8, "os", 64)
+    path.write_text('dataflow = "rs"\n')
+    with pytest.raises(UserError, match="dataflow must be one of os, ws, is"):
+        load_accelerator(path)
+    path.write_text("rowz = 4\n")
+    with pytest.raises(UserError, match="unknown .* option 'rowz'"):
+        load_accelerator(path)
+    path.write_text("rows = \n")
+    with pytest.raises(UserError, match="not a valid TOML"):
+        load_accelerator(path)
+    with pytest.raises(UserError, match="no such accelerator file"):
+        load_accelerator(tmp_path / "missing.toml")
+
+
+def test_graph_layers_of_a_small_model(tiny_model: Path) -> None:
+    model = load_model(tiny_model)
+    conv, relu, pool = graph_layers(tiny_model, {"x": (1, 3, 8, 8)})
+    assert isinstance(conv, ConvLayer) and isinstance(relu, VectorLayer) and isinstance(pool, VectorLayer)
+    assert (conv.ifmap_h, conv.ifmap_w, conv.filter_h, conv.channels, conv.filters) == (10, 10, 3, 3, 4)
+    assert conv.gemm == (64, 27, 4) and conv.macs == model.macs
+    assert (relu.op, relu.ops, pool.op, pool.ops, pool.write_elems) == ("Relu", 256, "GlobalAveragePool", 256, 4)
+
+
+def test_a_convolution_fed_by_sign_is_binary_and_packs_macs(tmp_path: Path) -> None:
+    path = _sign_conv_model(tmp_path / "binary.onnx")
+    (conv,) = [layer for layer in graph_layers(path, {"x": (1, 8, 16, 16)}) if isinstance(layer, ConvLayer)]
+    assert conv.binary
+    packed = gemm_cost(conv, PRESETS["edge32"])  # 8 one-bit MACs per PE and cycle
+    full = gemm_cost(conv, dataclasses.replace(PRESETS["edge32"], binary_macs_per_pe=0))
+    assert packed.cycles < full.cycles / 2
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_without_stalls_cycles_follow_scalesim_mapping(dataflow: str) -> None:
+    layer = ConvLayer("c", 20, 20, 3, 3, 16, 40, stride_h=2, stride_w=2)
+    acc = Accelerator(rows=8, cols=16, dataflow=dataflow, ifmap_sram_kb=4096, filter_sram_kb=4096,
+                      ofmap_sram_kb=4096, dram_bytes_per_cycle=4096)  # fmt: skip
+    npx, window, filters = layer.gemm  # 81 pixels, 144 taps, 40 filters
+    rows, cols, streamed = {"os": (npx, filters, window), "ws": (window, filters, npx), "is": (window, npx, filters)}[
+        dataflow
+    ]
+    fold_lines = streamed + acc.rows + acc.cols - 2 + (0 if dataflow == "os" else acc.rows)
+    cost = gemm_cost(layer, acc)
+    assert cost.stall_cycles == 0
+    assert cost.cycles == math.ceil(rows / acc.rows) * math.ceil(cols / acc.cols) * fold_lines - 1
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_analytical_engine_agrees_with_scalesim_under_stalls(dataflow: str) -> None:
+    """Small SRAMs and a 2-byte DRAM port: most cycles are stalls, which both engines must count alike."""
+    layers = [
+        ConvLayer("3x3", 14, 14, 3, 3, 8, 24),
+        ConvLayer("stride2", 17, 17, 3, 3, 6, 12, stride_h=2, stride_w=2),
+        ConvLayer("1x1", 12, 12, 1, 1, 32, 20),
+        ConvLayer("depthwise", 12, 12, 3, 3, 1, 1, groups=12),
+        ConvLayer("fc", 1, 1, 1, 1, 256, 10),
+    ]
+    acc = Accelerator(rows=4, cols=8, dataflow=dataflow, ifmap_sram_kb=1, filter_sram_kb=1, ofmap_sram_kb=1,
+                      dram_bytes_per_cycle=2)  # fmt: skip
+    for layer, reference in zip(layers, simulate(layers, acc), strict=True):
+        cost = gemm_cost(layer, acc)
+        assert cost.cycles == pytest.approx(reference["total_cycles"], rel=0.05), layer.name
+    assert sum(gemm_cost(layer, acc).stall_cycles for layer in layers) > 0
+
+
+def test_benchmark_json_has_per_layer_figures_and_zero_spread(tiny_model: Path) -> None:
+    doc = json.loads(run_cli("benchmark", "-t", "systolic-edge32", "-m", str(tiny_model), "--json").stdout)
+    (result,) = doc["results"]
+    assert [layer["kind"] for layer in result["layers"]] == ["gemm", "vector", "vector"]
+    assert result["latency_ms"]["n"] == 1 and result["latency_ms"]["std"] == 0
+    details = result["details"]
+    assert details["deterministic"] and details["cycles"] == sum(layer["cycles"] for layer in result["layers"])
+    assert result["latency_ms"]["median"] == pytest.approx(details["cycles"] / (500.0 * 1e3))
+    assert doc["target_config"]["accelerator"]["rows"] == 32
+    table = run_cli("benchmark", "-t", "systolic-edge32", "-m", str(tiny_model)).stdout
+    assert "per layer" in table and "deterministic, spread 0" in table
+
+
+def test_accelerator_option_and_its_misuse(tiny_model: Path, tmp_path: Path) -> None:
+    acc = tmp_path / "wide.toml"
+    acc.write_text('rows = 8\ncols = 64\ndataflow = "os"\nclock_mhz = 1000\n')
+    doc = json.loads(
+        run_cli("benchmark", "-t", "systolic-edge32", "--accelerator", str(acc), "-m", str(tiny_model), "--json").stdout
+    )
+    assert doc["target_config"]["accelerator"]["name"] == "wide"
+    assert doc["target_config"]["accelerator"]["cols"] == 64
+    proc = run_cli("benchmark", "-t", "ort-cpu", "--accelerator", str(acc), "-m", str(tiny_model), check=False)
+    assert proc.returncode == 2 and "--accelerator goes with a systolic-* target" in proc.stderr
+
+
+def test_scalesim_engine_as_a_target_setting(tmp_path: Path) -> None:
+    path = tiny_conv_model(tmp_path / "tiny.onnx")
+    exact = get_target("systolic-eyeriss", {"engine": "scalesim"}).measure(path)
+    fast = get_target("systolic-eyeriss").measure(path)
+    assert exact.target_config["engine"] == "scalesim" and exact.details["engine"] == "scalesim"
+    assert exact.details["cycles"] == pytest.approx(fast.details["cycles"], rel=0.05)
+
+
+@pytest.mark.slow
+def test_collect_uses_every_core_and_trains_a_predictor(db_url: str) -> None:
+    """A simulated target's collection runs in a process pool; resumes; the predictors train on it."""
+    space = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
+    args = ["collect", "--space", "darts", "-t", "systolic-edge32", "--samples", "120", *space, "--json"]
+    first = json.loads(run_cli(*args, db=db_url).stdout)
+    assert first["measured"] == 120
+    assert json.loads(run_cli(*args, db=db_url).stdout)["measured"] == 0
+    out = Path(db_url.removeprefix("sqlite:///")).parent / "pred.pt"
+    report = run_cli("train-predictor", "--space", "darts", "-t", "systolic-edge32", *space, "--out", str(out),
+                     "--json", db=db_url)  # fmt: skip
+    scores = json.loads(report.stdout)
+    assert scores["mlp"]["mape"] < 20 and out.is_file()
