@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import multiprocessing
+import os
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ from ehdnas.spaces import SearchSpace
 from ehdnas.store import Store
 
 Progress = Callable[[int, int, str], None]  # (done, total, what was just done)
+_PER_WORKER = 50  # fewer networks than this per worker: starting the pool costs more than it saves
 
 
 def _no_progress(done: int, total: int, label: str) -> None:
@@ -78,6 +83,18 @@ def benchmark_files(
     return results
 
 
+def _measure_arch(runner: Runner, space: SearchSpace, arch: Any, protocol: TimingProtocol) -> Measurement:
+    """Export `arch` to a temporary ONNX file and measure it (also the work of one pool worker)."""
+    with tempfile.TemporaryDirectory(prefix="ehdnas-") as tmp:
+        return runner.measure(load_model(export_arch(space, arch, Path(tmp) / "arch.onnx")), protocol)
+
+
+def _pool_worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core already
+
+
 def measure_archs(
     runner: Runner,
     space: SearchSpace,
@@ -90,21 +107,30 @@ def measure_archs(
     """Measure architectures of `space`, reusing stored measurements unless `fresh`.
 
     Each new measurement is committed as soon as it is taken, so an interruption
-    loses at most the one in flight.
+    loses at most the ones in flight. A simulated target (`runner.parallel_safe`)
+    is measured on every core at once, since its figures cannot disturb each other;
+    a timed one, one network at a time.
     """
     host, config, space_config = runner.host(), runner.config_dict(), space.config_dict()
-    results = []
-    with tempfile.TemporaryDirectory(prefix="ehdnas-") as tmp:
-        for i, arch in enumerate(archs):
-            text, name = space.to_text(arch), f"{space.name}#{i}"
-            stored = None if fresh else store.lookup(runner.name, config, host, space.name, space_config, text)
-            if stored is not None:
-                result = Result(model=name, measurement=stored, cached=True, arch=text)
+    texts = [space.to_text(arch) for arch in archs]
+    stored = {} if fresh else store.lookup_many(runner.name, config, host, space.name, space_config, texts)
+    todo = [arch for arch, text in zip(archs, texts, strict=True) if text not in stored]
+    workers = min(os.cpu_count() or 1, len(todo) // _PER_WORKER) if runner.parallel_safe else 0
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(
+                ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_worker_init)
+            )
+            fresh_measurements = pool.map(_measure_arch, *zip(*[(runner, space, a, protocol) for a in todo]), chunksize=8)
+        else:
+            fresh_measurements = (_measure_arch(runner, space, arch, protocol) for arch in todo)
+        results = []
+        for i, text in enumerate(texts):
+            name = f"{space.name}#{i}"
+            if text in stored:
+                result = Result(model=name, measurement=stored[text], cached=True, arch=text)
             else:
-                path = export_arch(space, arch, Path(tmp) / f"arch{i}.onnx")
-                measurement = runner.measure(load_model(path), protocol)
-                measurement = store.record(measurement, space.name, space_config, text, replace=fresh)
-                path.unlink()
+                measurement = store.record(next(fresh_measurements), space.name, space_config, text, replace=fresh)
                 result = Result(model=name, measurement=measurement, arch=text)
             results.append(result)
             on_progress(i + 1, len(archs), f"{name}: {result.measurement.latency_ms.median:.3f} ms")

@@ -278,16 +278,19 @@ def _stalls(
     A read port's transfers queue one after another from the start (the first fill is free); a slide
     that ends after its data is demanded stalls the array. SCALE-Sim adds a positive gap twice and a
     negative one once, so a late slide overshoots and the next one catches up: kept as it is, since
-    this engine is checked against it. A drain of half the ofmap SRAM starts once the SRAM is over
-    half full and the last drain has ended; a full SRAM waits for it. On one line the array waits
-    for the slowest of the three.
+    this engine is checked against it. A drain of half the ofmap SRAM starts with the first write
+    after the SRAM is over half full and the last drain has ended (a read stall can delay it); a
+    full SRAM waits for it. On one line the array waits for the slowest of the three.
     """
     events = sorted(
         [(line, port, n) for port, misses in enumerate(reads) for line, n in misses]
         + [(line, 2, count) for line, count in writes]
     )
-    stall, ready, drains = 0, [-1, -1], [0]
+    stall, ready = 0, [-1, -1]
+    drain_end, pending, previous = 0, False, -1  # a drain waits for the last one to end while `pending`
     for line, group in itertools.groupby(events, key=lambda e: e[0]):
+        if pending and line + stall >= drain_end:  # it started with the first write past the last drain's end
+            drain_end, pending = max(drain_end, previous + 1 + stall) + drain_lines, False
         cycle, wait = line + stall, 0
         for _, port, n in group:
             if port < 2:
@@ -297,11 +300,16 @@ def _stalls(
                     gap = ready[port] - (cycle + offset)
                     offset += gap + max(gap, 0)
                 wait = max(wait, offset - 1)
-            elif n % drain == 1 or drain == 1:  # a drain starts when the last one has ended
-                drains.append(max(cycle, drains[-1]) + drain_lines)
-            else:  # the SRAM is full: wait for the drain that makes room to start
-                wait = max(wait, drains[-1] - drain_lines - cycle)
+            elif n % drain == 1 or drain == 1:  # over half full: drain now, or once the last drain ends
+                if cycle >= drain_end:
+                    drain_end = cycle + drain_lines
+                else:
+                    pending = True
+            elif pending:  # full before the waiting drain could start: wait for it
+                wait = max(wait, drain_end - cycle)
+                drain_end, pending = drain_end + drain_lines, False
         stall += wait
+        previous = line
     return stall
 
 
