@@ -65,6 +65,9 @@ class Runner(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     Config: ClassVar[type]
+    # A simulator: its figures are exact (one sample, no spread), the same on any host, and several
+    # can be taken at once, one per core. A timed target is none of these.
+    simulated: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.Config()

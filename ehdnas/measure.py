@@ -107,7 +107,7 @@ def measure_archs(
     """Measure architectures of `space`, reusing stored measurements unless `fresh`.
 
     Each new measurement is committed as soon as it is taken, so an interruption
-    loses at most the ones in flight. A simulated target (`runner.parallel_safe`)
+    loses at most the ones in flight. A simulated target (`runner.simulated`)
     is measured on every core at once, since its figures cannot disturb each other;
     a timed one, one network at a time.
     """
@@ -115,13 +115,17 @@ def measure_archs(
     texts = [space.to_text(arch) for arch in archs]
     stored = {} if fresh else store.lookup_many(runner.name, config, host, space.name, space_config, texts)
     todo = [arch for arch, text in zip(archs, texts, strict=True) if text not in stored]
-    workers = min(os.cpu_count() or 1, len(todo) // _PER_WORKER) if runner.parallel_safe else 0
+    workers = min(os.cpu_count() or 1, len(todo) // _PER_WORKER) if runner.simulated else 0
     with contextlib.ExitStack() as stack:
         if workers > 1:
             pool = stack.enter_context(
-                ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_worker_init)
+                ProcessPoolExecutor(
+                    workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_worker_init
+                )
             )
-            fresh_measurements = pool.map(_measure_arch, *zip(*[(runner, space, a, protocol) for a in todo]), chunksize=8)
+            fresh_measurements = pool.map(
+                _measure_arch, *zip(*[(runner, space, a, protocol) for a in todo]), chunksize=8
+            )
         else:
             fresh_measurements = (_measure_arch(runner, space, arch, protocol) for arch in todo)
         results = []

@@ -122,6 +122,16 @@ class Store:
             row = session.scalars(select(MeasurementRow).filter_by(**key, arch=arch)).first()
             return Measurement.from_dict(json.loads(row.measurement)) if row else None
 
+    def lookup_many(
+        self, target: str, target_config: dict, host: dict, space: str, space_config: dict, archs: list[str]
+    ) -> dict[str, Measurement]:
+        """The stored measurements of those of `archs` that have one, in one query."""
+        key = self._key(target, target_config, host, space, space_config)
+        wanted = set(archs)
+        with Session(self.engine) as session:
+            rows = session.execute(select(MeasurementRow.arch, MeasurementRow.measurement).filter_by(**key))
+            return {arch: Measurement.from_dict(json.loads(data)) for arch, data in rows if arch in wanted}
+
     def stored_archs(self, target: str, target_config: dict, host: dict, space: str, space_config: dict) -> set[str]:
         key = self._key(target, target_config, host, space, space_config)
         with Session(self.engine) as session:

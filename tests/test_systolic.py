@@ -1,4 +1,4 @@
-"""Systolic-array targets: accelerator descriptions, ONNX to layers, the analytical engine against SCALE-Sim, the CLI."""
+"""Systolic-array targets: accelerator files, ONNX to layers, the analytical engine against SCALE-Sim, the CLI."""
 
 from __future__ import annotations
 

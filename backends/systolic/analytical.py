@@ -39,7 +39,9 @@ import numpy as np
 from backends.systolic.accelerator import Accelerator
 from backends.systolic.layers import ConvLayer, VectorLayer
 
+ENGINE_VERSION = 1  # part of every measurement's key: raise it when a change alters any figure
 _SETS = 100  # SCALE-Sim splits each read SRAM into this many sets
+_FIRST_CHUNK = 256  # demands checked at once after a miss
 _ACTIVE = 0.5  # share of each SRAM that the array reads from while the rest is refilled or drained
 
 
@@ -133,13 +135,19 @@ def _sram(entries: int, words: int, words_per_cycle: int) -> _Sram:
     )
 
 
-def _antidiagonal(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A block's values in SCALE-Sim's skewed order (anti-diagonals, bottom row first), and each one's diagonal."""
-    rows, cols = np.indices(block.shape)
-    order = np.lexsort((-rows.ravel(), (rows + cols).ravel()))
-    values, diagonals = block.ravel()[order], (rows + cols).ravel()[order]
-    keep = values >= 0  # -1 pads a partial fold
-    return values[keep], diagonals[keep]
+def _antidiagonal_order(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-major indices of a rows x cols matrix in SCALE-Sim's skewed order, and each one's diagonal.
+
+    Anti-diagonal by anti-diagonal, bottom row first within one; placed by counting, no sort.
+    """
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    d = r + c
+    diagonals = np.arange(rows + cols - 1)
+    lengths = np.minimum(diagonals, rows - 1) - np.maximum(0, diagonals - cols + 1) + 1
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    order = np.empty(rows * cols, dtype=np.int64)
+    order[starts[d] + c - (d - np.minimum(d, rows - 1))] = np.arange(rows * cols)
+    return order, d[order]
 
 
 def _tiles(matrix: np.ndarray, size: int, axis: int) -> np.ndarray:
@@ -153,105 +161,159 @@ def _tiles(matrix: np.ndarray, size: int, axis: int) -> np.ndarray:
     return padded.reshape(matrix.shape[0], -1, size).transpose(1, 0, 2)
 
 
-def _ifmap_values(layer: ConvLayer) -> np.ndarray:
-    """The (output pixel x window tap) matrix of input addresses SCALE-Sim builds, taps channel-innermost."""
-    npx, window, _ = layer.gemm
-    pixel, tap = np.arange(npx)[:, None], np.arange(window)[None, :]
-    out_row, out_col = np.divmod(pixel, layer.out_w)
-    ky, rest = np.divmod(tap, layer.filter_w * layer.channels)
-    kx, channel = np.divmod(rest, layer.channels)
-    return ((out_row * layer.stride_h + ky) * layer.ifmap_w + out_col * layer.stride_w + kx) * layer.channels + channel
-
-
 @dataclass(frozen=True)
 class _Stream:
-    """How SCALE-Sim fetches one read operand and demands it fold by fold."""
+    """How SCALE-Sim fetches one read operand and demands it: operand entries (row-major ids) in order."""
 
-    fetch: np.ndarray  # values in fetch order
-    blocks: list[tuple[np.ndarray, np.ndarray]]  # distinct fold demands: values in demand order, line of each
-    order: np.ndarray  # the block each fold demands, in fold order
-    prefix: int  # idle lines at the start of a fold before the first demand
-
-
-def _diagonal_stream(tiles: np.ndarray, order: np.ndarray, prefix: int) -> _Stream:
-    """Tiles stacked and fetched by anti-diagonal; a fold demands one tile, skewed."""
-    fetch = _antidiagonal(tiles.reshape(-1, tiles.shape[2]))[0]
-    return _Stream(fetch, [_antidiagonal(tile) for tile in tiles], order, prefix)
+    fetch: np.ndarray  # entry ids in fetch order
+    demand: np.ndarray  # entry ids in demand order over all folds, -1 where a partial fold is padded
+    lines: np.ndarray  # the line of each demand
 
 
-def _stationary_stream(tiles: np.ndarray, rows: int) -> _Stream:
+def _diagonal_stream(tiles: np.ndarray, order: np.ndarray, prefix: int, fold_lines: int) -> _Stream:
+    """Tiles stacked and fetched by anti-diagonal; fold k demands tile `order[k]`, skewed, after `prefix` lines."""
+    count, rows, cols = tiles.shape
+    stacked, _ = _antidiagonal_order(count * rows, cols)
+    fetch = tiles.reshape(-1)[stacked]
+    within, diagonals = _antidiagonal_order(rows, cols)
+    demand = tiles.reshape(count, -1)[:, within][order]
+    lines = (np.arange(len(order)) * fold_lines + prefix)[:, None] + diagonals[None, :]
+    return _Stream(fetch[fetch >= 0], demand.reshape(-1), lines.reshape(-1))
+
+
+def _stationary_stream(tiles: np.ndarray, rows: int, fold_lines: int) -> _Stream:
     """Tiles stacked and fetched row by row; each fold loads its own `rows`-row block, one row a line, bottom first."""
+    count, height, cols = tiles.shape
     fetch = tiles.reshape(-1)
-    blocks = []
-    for tile in tiles:
-        for block in _tiles(tile, rows, 0):
-            flipped = block[::-1]
-            line = np.repeat(np.arange(rows), flipped.shape[1])
-            keep = flipped.ravel() >= 0
-            blocks.append((flipped.ravel()[keep], line[keep]))
-    return _Stream(fetch[fetch >= 0], blocks, np.arange(len(blocks)), 0)
+    pad = -height % rows
+    blocks = np.pad(tiles, ((0, 0), (0, pad), (0, 0)), constant_values=-1).reshape(-1, rows, cols)[:, ::-1]
+    lines = (np.arange(len(blocks)) * fold_lines)[:, None] + np.repeat(np.arange(rows), cols)[None, :]
+    return _Stream(fetch[fetch >= 0], blocks.reshape(-1), lines.reshape(-1))
 
 
-def _streams(layer: ConvLayer, acc: Accelerator) -> tuple[_Stream, _Stream]:
-    """The ifmap and filter streams of SCALE-Sim's compute module for the layer's dataflow."""
-    values = _ifmap_values(layer)
+def _stream(layer: ConvLayer, acc: Accelerator, fold_lines: int, operand: str) -> _Stream:
+    """The ifmap or filter stream of SCALE-Sim's compute module for the layer's dataflow.
+
+    Entry ids are row-major in the ifmap operand (pixels x taps) and the filter operand
+    (taps x filters); folds go column fold outer, row fold inner.
+    """
     npx, window, filters = layer.gemm
-    weights = np.arange(filters)[None, :] * window + np.arange(window)[:, None]  # (taps x filters), filter-major
     r, c = acc.rows, acc.cols
     row_folds, col_folds, _ = _fold_shape(npx, window, filters, acc)
-    inner = np.tile(np.arange(row_folds), col_folds)  # fold order: column folds outer, row folds inner
-    outer = np.repeat(np.arange(col_folds), row_folds)
-    if acc.dataflow == "os":  # ifmap: pixel tiles (taps x R); filter: filter tiles (taps x C)
-        return (
-            _diagonal_stream(_tiles(values, r, 0).transpose(0, 2, 1), inner, 0),
-            _diagonal_stream(_tiles(weights, c, 1), outer, 0),
-        )
-    if acc.dataflow == "ws":  # ifmap: tap tiles (pixels x R); filter: stationary (R taps x C filters)
-        return _diagonal_stream(_tiles(values, r, 1), inner, r), _stationary_stream(_tiles(weights, c, 1), r)
-    # "is": ifmap: stationary (R taps x C pixels); filter: tap tiles (filters x R)
-    return (
-        _stationary_stream(_tiles(values.T, c, 1), r),
-        _diagonal_stream(_tiles(weights, r, 0).transpose(0, 2, 1), inner, r),
+    if operand == "ifmap":
+        ids = np.arange(npx * window).reshape(npx, window)
+        if acc.dataflow == "os":  # pixel tiles (taps x R), each fold its row fold's
+            return _diagonal_stream(_tiles(ids, r, 0).transpose(0, 2, 1), np.tile(np.arange(row_folds), col_folds), 0,
+                                    fold_lines)  # fmt: skip
+        if acc.dataflow == "ws":  # tap tiles (pixels x R), each fold its row fold's
+            return _diagonal_stream(_tiles(ids, r, 1), np.tile(np.arange(row_folds), col_folds), r, fold_lines)
+        return _stationary_stream(_tiles(ids.T, c, 1), r, fold_lines)  # is: (R taps x C pixels) blocks
+    ids = np.arange(window * filters).reshape(window, filters)
+    if acc.dataflow == "os":  # filter tiles (taps x C), each fold its column fold's
+        return _diagonal_stream(_tiles(ids, c, 1), np.repeat(np.arange(col_folds), row_folds), 0, fold_lines)
+    if acc.dataflow == "ws":  # (R taps x C filters) blocks
+        return _stationary_stream(_tiles(ids, c, 1), r, fold_lines)
+    # is: tap tiles (filters x R), each fold its row fold's
+    return _diagonal_stream(
+        _tiles(ids, r, 0).transpose(0, 2, 1), np.tile(np.arange(row_folds), col_folds), r, fold_lines
     )
 
 
-def _misses(stream: _Stream, sram: _Sram, fold_lines: int) -> list[tuple[int, int]]:
+class _Values:
+    """What an operand's entries hold. A filter's every entry is its own value; an ifmap's are input
+    addresses, which overlapping convolution windows repeat (SCALE-Sim builds them taps channel-innermost)."""
+
+    def __init__(self, layer: ConvLayer | None) -> None:
+        self.layer = layer
+        self.table: np.ndarray | None = None
+        if layer is not None:
+            npx, window, _ = layer.gemm
+            out_row, out_col = np.divmod(np.arange(npx), layer.out_w)
+            ky, rest = np.divmod(np.arange(window), layer.filter_w * layer.channels)
+            kx, channel = np.divmod(rest, layer.channels)
+            row = (out_row * layer.stride_h)[:, None] + ky[None, :]
+            col = (out_col * layer.stride_w)[:, None] + kx[None, :]
+            self.table = ((row * layer.ifmap_w + col) * layer.channels + channel[None, :]).reshape(-1)
+
+    def of(self, ids: np.ndarray) -> np.ndarray:
+        return ids if self.table is None else self.table[ids]
+
+    def holders(self, value: int) -> np.ndarray:
+        """The entry ids that hold `value`."""
+        layer = self.layer
+        if layer is None:
+            return np.array([value])
+        position, channel = divmod(value, layer.channels)
+        y, x = divmod(position, layer.ifmap_w)
+        ky, kx = np.divmod(np.arange(layer.filter_h * layer.filter_w), layer.filter_w)
+        py, ry = np.divmod(y - ky, layer.stride_h)
+        px, rx = np.divmod(x - kx, layer.stride_w)
+        ok = (ry == 0) & (rx == 0) & (py >= 0) & (py < layer.out_h) & (px >= 0) & (px < layer.out_w)
+        taps = (ky[ok] * layer.filter_w + kx[ok]) * layer.channels + channel
+        return (py[ok] * layer.out_w + px[ok]) * layer.gemm[1] + taps
+
+
+def _misses(stream: _Stream, values: _Values, sram: _Sram) -> list[tuple[int, int]]:
     """(line, slides) each time a demanded value is in no set of the SRAM's window, as SCALE-Sim looks values up.
 
     The window only moves forward, by the prefetch half, round the ring of sets; a
     value just behind it (diagonal order interleaves neighbouring folds; stationary
-    blocks are loaded bottom row first) sends it all the way round. A value that recurs
-    (overlapping convolution windows) is found in whichever set holds it. Demands are
-    checked a window's worth at a time against each value's sorted sets.
+    blocks are loaded bottom row first) sends it all the way round. Demands are checked
+    in growing runs, up to a window's worth at a time: by the set of their own entry when every value is held
+    once, else against the values stamped in the window (overlapping convolution windows
+    repeat values, and SCALE-Sim finds one in whichever set holds it). At a miss the
+    slides follow from the sets of the value's holders.
     """
-    if sram.prefetch == 0:
-        return []
-    n, a, p = sram.sets, sram.active, sram.prefetch
-    keys = np.unique(stream.fetch * (n + 1) + np.arange(len(stream.fetch)) // sram.entry_per_set)
+    n, a, p, e = sram.sets, sram.active, sram.prefetch, sram.entry_per_set
+    position = np.empty(int(stream.fetch.max()) + 1, dtype=np.int64)
+    position[stream.fetch] = np.arange(len(stream.fetch))
+    if values.table is None:
 
-    def count(wanted: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        return np.searchsorted(keys, wanted * (n + 1) + hi) - np.searchsorted(keys, wanted * (n + 1) + lo)
+        def present(ids: np.ndarray, start: int) -> np.ndarray:
+            return (ids < 0) | ((position[np.maximum(ids, 0)] // e - start) % n < a)
 
-    def present(wanted: np.ndarray, start: int) -> np.ndarray:
-        end = start + a
-        return (count(wanted, start, min(end, n)) + (count(wanted, 0, end - n) if end > n else 0)) > 0
+        def restamp(start: int) -> None:
+            pass
+
+    else:
+        fetched = values.of(stream.fetch)
+        padding = int(fetched.max()) + 1
+        stamp = np.zeros(padding + 1, dtype=np.int64)
+        demanded = values.of(np.maximum(stream.demand, 0))
+        demanded[stream.demand < 0] = padding  # always present
+        window = [0]
+
+        def present(ids: np.ndarray, start: int) -> np.ndarray:
+            return stamp[demanded[ids]] == window[0]
+
+        def restamp(start: int) -> None:
+            window[0] += 1
+            end = start + a
+            stamp[fetched[start * e : min(end, n) * e]] = window[0]
+            if end > n:
+                stamp[fetched[: (end - n) * e]] = window[0]
+            stamp[padding] = window[0]
 
     events: list[tuple[int, int]] = []
-    start, chunk = 0, a * sram.entry_per_set
-    for fold, index in enumerate(stream.order.tolist()):
-        block, diagonals = stream.blocks[index]
-        i = 0
-        while i < len(block):
-            hit = present(block[i : i + chunk], start)
-            if hit.all():
-                i += chunk
-                continue
-            i += int(np.argmin(hit))
-            slides = 0
-            while not present(block[i : i + 1], start)[0]:
-                start, slides = (start + p) % n, slides + 1
-            events.append((fold * fold_lines + stream.prefix + int(diagonals[i]), slides))
-            i += 1
+    start, i, chunk = 0, 0, _FIRST_CHUNK
+    restamp(start)
+    steps = np.arange(1, n // p + 2)
+    everything = np.arange(len(stream.demand)) if values.table is not None else stream.demand
+    while i < len(stream.demand):
+        hit = present(everything[i : i + chunk], start)
+        if hit.all():
+            i, chunk = i + chunk, min(2 * chunk, a * e)  # misses come in runs: look a little way first
+            continue
+        chunk = _FIRST_CHUNK
+        i += int(np.argmin(hit))
+        value = int(values.of(stream.demand[i : i + 1])[0])
+        sets = position[values.holders(value)] // e
+        inside = ((sets[None, :] - start - steps[:, None] * p) % n) < a  # (slides, holders)
+        slides = int(steps[np.argmax(inside.any(axis=1))])
+        start = (start + slides * p) % n
+        restamp(start)
+        events.append((int(stream.lines[i]), slides))
+        i += 1
     return events
 
 
@@ -270,6 +332,23 @@ def _write_events(writes: np.ndarray, drain: int) -> list[tuple[int, int]]:
     return list(zip(lines.tolist(), counts.tolist(), strict=True))
 
 
+def _slides_done(ready: int, cycle: int, length: int, count: int) -> tuple[int, int]:
+    """`count` back-to-back slides of `length` cycles each, asked for at `cycle`: when the port is free, and the stall.
+
+    SCALE-Sim steps its clock per slide, adding a positive gap twice and a negative one
+    once. The gap g of the next slide is `length - max(g, 0)`: within three steps it
+    lies in [0, length] and then alternates between g and length - g, so a trip round
+    the ring of thousands of slides costs a few steps here.
+    """
+    gap = ready + length - (cycle + 1)
+    for _ in range(min(count, 3) - 1):
+        gap = length - max(gap, 0)
+    if count > 3 and (count - 3) % 2:
+        gap = length - gap
+    ready += count * length
+    return ready, ready + max(gap, 0) - cycle - 1
+
+
 def _stalls(
     reads: list[list[tuple[int, int]]], slides: list[int], writes: list[tuple[int, int]], drain: int, drain_lines: int
 ) -> int:
@@ -278,7 +357,7 @@ def _stalls(
     A read port's transfers queue one after another from the start (the first fill is free); a slide
     that ends after its data is demanded stalls the array. SCALE-Sim adds a positive gap twice and a
     negative one once, so a late slide overshoots and the next one catches up: kept as it is, since
-    this engine is checked against it. A drain of half the ofmap SRAM starts with the first write
+    this engine is checked against it (`_slides_done`). A drain of half the ofmap SRAM starts with the first write
     after the SRAM is over half full and the last drain has ended (a read stall can delay it); a
     full SRAM waits for it. On one line the array waits for the slowest of the three.
     """
@@ -294,12 +373,8 @@ def _stalls(
         cycle, wait = line + stall, 0
         for _, port, n in group:
             if port < 2:
-                offset = 1
-                for _ in range(n):
-                    ready[port] += slides[port]
-                    gap = ready[port] - (cycle + offset)
-                    offset += gap + max(gap, 0)
-                wait = max(wait, offset - 1)
+                ready[port], late = _slides_done(ready[port], cycle, slides[port], n)
+                wait = max(wait, late)
             elif n % drain == 1 or drain == 1:  # over half full: drain now, or once the last drain ends
                 if cycle >= drain_end:
                     drain_end = cycle + drain_lines
@@ -323,9 +398,12 @@ def gemm_cost(layer: ConvLayer, acc: Accelerator) -> LayerCost:
     words = [kb * 1024 * 8 // acc.bits for kb in (acc.ifmap_sram_kb, acc.filter_sram_kb, acc.ofmap_sram_kb)]
     bw = max(1, acc.dram_bytes_per_cycle * 8 // acc.bits)  # SRAM words a DRAM port moves per cycle
     srams = [_sram(npx * window, words[0], bw), _sram(window * filters, words[1], bw)]
-    misses: list[list[tuple[int, int]]] = [[], []]
-    if any(sram.prefetch for sram in srams):  # else both operands fit: nothing to slide
-        misses = [_misses(stream, sram, lines) for stream, sram in zip(_streams(words_layer, acc), srams, strict=True)]
+    overlapping = layer.stride_h < layer.filter_h or layer.stride_w < layer.filter_w
+    repeating = words_layer if overlapping else None  # only overlapping windows repeat ifmap values
+    misses = [
+        _misses(_stream(words_layer, acc, lines, operand), _Values(held), sram) if sram.prefetch else []
+        for operand, held, sram in zip(("ifmap", "filter"), (repeating, None), srams, strict=True)
+    ]  # an operand that fits its SRAM never slides
     writes = _writes(npx, window, filters, acc)
     drain = words[2] - math.ceil(words[2] * _ACTIVE)
     drain_lines = math.ceil(drain / bw) + 1

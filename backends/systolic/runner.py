@@ -22,7 +22,7 @@ from backends.base import Availability, Runner, register_target
 from backends.onnx_model import OnnxModel
 from backends.protocol import TimingProtocol
 from backends.systolic.accelerator import PRESETS, Accelerator, load_accelerator
-from backends.systolic.analytical import LayerCost, gemm_cost, vector_cost
+from backends.systolic.analytical import ENGINE_VERSION, LayerCost, gemm_cost, vector_cost
 from backends.systolic.layers import ConvLayer, graph_layers
 from ehdnas.errors import UserError
 
@@ -73,6 +73,7 @@ class SystolicRunner(Runner):
 
     Config = SystolicConfig
     preset: ClassVar[Accelerator]
+    simulated = True
 
     def __init__(self, config: SystolicConfig | None = None) -> None:
         super().__init__(config)
@@ -84,19 +85,20 @@ class SystolicRunner(Runner):
         return Availability(True)
 
     def libraries(self) -> dict[str, str]:
+        """The cost model's version: a change of model must not mix with measurements of the old one."""
         if self.config.engine == "scalesim":
             from importlib.metadata import version
 
             return {"scalesim": version("scalesim")}
-        return {}
+        return {"ehdnas-analytical": str(ENGINE_VERSION)}
 
     def config_dict(self) -> dict[str, Any]:
         """The accelerator itself, not the file that described it, keys the measurements."""
         return {"engine": self.config.engine, "accelerator": self.accelerator.to_dict()}
 
     def host(self) -> dict[str, Any]:
-        """A simulation gives the same cycles on any machine: the host does not key it."""
-        return {"simulated": True, **{f"lib_{k}": v for k, v in self.libraries().items()}}
+        """A simulation gives the same cycles on any machine: only the simulator keys it, not the host."""
+        return {"simulated": True, "libraries": self.libraries()}
 
     def costs(self, model: OnnxModel) -> list[LayerCost]:
         if self._last is None or self._last[0] != model.sha256:
@@ -138,6 +140,8 @@ def _register(name: str, acc: Accelerator) -> None:
         f"{acc.clock_mhz:g} MHz"
     )
     cls = type(f"Systolic_{name}", (SystolicRunner,), {"preset": acc, "description": description})
+    cls.__module__ = __name__
+    globals()[cls.__name__] = cls  # importable by name, so a runner can be sent to a worker process
     register_target(f"systolic-{name}")(cls)
 
 
