@@ -10,6 +10,10 @@ forward + backward under 1 ms.
     .venv/bin/python -m benchmarks.predictor_accuracy [--db URL] [--samples 1000]
     .venv/bin/python -m benchmarks.predictor_accuracy --target tvm-llvm --samples 300 --sizes 100,300 \
         --space-option layers=5 --space-option channels=8 --space-option input_size=16
+    .venv/bin/python -m benchmarks.predictor_accuracy --target systolic-edge32 --samples 10000 \
+        --sizes 1000,3000,10000 --space-option layers=5 --space-option channels=8 --space-option input_size=16
+
+On a simulated target (no noise) the issue-6 target applies too: mlp within ±5% for 99%.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 
 import torch
 
+from backends import get_target
 from benchmarks.common import measured_darts, verdict
 from perf_models.metrics import METRICS
 from perf_models.train import train_predictors
@@ -55,6 +60,8 @@ def main() -> None:
     mlp = final["mlp"]
     print(f"\ntargets at n={min(n, len(data))} (held-out {report.sizes['test']}):")
     print(f"  mlp within ±10%: {100 * mlp['acc10']:.1f}% (target >= 95%)  {verdict(mlp['acc10'] >= 0.95)}")
+    if get_target(args.target, args.option).simulated:  # no measurement noise: issue 6 asks for ±5% on 99%
+        print(f"  mlp within ±5%: {100 * mlp['acc5']:.1f}% (target >= 99%)  {verdict(mlp['acc5'] >= 0.99)}")
     print(f"  mlp Kendall tau: {mlp['kendall_tau']:.3f} (target >= 0.85)  {verdict(mlp['kendall_tau'] >= 0.85)}")
     for baseline in ("lut", "flops"):
         sign = {k: 1 if k in HIGHER_IS_BETTER else -1 for k in METRICS}

@@ -158,3 +158,23 @@ def test_collect_uses_every_core_and_trains_a_predictor(db_url: str) -> None:
                      "--json", db=db_url)  # fmt: skip
     scores = json.loads(report.stdout)
     assert scores["mlp"]["mape"] < 20 and out.is_file()
+
+
+@pytest.mark.slow
+def test_search_on_a_systolic_target_end_to_end(tmp_path: Path, db_url: str) -> None:
+    space = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
+    args = ["search", "-t", "systolic-eyeriss", "--out", str(tmp_path / "run"), *space, "--auto-predictor"]
+    args += ["--auto-samples", "50", "--epochs", "1", "--retrain-epochs", "1", "--batch-size", "256", "--json"]
+    result = json.loads(run_cli(*args, db=db_url).stdout)
+    assert result["target"] == "systolic-eyeriss"
+    assert result["measured_latency_ms"]["std"] == 0 and result["measured_latency_ms"]["median"] > 0
+    assert (tmp_path / "run" / "model.onnx").is_file()
+
+
+def test_the_readme_accelerator_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "my_npu.toml"
+    path.write_text("\n".join(line.strip() for line in block.splitlines()))
+    acc = load_accelerator(path)
+    assert (acc.name, acc.rows, acc.cols, acc.dataflow, acc.binary_macs_per_pe) == ("my_npu", 16, 64, "os", 8)

@@ -1,4 +1,4 @@
-"""The fast engine: cycles of every layer on a systolic array, from closed forms and a fold-level memory model.
+"""The fast engine: cycles of every layer on a systolic array, SCALE-Sim's model without its per-cycle traces.
 
 Compute follows SCALE-Sim's mapping exactly. A layer is a GEMM of an
 (output pixels Npx) x (window W) operand and a (W) x (filters F) operand; the
@@ -9,21 +9,22 @@ dataflow decides which two dimensions lie on the array and which streams in time
     ws        W     F     Npx       Npx + 2R + C - 2
     is        W     Npx   F         F + 2R + C - 2
 
-with ceil(rows/R) * ceil(cols/C) folds (R x C the array). The memory model is
-SCALE-Sim's double-buffered scratchpad at the granularity it itself uses: each
-read SRAM holds a window of 1/100-of-its-size sets of the operand's fetch stream
-(half active, half prefetch); a demand outside the window slides it by the
-prefetch half, which costs that half's transfer over the DRAM port; the array
-stalls when a slide is not back by the time its data is demanded. Writes drain
-half the ofmap SRAM at a time and stall the array when it is full. Walking folds
-instead of SCALE-Sim's per-cycle, per-element traces is what makes this engine
-thousands of times faster; `benchmarks/systolic_agreement.py` checks it against
-SCALE-Sim layer by layer.
+with ceil(rows/R) * ceil(cols/C) folds (R x C the array), one cycle a line.
 
-Binary (1-bit) layers pack `binary_macs_per_pe` MACs per processing element and
-cycle: their window shrinks by that factor, and so do their operands' bytes.
-Pooling and element-wise work runs on a vector unit of `lanes` elements a cycle,
-bounded by DRAM traffic.
+Memory is SCALE-Sim's double-buffered scratchpad: each read SRAM holds a window
+over its operand's fetch order, in sets of 1/100 of its size, half active and
+half prefetch; a demanded value in no set of the window slides the window by the
+prefetch half, which takes that half's transfer over the DRAM port, and the array
+stalls when a slide is not back in time. The ofmap SRAM drains half at a time and
+stalls the array when full. SCALE-Sim generates every operand address of every
+cycle and walks them one by one; this engine builds the same fetch and demand
+orders as arrays and checks a window's worth of demands at once, so its slides,
+and hence its cycles, are SCALE-Sim's (`benchmarks/systolic_agreement.py` checks
+it layer by layer) at a small fraction of the time.
+
+Binary (1-bit) layers pack `binary_macs_per_pe` channels into a word and into one
+PE-cycle. Pooling and element-wise work runs on a vector unit of `lanes` elements
+a cycle, bounded by DRAM traffic.
 """
 
 from __future__ import annotations
