@@ -17,7 +17,7 @@ from backends.systolic.analytical import gemm_cost
 from backends.systolic.layers import ConvLayer, VectorLayer, graph_layers
 from backends.systolic.scalesim_engine import simulate
 from ehdnas.errors import UserError
-from tests.conftest import run_cli, tiny_conv_model
+from tests.conftest import run_cli, search_end_to_end, tiny_conv_model
 
 
 def _sign_conv_model(path: Path) -> Path:
@@ -162,13 +162,8 @@ def test_collect_uses_every_core_and_trains_a_predictor(db_url: str) -> None:
 
 @pytest.mark.slow
 def test_search_on_a_systolic_target_end_to_end(tmp_path: Path, db_url: str) -> None:
-    space = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
-    args = ["search", "-t", "systolic-eyeriss", "--out", str(tmp_path / "run"), *space, "--auto-predictor"]
-    args += ["--auto-samples", "50", "--epochs", "1", "--retrain-epochs", "1", "--batch-size", "256", "--json"]
-    result = json.loads(run_cli(*args, db=db_url).stdout)
-    assert result["target"] == "systolic-eyeriss"
-    assert result["measured_latency_ms"]["std"] == 0 and result["measured_latency_ms"]["median"] > 0
-    assert (tmp_path / "run" / "model.onnx").is_file()
+    result = search_end_to_end("systolic-eyeriss", tmp_path / "run", db_url)
+    assert result["measured_latency_ms"]["std"] == 0  # simulated: exact
 
 
 def test_the_readme_accelerator_example_loads(tmp_path: Path) -> None:

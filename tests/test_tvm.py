@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from backends import TimingProtocol, get_target, load_model
 from ehdnas.errors import UserError
-from tests.conftest import FAST, LIGHT_MODELS, run_cli, tiny_conv_model
+from tests.conftest import FAST, LIGHT_MODELS, run_cli, search_end_to_end, tiny_conv_model
 
 QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0)
 
@@ -130,9 +130,4 @@ def test_tuning_tunes_each_kernel_once(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_search_on_tvm_end_to_end(tmp_path: Path, db_url: str) -> None:
-    space = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
-    args = ["search", "-t", "tvm-llvm", "--out", str(tmp_path / "run"), *space, "--auto-predictor"]
-    args += ["--auto-samples", "50", "--epochs", "1", "--retrain-epochs", "1", "--batch-size", "256", "--json"]
-    result = json.loads(run_cli(*args, db=db_url).stdout)
-    assert result["target"] == "tvm-llvm" and result["measured_latency_ms"]["median"] > 0
-    assert (tmp_path / "run" / "model.onnx").is_file()
+    search_end_to_end("tvm-llvm", tmp_path / "run", db_url)
