@@ -30,6 +30,7 @@ a cycle, bounded by DRAM traffic.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -136,6 +137,7 @@ def _sram(entries: int, words: int, words_per_cycle: int) -> _Sram:
     )
 
 
+@functools.lru_cache(maxsize=64)  # layers of a network share tile shapes; the arrays are only read
 def _antidiagonal_order(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-major indices of a rows x cols matrix in SCALE-Sim's skewed order, and each one's diagonal.
 
