@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar, get_origin, get_type_hints
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from ehdnas.errors import UserError
 
@@ -21,6 +22,11 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def _convert(value: Any, kind: type, where: str) -> Any:
+    if get_origin(kind) in (Union, UnionType):  # a value of any member; text converts to the first
+        members = get_args(kind)
+        if any(isinstance(value, get_origin(member) or member) for member in members):
+            return value
+        return _convert(value, members[0], where)
     kind = get_origin(kind) or kind  # dict[str, Any] -> dict
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value

@@ -75,7 +75,13 @@ def test_collect_is_idempotent(db_url: str) -> None:
 @pytest.mark.slow
 def test_collect_resumes_after_an_interruption(db_url: str) -> None:
     args = [*EHDNAS, "collect", *SMALL_DARTS, "-t", "ort-cpu", "--samples", "8", *FAST]
-    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env={**os.environ, "EHDNAS_DB": db_url})
+    proc = subprocess.Popen(
+        args,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "EHDNAS_DB": db_url},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as at a terminal, even if CI ignores it
+    )
     assert proc.stderr is not None
     for line in proc.stderr:
         if line.startswith("[2/8]"):

@@ -173,3 +173,15 @@ def test_the_readme_accelerator_example_loads(tmp_path: Path) -> None:
     path.write_text("\n".join(line.strip() for line in block.splitlines()))
     acc = load_accelerator(path)
     assert (acc.name, acc.rows, acc.cols, acc.dataflow, acc.binary_macs_per_pe) == ("my_npu", 16, 64, "os", 8)
+
+
+def test_a_runner_is_made_again_from_its_recorded_settings(tmp_path: Path) -> None:
+    """A search records `config_dict()` and makes its runner from it: the accelerator must survive the trip."""
+    path = tmp_path / "mine.toml"
+    path.write_text('rows = 16\ncols = 8\ndataflow = "is"\n')
+    first = get_target("systolic-edge32", {"accelerator": str(path)})
+    again = get_target("systolic-edge32", first.config_dict())
+    assert again.accelerator == first.accelerator and again.config_dict() == first.config_dict()
+    assert (
+        get_target("systolic-eyeriss", get_target("systolic-eyeriss").config_dict()).accelerator == PRESETS["eyeriss"]
+    )

@@ -25,6 +25,7 @@ from backends.systolic.accelerator import PRESETS, Accelerator, load_accelerator
 from backends.systolic.analytical import ENGINE_VERSION, LayerCost, gemm_cost, vector_cost
 from backends.systolic.layers import ConvLayer, graph_layers
 from ehdnas.errors import UserError
+from ehdnas.options import make_config
 
 ENGINES = ("analytical", "scalesim")
 
@@ -32,7 +33,9 @@ ENGINES = ("analytical", "scalesim")
 @dataclass(frozen=True)
 class SystolicConfig:
     engine: str = "analytical"
-    accelerator: str = ""  # a TOML accelerator description to use instead of the target's preset
+    # Instead of the target's preset: a TOML file, or the description itself (as a measurement's
+    # target_config holds it, so a runner can be made again from what it recorded).
+    accelerator: str | dict[str, Any] = ""
 
     def check(self) -> None:
         if self.engine not in ENGINES:
@@ -77,7 +80,11 @@ class SystolicRunner(Runner):
 
     def __init__(self, config: SystolicConfig | None = None) -> None:
         super().__init__(config)
-        self.accelerator = load_accelerator(self.config.accelerator) if self.config.accelerator else self.preset
+        given = self.config.accelerator
+        if isinstance(given, dict):
+            self.accelerator = make_config(Accelerator, given, f"target {self.name!r} accelerator")
+        else:
+            self.accelerator = load_accelerator(given) if given else self.preset
         self._last: tuple[str, list[LayerCost]] | None = None
 
     @classmethod
