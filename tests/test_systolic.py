@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import onnx
 import pytest
@@ -137,10 +138,14 @@ def test_accelerator_option_and_its_misuse(tiny_model: Path, tmp_path: Path) -> 
     assert proc.returncode == 2 and "--accelerator goes with a systolic-* target" in proc.stderr
 
 
-def test_scalesim_engine_as_a_target_setting(tmp_path: Path) -> None:
-    path = tiny_conv_model(tmp_path / "tiny.onnx")
-    exact = get_target("systolic-eyeriss", {"engine": "scalesim"}).measure(path)
-    fast = get_target("systolic-eyeriss").measure(path)
+@pytest.mark.parametrize(
+    ("target", "model"), [("systolic-eyeriss", tiny_conv_model), ("systolic-edge32", _sign_conv_model)]
+)
+def test_scalesim_engine_as_a_target_setting(tmp_path: Path, target: str, model: Any) -> None:
+    """The two engines agree on a whole model; a binary layer goes to SCALE-Sim packed, as the array runs it."""
+    path = model(tmp_path / "model.onnx")
+    exact = get_target(target, {"engine": "scalesim"}).measure(path)
+    fast = get_target(target).measure(path)
     assert exact.target_config["engine"] == "scalesim" and exact.details["engine"] == "scalesim"
     assert exact.details["cycles"] == pytest.approx(fast.details["cycles"], rel=0.05)
 

@@ -393,11 +393,18 @@ def _stalls(
     return stall
 
 
+def as_words(layer: ConvLayer, acc: Accelerator) -> ConvLayer:
+    """The layer as the array runs it: a binary layer's 1-bit channels packed `binary_macs_per_pe` to a word
+    (XNOR-popcount lanes: one PE does them in one cycle)."""
+    if not (layer.binary and acc.binary_macs_per_pe):
+        return layer
+    return dataclasses.replace(layer, channels=math.ceil(layer.channels / acc.binary_macs_per_pe))
+
+
 def gemm_cost(layer: ConvLayer, acc: Accelerator) -> LayerCost:
     """Cycles, stalls, utilisation and DRAM traffic of one convolution (all its groups, one after another)."""
     packed = acc.binary_macs_per_pe if layer.binary and acc.binary_macs_per_pe else 1
-    # XNOR-popcount lanes: `packed` 1-bit channels share one word, and one PE does them in one cycle.
-    words_layer = dataclasses.replace(layer, channels=math.ceil(layer.channels / packed))
+    words_layer = as_words(layer, acc)
     npx, window, filters = words_layer.gemm
     row_folds, col_folds, lines = _fold_shape(npx, window, filters, acc)
     words = [kb * 1024 * 8 // acc.bits for kb in (acc.ifmap_sram_kb, acc.filter_sram_kb, acc.ofmap_sram_kb)]

@@ -22,7 +22,7 @@ from backends.base import Availability, Runner, register_target
 from backends.onnx_model import OnnxModel
 from backends.protocol import TimingProtocol
 from backends.systolic.accelerator import PRESETS, Accelerator, load_accelerator
-from backends.systolic.analytical import ENGINE_VERSION, LayerCost, gemm_cost, vector_cost
+from backends.systolic.analytical import ENGINE_VERSION, LayerCost, as_words, gemm_cost, vector_cost
 from backends.systolic.layers import ConvLayer, graph_layers
 from ehdnas.errors import UserError
 from ehdnas.options import make_config
@@ -49,9 +49,8 @@ def layer_costs(model: OnnxModel, acc: Accelerator, engine: str = "analytical") 
     if engine == "scalesim" and convs:
         from backends.systolic.scalesim_engine import simulate
 
-        exact = iter(
-            _from_scalesim(layer, figures, acc) for layer, figures in zip(convs, simulate(convs, acc), strict=True)
-        )
+        figures = simulate([as_words(layer, acc) for layer in convs], acc)
+        exact = iter(_from_scalesim(layer, f, acc) for layer, f in zip(convs, figures, strict=True))
         return [next(exact) if isinstance(layer, ConvLayer) else vector_cost(layer, acc) for layer in layers]
     return [gemm_cost(layer, acc) if isinstance(layer, ConvLayer) else vector_cost(layer, acc) for layer in layers]
 
@@ -65,7 +64,7 @@ def _from_scalesim(layer: ConvLayer, figures: dict[str, float], acc: Accelerator
         compute_cycles=total - stall,
         stall_cycles=stall,
         macs=layer.macs,
-        utilization=figures["overall_util_pct"] / 100,
+        utilization=fast.utilization * fast.cycles / total,
         dram_read_bytes=fast.dram_read_bytes,
         dram_write_bytes=fast.dram_write_bytes,
     )
