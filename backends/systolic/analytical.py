@@ -203,23 +203,23 @@ def _stream(layer: ConvLayer, acc: Accelerator, fold_lines: int, operand: str) -
     npx, window, filters = layer.gemm
     r, c = acc.rows, acc.cols
     row_folds, col_folds, _ = _fold_shape(npx, window, filters, acc)
+    row_fold = np.tile(np.arange(row_folds), col_folds)  # each fold's row fold
+    col_fold = np.repeat(np.arange(col_folds), row_folds)  # and column fold
     if operand == "ifmap":
         ids = np.arange(npx * window).reshape(npx, window)
-        if acc.dataflow == "os":  # pixel tiles (taps x R), each fold its row fold's
-            return _diagonal_stream(_tiles(ids, r, 0).transpose(0, 2, 1), np.tile(np.arange(row_folds), col_folds), 0,
-                                    fold_lines)  # fmt: skip
-        if acc.dataflow == "ws":  # tap tiles (pixels x R), each fold its row fold's
-            return _diagonal_stream(_tiles(ids, r, 1), np.tile(np.arange(row_folds), col_folds), r, fold_lines)
+        if acc.dataflow == "os":  # pixel tiles (taps x R)
+            return _diagonal_stream(_tiles(ids, r, 0).transpose(0, 2, 1), row_fold, 0, fold_lines)
+        if acc.dataflow == "ws":  # tap tiles (pixels x R)
+            return _diagonal_stream(_tiles(ids, r, 1), row_fold, r, fold_lines)
         return _stationary_stream(_tiles(ids.T, c, 1), r, fold_lines)  # is: (R taps x C pixels) blocks
     ids = np.arange(window * filters).reshape(window, filters)
-    if acc.dataflow == "os":  # filter tiles (taps x C), each fold its column fold's
-        return _diagonal_stream(_tiles(ids, c, 1), np.repeat(np.arange(col_folds), row_folds), 0, fold_lines)
+    if acc.dataflow == "os":  # filter tiles (taps x C)
+        return _diagonal_stream(_tiles(ids, c, 1), col_fold, 0, fold_lines)
     if acc.dataflow == "ws":  # (R taps x C filters) blocks
         return _stationary_stream(_tiles(ids, c, 1), r, fold_lines)
-    # is: tap tiles (filters x R), each fold its row fold's
     return _diagonal_stream(
-        _tiles(ids, r, 0).transpose(0, 2, 1), np.tile(np.arange(row_folds), col_folds), r, fold_lines
-    )
+        _tiles(ids, r, 0).transpose(0, 2, 1), row_fold, r, fold_lines
+    )  # is: tap tiles (filters x R)
 
 
 class _Values:
@@ -403,8 +403,8 @@ def as_words(layer: ConvLayer, acc: Accelerator) -> ConvLayer:
 
 def gemm_cost(layer: ConvLayer, acc: Accelerator) -> LayerCost:
     """Cycles, stalls, utilisation and DRAM traffic of one convolution (all its groups, one after another)."""
-    packed = acc.binary_macs_per_pe if layer.binary and acc.binary_macs_per_pe else 1
     words_layer = as_words(layer, acc)
+    packed = 1 if words_layer is layer else acc.binary_macs_per_pe
     npx, window, filters = words_layer.gemm
     row_folds, col_folds, lines = _fold_shape(npx, window, filters, acc)
     words = [kb * 1024 * 8 // acc.bits for kb in (acc.ifmap_sram_kb, acc.filter_sram_kb, acc.ofmap_sram_kb)]

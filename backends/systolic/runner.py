@@ -121,14 +121,15 @@ class SystolicRunner(Runner):
         costs = self.costs(model)
         cycles = sum(c.cycles for c in costs)
         gemm = [c for c in costs if c.kind == "gemm"]
+        array_cycles = sum(c.cycles for c in gemm)
         return {
             "deterministic": True,  # simulated: one sample, zero spread
             "engine": self.config.engine,
             "accelerator": self.accelerator.name,
             "cycles": cycles,
             "stall_cycles": sum(c.stall_cycles for c in costs),
-            "array_cycles": sum(c.cycles for c in gemm),
-            "vector_cycles": cycles - sum(c.cycles for c in gemm),
+            "array_cycles": array_cycles,
+            "vector_cycles": cycles - array_cycles,
             "utilization": round(
                 sum(c.macs for c in gemm) / (self.accelerator.rows * self.accelerator.cols * cycles), 4
             ),
