@@ -60,13 +60,6 @@ DEFAULT_PROTOCOL = TimingProtocol()
 NOISY_CV = 0.10  # coefficient of variation above which the table flags a measurement
 
 
-def _protocol(repeats: int, min_time: float, warmup: int, max_cv: float) -> TimingProtocol:
-    from ehdnas.options import make_config
-
-    values = {"min_repeats": repeats, "min_time_s": min_time, "warmup": warmup, "max_cv": max_cv}
-    return make_config(TimingProtocol, values, "timing protocol")
-
-
 @contextmanager
 def _progress(total: int, what: str) -> Iterator[Any]:
     """A progress callback: a live bar on a terminal, one line per item otherwise (logs, CI)."""
@@ -222,7 +215,7 @@ def benchmark(
     if space and input_shape:
         raise UserError("--input-shape goes with --model; a space's input shape is set by --space-option")
     runner = _runner(target, option, accelerator)
-    protocol = _protocol(repeats, min_time, warmup, max_cv)
+    protocol = measure.timing_protocol(repeats, min_time, warmup, max_cv)
     if model:
         shapes = parse_input_shapes(input_shape or [])
         with _progress(len(model), "measured") as progress:
@@ -281,12 +274,11 @@ def collect(
 
     if samples < 1:
         raise UserError("--samples must be at least 1")
-    strategies = {"uniform": measure.collect, "uncertain": measure.collect_uncertain}
-    if strategy not in strategies:
-        raise UserError(f"unknown --strategy {strategy!r}; known: {', '.join(strategies)}")
+    if strategy not in measure.STRATEGIES:
+        raise UserError(f"unknown --strategy {strategy!r}; known: {', '.join(measure.STRATEGIES)}")
     runner = _runner(target, option, accelerator)
     the_space = get_space(space, space_option or [])
-    protocol = _protocol(repeats, min_time, warmup, max_cv)
+    protocol = measure.timing_protocol(repeats, min_time, warmup, max_cv)
     store = Store(db)
     done = 0
 
@@ -297,20 +289,11 @@ def collect(
 
     try:
         with _progress(samples, "measured") as progress:
-            result = strategies[strategy](runner, the_space, samples, seed, protocol, store, track)
+            result = measure.STRATEGIES[strategy](runner, the_space, samples, seed, protocol, store, track)
     except KeyboardInterrupt:
         err.print(f"interrupted: {done} new measurements are stored; run the same command again to resume")
         raise typer.Exit(130) from None
-    summary = {
-        "space": space,
-        "target": runner.name,
-        "strategy": strategy,
-        "samples": result.samples,
-        "already_stored": result.already_stored,
-        "measured": result.measured,
-        "remeasured_noisy": result.remeasured,
-        "db": store.url,
-    }
+    summary = {"space": space, "target": runner.name, "strategy": strategy, **result.to_dict(), "db": store.url}
     if as_json:
         _print_json(summary)
     else:
@@ -442,13 +425,9 @@ def search(
     With several lambdas (`ehdnas sweep --lambdas 0.25,0.5,1 ...`) it runs one search per lambda, the lambda-0
     DARTS baseline included, into DIR/lambda-<L>, and plots accuracy against measured latency in DIR/pareto.png.
     """
-    from ehdnas import measure
-    from ehdnas.options import make_config
-    from ehdnas.search import SearchSettings, run_search, run_sweep
+    from ehdnas.search import NoPredictor, ensure_predictor, run_search, run_sweep, search_settings
     from ehdnas.spaces import get_space
     from ehdnas.store import Store
-    from perf_models import load_predictor
-    from perf_models.predictor import default_predictor_path
 
     if space != "darts":
         raise UserError(f"search supports the darts space; {space!r} is not searchable yet")
@@ -460,27 +439,21 @@ def search(
         raise UserError("--lambda needs at least one value")
     runner = _runner(target, option, accelerator)
     the_space = get_space(space, space_option or [])
-    values = {
-        "target": runner.name, "target_options": runner.config_dict(), "space_options": the_space.config_dict(),
-        "data": data, "lam": lam_values[0], "loss_form": loss_form, "epochs": epochs, "retrain_epochs": retrain_epochs,
-        "batch_size": batch_size, "a_lr": arch_lr, "gumbel_tau": gumbel_tau, "target_ms": target_ms, "seed": seed,
-    }  # fmt: skip
-    settings = make_config(SearchSettings, values, "search")
-    key = (runner.name, runner.config_dict(), runner.host())
-    path = predictor or default_predictor_path(space, the_space.config_dict(), *key)
-    if not path.is_file():
-        if not auto_predictor:
-            flags = _flags(option, space_option)
-            raise UserError(
-                f"no latency predictor for {space} on {runner.name} at {path}; run "
-                f"`ehdnas collect --space {space} --target {runner.name} --samples {auto_samples}{flags}` and "
-                f"`ehdnas train-predictor --space {space} --target {runner.name}{flags}`, or add --auto-predictor"
-            )
-        store = Store(db)
+    settings = search_settings(
+        runner, the_space, lam_values[0], data, loss_form, epochs, retrain_epochs, batch_size, arch_lr, gumbel_tau,
+        target_ms, seed,
+    )  # fmt: skip
+    try:
         with _progress(auto_samples, "measured") as progress:
-            measure.collect(runner, the_space, auto_samples, seed, DEFAULT_PROTOCOL, store, progress)
-        _train_and_save(runner, the_space, store, path, ["mlp", "lut"], seed, option, space_option)
-    the_predictor = load_predictor(path, space=space, space_config=the_space.config_dict())
+            the_predictor = ensure_predictor(
+                runner, the_space, predictor, auto_samples if auto_predictor else None, seed, Store(db), progress
+            )
+    except NoPredictor as missing:
+        flags = _flags(option, space_option)
+        raise UserError(
+            f"{missing}; run `ehdnas collect --space {space} --target {runner.name} --samples {auto_samples}{flags}` "
+            f"and `ehdnas train-predictor --space {space} --target {runner.name}{flags}`, or add --auto-predictor"
+        ) from None
 
     def show(event: dict[str, Any]) -> None:
         if event["stage"] == "search":
@@ -522,6 +495,31 @@ def search(
 
 
 app.command("sweep", help="Alias of search, for several --lambdas: one search each, and the Pareto plot.")(search)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes running jobs (0: API only).")] = 1,
+    jobs_dir: Annotated[
+        Path | None, typer.Option("--jobs-dir", help="Where job folders go [beside a SQLite store].")
+    ] = None,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option("--limit", help="Raise or lower a bound on what one job may ask, e.g. epochs=500 (see README)."),
+    ] = None,
+    db: DbOpt = None,
+) -> None:
+    """The job server: the HTTP API (DESIGN.md section 3), its status page at /, and the workers."""
+    from ehdnas.options import make_config, parse_pairs
+    from ehdnas.store import default_db_url
+    from server.serve import serve as run_server
+    from server.specs import Limits
+
+    limits = make_config(Limits, parse_pairs(limit or [], "--limit"), "--limit")
+    say = lambda text: err.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    run_server(host, port, db or default_db_url(), workers, jobs_dir, limits, say)
 
 
 def main() -> None:

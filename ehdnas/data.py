@@ -96,23 +96,34 @@ def _fit(images: np.ndarray, size: int, channels: int) -> torch.Tensor:
     return x.contiguous()
 
 
-def load_data(spec: str, input_size: int, in_channels: int) -> ImageData:
-    """Data named by `spec` at the network's input size and channel count."""
+def check_data_spec(spec: str) -> tuple[str, Path]:
+    """The kind and folder that `spec` names, checked without reading any data."""
     kind, _, location = spec.partition(":")
     if kind == "digits" and not location:
+        return kind, Path()
+    if kind in ("cifar10", "folder") and location:
+        root = Path(location).expanduser()
+        try:
+            found = root.is_dir()
+        except ValueError:  # a NUL byte in the name
+            found = False
+        if not found:
+            raise UserError(f"{spec!r}: no such folder")
+        return kind, root
+    raise UserError(f"--data {spec!r}: expected digits, cifar10:DIR or folder:DIR")
+
+
+def load_data(spec: str, input_size: int, in_channels: int) -> ImageData:
+    """Data named by `spec` at the network's input size and channel count."""
+    kind, root = check_data_spec(spec)
+    if kind == "digits":
         train_x, train_y, test_x, test_y = _digits()
         classes = 10
-    elif kind in ("cifar10", "folder") and location:
-        root = Path(location).expanduser()
-        if not root.is_dir():
-            raise UserError(f"{spec}: no such folder")
-        if kind == "cifar10":
-            train_x, train_y, test_x, test_y = _cifar10(root)
-            classes = 10
-        else:
-            train_x, train_y, test_x, test_y, classes = _folder(root)
+    elif kind == "cifar10":
+        train_x, train_y, test_x, test_y = _cifar10(root)
+        classes = 10
     else:
-        raise UserError(f"--data {spec!r}: expected digits, cifar10:DIR or folder:DIR")
+        train_x, train_y, test_x, test_y, classes = _folder(root)
     train, test = _fit(train_x, input_size, in_channels), _fit(test_x, input_size, in_channels)
     mean, std = train.mean((0, 2, 3), keepdim=True), train.std((0, 2, 3), keepdim=True).clamp_min(1e-6)
     return ImageData(

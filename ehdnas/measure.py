@@ -55,6 +55,14 @@ class Result:
         }
 
 
+def timing_protocol(repeats: int, min_time: float, warmup: int, max_cv: float) -> TimingProtocol:
+    """The protocol from the options users set (the CLI's flags, a job's spec), checked."""
+    from ehdnas.options import make_config
+
+    values = {"min_repeats": repeats, "min_time_s": min_time, "warmup": warmup, "max_cv": max_cv}
+    return make_config(TimingProtocol, values, "timing protocol")
+
+
 def report(runner: Runner, protocol: TimingProtocol, results: Sequence[Result]) -> dict[str, Any]:
     """The benchmark document (DESIGN.md section 3) shared by the CLI's --json and the server."""
     return {
@@ -148,6 +156,14 @@ class CollectReport:
     measured: int
     remeasured: int = 0  # of `measured`: stored before, but noisier than the protocol's max_cv
 
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "samples": self.samples,
+            "already_stored": self.already_stored,
+            "measured": self.measured,
+            "remeasured_noisy": self.remeasured,
+        }
+
 
 def collect(
     runner: Runner,
@@ -214,3 +230,6 @@ def collect_uncertain(
             on_progress=lambda n, _, label, base=have - start: on_progress(base + n, samples - start, label),
         )
     return CollectReport(samples=samples, already_stored=min(start, samples), measured=max(0, samples - start))
+
+
+STRATEGIES = {"uniform": collect, "uncertain": collect_uncertain}  # how `collect` chooses what to measure

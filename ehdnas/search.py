@@ -296,6 +296,59 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
     return result
 
 
+def search_settings(
+    runner: Any, space: Any, lam: float, data: str, loss_form: str, epochs: int, retrain_epochs: int,
+    batch_size: int, arch_lr: float, gumbel_tau: float, target_ms: float, seed: int,
+) -> SearchSettings:  # fmt: skip
+    """Settings from the options users set (the CLI's flags, a search job's spec), checked."""
+    from ehdnas.options import make_config
+
+    values = {
+        "target": runner.name, "target_options": runner.config_dict(), "space_options": space.config_dict(),
+        "data": data, "lam": lam, "loss_form": loss_form, "epochs": epochs, "retrain_epochs": retrain_epochs,
+        "batch_size": batch_size, "a_lr": arch_lr, "gumbel_tau": gumbel_tau, "target_ms": target_ms, "seed": seed,
+    }  # fmt: skip
+    return make_config(SearchSettings, values, "search")
+
+
+class NoPredictor(UserError):
+    """No predictor file where the search looks, and no permission to make one."""
+
+    def __init__(self, space: str, target: str, path: Path) -> None:
+        self.path = path
+        super().__init__(f"no latency predictor for {space} on {target} at {path}")
+
+
+def ensure_predictor(
+    runner: Any,
+    space: Any,
+    path: Path | None,
+    auto_samples: int | None,
+    seed: int,
+    store: Any,
+    on_progress: Callable[[int, int, str], None],
+) -> Predictor:
+    """The predictor at `path` (default: where train-predictor saves for this key).
+
+    Missing, and with `auto_samples`: measure that many sampled networks into
+    `store` and train one (mlp and lut) first; without it, `NoPredictor`.
+    """
+    from backends import TimingProtocol
+    from ehdnas import measure
+    from perf_models import load_predictor
+    from perf_models.predictor import default_predictor_path
+    from perf_models.train import train_and_save
+
+    key = (runner.name, runner.config_dict(), runner.host())
+    path = path or default_predictor_path(space.name, space.config_dict(), *key)
+    if not path.is_file():
+        if not auto_samples:
+            raise NoPredictor(space.name, runner.name, path)
+        measure.collect(runner, space, auto_samples, seed, TimingProtocol(), store, on_progress)
+        train_and_save(store, space, *key, path, ["mlp", "lut"], seed)
+    return load_predictor(path, space=space.name, space_config=space.config_dict())
+
+
 def run_sweep(
     settings: SearchSettings, lambdas: list[float], predictor: Predictor, out: Path, on_event: Events
 ) -> dict[str, Any]:

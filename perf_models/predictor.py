@@ -84,12 +84,16 @@ class Predictor(nn.Module):
 
 def default_predictor_path(space: str, space_config: dict, target: str, target_config: dict, host: dict) -> Path:
     """Where `train-predictor` saves, and `search` looks, when no file is named: the user data directory."""
-    from platformdirs import user_data_dir
-
     from backends.host import fingerprint
 
     keys = "-".join(fingerprint(value)[:8] for value in (space_config, target_config, host))
-    return Path(user_data_dir("ehdnas")) / "predictors" / f"{space}-{target}-{keys}.pt"
+    return predictors_dir() / f"{space}-{target}-{keys}.pt"
+
+
+def predictors_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("ehdnas")) / "predictors"
 
 
 def load_predictor(path: Path | str, space: str | None = None, space_config: dict | None = None) -> Predictor:

@@ -1,0 +1,122 @@
+"""One job's work: the library calls the CLI's commands make, writing into the job's folder.
+
+Runs in the job's own process (see `server.worker`). `progress(fraction,
+message)` and `event(record)` are how it reports; what it returns is the job's
+result, also written to `result.json` in the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ehdnas import measure
+from ehdnas.spaces import get_space
+from ehdnas.store import Store
+from server.specs import SPECS, BenchmarkSpec, CollectSpec, SearchSpec, TrainPredictorSpec, target_of
+
+Progress = Callable[[float, str], None]  # fraction done, what is happening
+Event = Callable[[dict[str, Any]], None]
+
+
+def run_job(kind: str, spec: dict[str, Any], folder: Path, db_url: str, progress: Progress, event: Event) -> Any:
+    """Run a job of `kind` whose spec passed submission; its result document."""
+    parsed = SPECS[kind].model_validate(spec)
+    result = _KINDS[kind](parsed, folder, Store(db_url), progress, event)
+    (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _counted(progress: Progress, what: str = "") -> measure.Progress:
+    """A (done, total, label) callback over `progress`."""
+    return lambda done, total, label: progress(done / max(total, 1), f"{what}{done}/{total} {label}")
+
+
+def _protocol(spec: BenchmarkSpec | CollectSpec) -> Any:
+    return measure.timing_protocol(spec.repeats, spec.min_time, spec.warmup, spec.max_cv)
+
+
+def _benchmark(spec: BenchmarkSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
+    runner, space = target_of(spec), get_space(spec.space, spec.space_options)
+    archs = [space.parse(text) for text in spec.archs]
+    archs += space.sample_many(spec.sample_count(), spec.seed)
+    protocol = _protocol(spec)
+    results = measure.measure_archs(runner, space, archs, protocol, store, spec.fresh, _counted(progress, "measured "))
+    return measure.report(runner, protocol, results)
+
+
+def _collect(spec: CollectSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
+    runner, space = target_of(spec), get_space(spec.space, spec.space_options)
+    strategy = measure.STRATEGIES[spec.strategy]
+    report = strategy(runner, space, spec.samples, spec.seed, _protocol(spec), store, _counted(progress, "measured "))
+    return {"space": space.name, "target": runner.name, "strategy": spec.strategy, **report.to_dict()}
+
+
+def _train_predictor(spec: TrainPredictorSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
+    from perf_models.train import train_and_save
+
+    runner, space = target_of(spec), get_space(spec.space, spec.space_options)
+    key = (runner.name, runner.config_dict(), runner.host())
+    report, data, path = train_and_save(
+        store, space, *key, None, list(spec.kinds), spec.seed, _counted(progress, "trained ")
+    )
+    shutil.copyfile(path, folder / "predictor.pt")  # the artifact; the original is where searches look
+    return {"metrics": report.metrics, "best": report.best, "split": report.sizes, "measurements": len(data),
+            "predictor": str(path)}  # fmt: skip
+
+
+def _search(spec: SearchSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
+    from ehdnas.search import ensure_predictor, run_search, run_sweep, search_settings
+
+    runner, space = target_of(spec), get_space(spec.space, spec.space_options)
+    settings = search_settings(
+        runner, space, spec.lambdas[0], spec.data, spec.loss_form, spec.epochs, spec.retrain_epochs,
+        spec.batch_size, spec.arch_lr, spec.gumbel_tau, spec.target_ms, spec.seed,
+    )  # fmt: skip
+    auto = spec.auto_samples if spec.auto_predictor else None
+    predictor = ensure_predictor(
+        runner, space, None, auto, spec.seed, store, _counted(lambda _, m: progress(0.0, m), "predictor: measured ")
+    )
+    runs = len(set(spec.lambdas) | {0.0}) if len(spec.lambdas) > 1 else 1
+    track = SearchProgress(runs, spec.epochs + spec.retrain_epochs)
+
+    def on_event(record: dict[str, Any]) -> None:
+        progress(*track(record))
+        event({k: v for k, v in record.items() if k != "alpha"})  # alpha is in the checkpoint and the plot
+
+    if len(spec.lambdas) > 1:
+        return run_sweep(settings, spec.lambdas, predictor, folder, on_event)
+    return run_search(settings, predictor, folder, on_event)
+
+
+class SearchProgress:
+    """The fraction of a search (or sweep) done, from the events it emits."""
+
+    def __init__(self, runs: int, units: int) -> None:
+        self.runs, self.units, self.run, self.done = runs, units, 0, 0
+
+    def __call__(self, event: dict[str, Any]) -> tuple[float, str]:
+        stage = event["stage"]
+        if stage == "sweep":
+            self.run, self.done = event["index"] - 1, 0
+        elif stage in ("search", "resume"):
+            self.done = event["epoch"]
+        elif stage == "retrain":
+            self.done = self.units - event["epochs"] + event["epoch"]
+        elif stage == "done":
+            self.done = self.units
+        message = f"{stage} {event['epoch']}/{event.get('epochs', '?')}" if "epoch" in event else stage
+        if self.runs > 1:
+            message = f"run {self.run + 1}/{self.runs}: {message}"
+        return (self.run + self.done / self.units) / self.runs, message
+
+
+_KINDS: dict[str, Callable[..., Any]] = {
+    "search": _search,
+    "collect": _collect,
+    "train_predictor": _train_predictor,
+    "benchmark": _benchmark,
+}

@@ -1,0 +1,197 @@
+"""What a job asks for: one pydantic spec per kind, mirroring the CLI's options, and the checks at submission.
+
+Pydantic checks shapes and types; `check_spec` then asks the library what the
+CLI would find out at its start (unknown target, unavailable target, bad
+target or space setting, unparsable architecture, missing predictor), so a bad
+job is refused with 422 instead of failing an hour later. `Limits` bound the
+work one job may ask for; an operator raises them with `ehdnas serve --limit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backends.protocol import TimingProtocol
+from ehdnas.errors import UserError
+
+_PROTOCOL = TimingProtocol()
+Setting = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The most one job may ask for."""
+
+    samples: int = 20_000  # architectures a collect or benchmark job measures
+    archs: int = 100  # architectures named one by one in a benchmark job
+    epochs: int = 200  # search epochs
+    retrain_epochs: int = 300
+    lambdas: int = 8  # searches in one sweep
+    auto_samples: int = 5_000
+    repeats: int = 10_000  # timed runs per model
+    min_time: float = 60.0  # timed seconds per model
+    body_bytes: int = 64 * 1024  # request body
+
+    def check(self) -> None:
+        for field in fields(self):
+            if getattr(self, field.name) <= 0:
+                raise UserError(f"limit {field.name} must be positive")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _TargetSpec(_Spec):
+    target: str = Field(description="Target name, as `GET /v1/targets` lists them.", examples=["ort-cpu"])
+    options: dict[str, Setting] = Field(default_factory=dict, description="Target settings, as the CLI's -o.")
+    accelerator: dict[str, Any] | None = Field(
+        default=None, description="A systolic-* target's accelerator description (the TOML file's keys)."
+    )
+    space_options: dict[str, Setting] = Field(default_factory=dict, description="Space settings (--space-option).")
+
+    def target_options(self) -> dict[str, Any]:
+        return {**self.options, **({"accelerator": self.accelerator} if self.accelerator else {})}
+
+
+class _ProtocolSpec(_TargetSpec):
+    repeats: int = Field(_PROTOCOL.min_repeats, ge=1, description="Minimum timed runs per model.")
+    min_time: float = Field(_PROTOCOL.min_time_s, ge=0, description="Minimum timed seconds per model.")
+    warmup: int = Field(_PROTOCOL.warmup, ge=0, le=10_000, description="Untimed warm-up runs per model.")
+    max_cv: float = Field(_PROTOCOL.max_cv, gt=0, le=10, description="Time a model again while its cv is above.")
+
+
+class BenchmarkSpec(_ProtocolSpec):
+    space: str = "darts"
+    samples: int | None = Field(None, ge=1, description="Sampled architectures [1, or none when archs are given].")
+    seed: int = Field(0, ge=0)
+    archs: list[str] = Field(default_factory=list, description="Architectures of the space, text or JSON form.")
+    fresh: bool = Field(False, description="Measure again even if the store has it.")
+
+    def sample_count(self) -> int:
+        return self.samples if self.samples is not None else 0 if self.archs else 1
+
+
+class CollectSpec(_ProtocolSpec):
+    space: str = "darts"
+    samples: int = Field(ge=1, description="Size of the seeded sample set to have measured.")
+    seed: int = Field(0, ge=0)
+    strategy: Literal["uniform", "uncertain"] = "uniform"
+
+
+class TrainPredictorSpec(_TargetSpec):
+    space: str = "darts"
+    kinds: list[Literal["mlp", "lut", "flops", "xgboost"]] = Field(
+        default_factory=lambda: ["mlp", "lut", "flops", "xgboost"], min_length=1
+    )
+    seed: int = Field(0, ge=0)
+
+
+class SearchSpec(_TargetSpec):
+    space: Literal["darts"] = "darts"
+    lambdas: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: [0.5], min_length=1, description="Hardware-term weights; several run a sweep."
+    )
+    loss_form: Literal["eh-dnas", "add#linear", "mul#log", "hinge"] = "eh-dnas"
+    data: str = Field("digits", description="digits, cifar10:DIR or folder:DIR (a folder on the server).")
+    epochs: int = Field(25, ge=1)
+    retrain_epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1, le=65_536)
+    arch_lr: float = Field(3e-4, gt=0, le=10)
+    gumbel_tau: float = Field(0.0, ge=0, le=1_000)
+    target_ms: float = Field(0.0, ge=0)
+    seed: int = Field(0, ge=0)
+    auto_predictor: bool = Field(False, description="Without a predictor: collect measurements and train one first.")
+    auto_samples: int = Field(200, ge=1)
+
+
+SPECS: dict[str, type[_Spec]] = {
+    "search": SearchSpec,
+    "collect": CollectSpec,
+    "train_predictor": TrainPredictorSpec,
+    "benchmark": BenchmarkSpec,
+}
+
+# Spec field -> the limit that bounds it.
+_BOUNDED = {
+    "samples": "samples", "epochs": "epochs", "retrain_epochs": "retrain_epochs", "repeats": "repeats",
+    "min_time": "min_time", "auto_samples": "auto_samples",
+}  # fmt: skip
+
+
+def check_spec(kind: str, spec: _Spec, limits: Limits) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every problem with a well-formed spec, as (location within the spec, message); empty when it can run."""
+    from backends.base import TARGETS
+    from ehdnas.spaces import get_space
+    from ehdnas.spaces.base import SPACES
+
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name, limit in _BOUNDED.items():
+        value = getattr(spec, name, None)
+        if value is not None and value > getattr(limits, limit):
+            problems.append(((name,), f"at most {getattr(limits, limit)} on this server (the operator's --limit)"))
+    for name, limit in (("archs", "archs"), ("lambdas", "lambdas")):
+        if len(getattr(spec, name, ())) > getattr(limits, limit):
+            problems.append(((name,), f"at most {getattr(limits, limit)} items on this server"))
+    assert isinstance(spec, _TargetSpec)
+    runner = space = None
+    if spec.target not in TARGETS.names():
+        problems.append((("target",), f"unknown target {spec.target!r}; known: {', '.join(TARGETS.names())}"))
+    else:
+        try:
+            runner = target_of(spec)
+        except UserError as err:
+            problems.append((("accelerator" if "accelerator" in str(err) else "options",), str(err)))
+        else:
+            status = type(runner).availability()
+            if not status.available:
+                problems.append((("target",), f"target {spec.target!r} is unavailable here: {status.reason}"))
+    space_name = getattr(spec, "space", "darts")
+    if space_name not in SPACES.names():
+        problems.append((("space",), f"unknown space {space_name!r}; known: {', '.join(SPACES.names())}"))
+    else:
+        try:
+            space = get_space(space_name, spec.space_options)
+        except UserError as err:
+            problems.append((("space_options",), str(err)))
+    if space is not None:
+        for i, text in enumerate(getattr(spec, "archs", ())):
+            try:
+                space.parse(text)
+            except UserError as err:
+                problems.append((("archs", i), str(err)))
+    if isinstance(spec, SearchSpec):
+        problems += _check_search(spec, runner, space)
+    return problems
+
+
+def target_of(spec: _TargetSpec) -> Any:
+    """The runner a spec names (raises UserError on a bad name or setting)."""
+    from backends import get_target
+
+    return get_target(spec.target, spec.target_options())
+
+
+def _check_search(spec: SearchSpec, runner: Any, space: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    from ehdnas.data import check_data_spec
+    from perf_models.predictor import default_predictor_path
+
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    try:
+        check_data_spec(spec.data)
+    except UserError as err:
+        problems.append((("data",), str(err)))
+    if runner is not None and space is not None and not spec.auto_predictor:
+        path = default_predictor_path(space.name, space.config_dict(), runner.name, runner.config_dict(), runner.host())
+        if not path.is_file():
+            problems.append(
+                (
+                    ("auto_predictor",),
+                    f"no latency predictor for {space.name} on {runner.name} with these settings: run a collect and "
+                    "a train_predictor job with the same target and space settings first, or set auto_predictor",
+                )
+            )
+    return problems

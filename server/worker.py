@@ -1,0 +1,189 @@
+"""Workers: processes that claim jobs from the database and run each in a child process of its own.
+
+Three levels, each able to stop the one below:
+- the supervisor (a thread of `ehdnas serve`) starts the workers, restarts one
+  that died and gives its job back to the queue, and requeues jobs whose
+  heartbeat stopped (a worker of an earlier server that was killed);
+- a worker claims a job, starts its process, and while it runs writes the
+  heartbeat every half second, and stops it at once on cancel or shutdown;
+- the job's process does the work (`server.execute`) at a lower CPU priority,
+  so the web process answers quickly while a search uses every core, and
+  exits by itself if its worker disappears.
+
+A stopped job loses nothing that was finished: measurements are committed one
+by one and a search resumes from its checkpoint when the job runs again.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ehdnas.errors import UserError
+from server.jobs import JobStore
+
+POLL_S = 0.5  # how often a worker looks for work, heartbeats, and checks for a cancel
+JOB_NICENESS = 10  # jobs yield the CPU to the web process
+PROGRESS_EVERY_S = 0.5  # progress writes are at most this frequent (the last one always lands)
+_SPAWN = multiprocessing.get_context("spawn")  # no inherited locks, threads or sockets
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    db_url: str
+    jobs_dir: Path
+    stale_after_s: float = 10.0  # a running job without a heartbeat for this long has lost its worker
+
+
+def worker_name(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}"
+
+
+class _Reporter:
+    """Progress and events of one job, written by its process (progress throttled)."""
+
+    def __init__(self, jobs: JobStore, job_id: int, worker: str) -> None:
+        self.jobs, self.job_id, self.worker, self.last = jobs, job_id, worker, 0.0
+
+    def progress(self, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY_S or fraction >= 1.0:
+            self.last = now
+            self.jobs.report(self.job_id, self.worker, fraction, message)
+
+    def event(self, record: dict[str, Any]) -> None:
+        self.jobs.event(self.job_id, record)
+
+
+def _when_orphaned(parent: int, action: Callable[[], None]) -> None:
+    """Call `action` once `parent` is gone: a worker without its server, a job without its worker."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(POLL_S)
+        action()
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _job_process(db_url: str, job_id: int, worker: str, folder: Path, parent: int) -> None:
+    """The job's own process: run it and record how it ended."""
+    from server.execute import run_job
+
+    _when_orphaned(parent, lambda: os._exit(1))  # the job is no longer its worker's to record
+    os.nice(JOB_NICENESS)
+    jobs = JobStore(db_url)
+    job = jobs.get(job_id)
+    assert job is not None
+    reporter = _Reporter(jobs, job_id, worker)
+    try:
+        result = run_job(job.kind, job.spec, folder, db_url, reporter.progress, reporter.event)
+    except UserError as err:
+        jobs.fail(job_id, worker, str(err))
+    except Exception as err:  # a bug: keep the traceback as an artifact, say so in one line
+        (folder / "error.txt").write_text(traceback.format_exc())
+        jobs.fail(job_id, worker, f"internal error: {type(err).__name__}: {err} (traceback in artifact error.txt)")
+    else:
+        jobs.succeed(job_id, worker, result)
+
+
+def _stop(process: Any) -> None:
+    process.terminate()
+    process.join(5)
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def run_worker(settings: WorkerSettings) -> None:
+    """A worker process's loop: until SIGTERM, claim a job and see it to its end."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to `serve`, which stops the workers in order
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    _when_orphaned(os.getppid(), stopping.set)  # `serve` was killed: stop too, giving the job back
+    name = worker_name(os.getpid())
+    jobs = JobStore(settings.db_url)
+    while not stopping.is_set():
+        job = jobs.claim(name)
+        if job is None:
+            stopping.wait(POLL_S)
+            continue
+        folder = settings.jobs_dir / str(job.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        child = _SPAWN.Process(
+            target=_job_process, args=(settings.db_url, job.id, name, folder, os.getpid()), name=f"ehdnas-job-{job.id}"
+        )
+        child.start()
+        while child.is_alive():
+            child.join(POLL_S)
+            if not child.is_alive():
+                break
+            if not jobs.heartbeat(job.id, name):  # no longer this worker's job (e.g. requeued while it stalled)
+                _stop(child)
+            elif (current := jobs.get(job.id)) is not None and current.cancel_requested:
+                _stop(child)
+                jobs.cancelled(job.id, name)
+            elif stopping.is_set():
+                _stop(child)
+                jobs.release(job.id, name, "the server stopped", counted=False)
+        current = jobs.get(job.id)
+        if current is not None and current.status == "running" and current.worker == name:
+            jobs.fail(job.id, name, f"the job's process died ({_describe_exit(child.exitcode)})")
+
+
+class Supervisor:
+    """Keeps `count` workers running and no job stranded; a thread of the server process."""
+
+    def __init__(self, settings: WorkerSettings, count: int) -> None:
+        self.settings, self.count = settings, count
+        self.jobs = JobStore(settings.db_url)
+        self.workers: list[Any] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="ehdnas-supervisor", daemon=True)
+
+    def _start_worker(self) -> Any:
+        process = _SPAWN.Process(target=run_worker, args=(self.settings,), name="ehdnas-worker")
+        process.start()
+        return process
+
+    def start(self) -> None:
+        self.jobs.requeue_stale(self.settings.stale_after_s)
+        self.workers = [self._start_worker() for _ in range(self.count)]
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            for i, process in enumerate(self.workers):
+                if process.is_alive() or self.stopping.is_set():
+                    continue
+                reason = f"its worker process died ({_describe_exit(process.exitcode)})"
+                for job_id in self.jobs.running_on(worker_name(process.pid)):
+                    self.jobs.release(job_id, worker_name(process.pid), reason)
+                self.workers[i] = self._start_worker()
+            self.jobs.requeue_stale(self.settings.stale_after_s)
+
+    def stop(self) -> None:
+        """Stop every worker; their running jobs go back to the queue for the next start."""
+        self.stopping.set()
+        for process in self.workers:
+            process.terminate()
+        for process in self.workers:
+            process.join(15)
+            if process.is_alive():
+                process.kill()
+                process.join()

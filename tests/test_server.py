@@ -1,0 +1,239 @@
+"""The job server as users run it: a real `ehdnas serve` (uvicorn, worker processes, a SQLite file) over HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from server.local import LocalServer, start_server
+
+TOKEN = "test-token-0123456789"
+TINY = {"layers": 3, "channels": 4, "input_size": 8}
+FAST = {"repeats": 3, "min_time": 0, "warmup": 1}
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., LocalServer]]:
+    """Start servers on one store; each is stopped with SIGTERM at the end and must leave no process behind."""
+    started: list[LocalServer] = []
+    env = {"EHDNAS_API_TOKEN": TOKEN, "XDG_DATA_HOME": str(tmp_path / "data")}
+
+    def launch(workers: int = 1, **kwargs) -> LocalServer:
+        server = start_server(f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "serve.log", workers, env, **kwargs)
+        started.append(server)
+        return server
+
+    yield launch
+    for server in started:
+        if server.process.poll() is None:
+            tree = psutil.Process(server.process.pid).children(recursive=True)
+            assert server.stop() == 0, (tmp_path / "serve.log").read_text()
+            _, alive = psutil.wait_procs(tree, timeout=20)
+            assert not alive, f"left running: {alive}"
+
+
+def wait_for(client: httpx.Client, job_id: int, done: Callable[[dict], bool], timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+        if done(job):
+            return job
+        assert job["status"] != "failed", job["error"]
+        time.sleep(0.25)
+    raise AssertionError(f"job {job_id} still {job['status']} ({job['message']}) after {timeout} s")
+
+
+def finished(job: dict) -> bool:
+    return job["status"] in ("succeeded", "failed", "cancelled")
+
+
+def submit(client: httpx.Client, kind: str, **spec) -> dict:
+    response = client.post("/v1/jobs", json={"kind": kind, "spec": spec})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_every_route_but_healthz_needs_the_token(launch) -> None:
+    server = launch(workers=0)
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+    for path in ("/v1/jobs", "/v1/targets", "/v1/measurements", "/v1/predictors", "/openapi.json", "/docs"):
+        assert httpx.get(server.url + path).status_code == 401, path
+        assert server.client("wrong").get(path).status_code == 401, path
+        assert server.client(TOKEN).get(path).status_code == 200, path
+    assert server.client(None).post("/v1/jobs", json={}).status_code == 401
+    # The page: 401 without the token; ?token= sets a cookie that reads but cannot submit.
+    assert httpx.get(server.url + "/").status_code == 401
+    with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
+        assert browser.get(f"/?token={TOKEN}").status_code == 200  # redirected to / with the cookie
+        assert "ehdnas jobs" in browser.get("/").text
+        assert browser.get("/v1/jobs").status_code == 200
+        assert browser.post("/v1/jobs", json={"kind": "benchmark", "spec": {"target": "ort-cpu"}}).status_code == 401
+
+
+def test_a_generated_token_is_stored_on_first_start_and_reused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {"XDG_DATA_HOME": str(data), "EHDNAS_API_TOKEN": ""}
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    first = start_server(db, tmp_path / "first.log", 0, env)
+    first.stop()
+    token_file = data / "ehdnas" / "api-token"
+    assert f"generated and stored in {token_file}" in (tmp_path / "first.log").read_text()
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    second = start_server(db, tmp_path / "second.log", 0, env)
+    try:
+        assert f"stored in {token_file}" in (tmp_path / "second.log").read_text()
+        assert second.client(token).get("/v1/jobs").status_code == 200
+    finally:
+        assert second.stop() == 0
+
+
+def test_bad_specs_are_refused_with_the_field_named(launch) -> None:
+    server = launch(workers=0, args=("--limit", "samples=100"))
+    client = server.client(TOKEN)
+
+    def problems(kind: str, **spec) -> dict:
+        response = client.post("/v1/jobs", json={"kind": kind, "spec": spec})
+        assert response.status_code == 422, response.text
+        return {tuple(p["loc"][3:]): p["msg"] for p in response.json()["detail"]}
+
+    assert "unknown target 'nope'" in problems("benchmark", target="nope")[("target",)]
+    assert "unknown space 'nope'" in problems("collect", target="ort-cpu", space="nope", samples=5)[("space",)]
+    assert "option 'x'" in problems("collect", target="ort-cpu", samples=5, options={"x": 1})[("options",)]
+    assert ("samples",) in problems("collect", target="ort-cpu", samples=0)  # pydantic's own bound
+    assert "at most 100" in problems("collect", target="ort-cpu", samples=101)[("samples",)]  # the operator's
+    assert ("bogus",) in problems("collect", target="ort-cpu", samples=5, bogus=1)
+    assert ("archs", 0) in problems("benchmark", target="ort-cpu", archs=["not a genotype"])
+    assert "no latency predictor" in problems("search", target="ort-cpu")[("auto_predictor",)]
+    assert "no such folder" in problems("search", target="ort-cpu", data="folder:/nonexistent")[("data",)]
+    assert client.post("/v1/jobs", json={"kind": "nope", "spec": {}}).status_code == 422
+    huge = {"kind": "benchmark", "spec": {"target": "ort-cpu", "archs": ["x" * 100_000]}}
+    assert client.post("/v1/jobs", json=huge).status_code == 413
+    assert client.get("/v1/jobs").json()["total"] == 0  # nothing was queued
+    assert client.get("/v1/jobs/12345").status_code == 404
+
+
+def test_benchmark_jobs_reuse_stored_measurements_and_serve_their_artifacts(launch) -> None:
+    server = launch()
+    client = server.client(TOKEN)
+    spec = {"target": "ort-cpu", "space_options": TINY, "samples": 3, **FAST}
+    first = wait_for(client, submit(client, "benchmark", **spec)["id"], finished)
+    second = wait_for(client, submit(client, "benchmark", **spec)["id"], finished)
+    assert first["status"] == second["status"] == "succeeded"
+    assert [r["cached"] for r in first["result"]["results"]] == [False] * 3
+    assert [r["cached"] for r in second["result"]["results"]] == [True] * 3
+    assert [r["arch"] for r in second["result"]["results"]] == [r["arch"] for r in first["result"]["results"]]
+    assert len(client.get("/v1/measurements", params={"target": "ort-cpu"}).json()) == 3
+    assert "result.json" in second["artifacts"]
+    artifact = client.get(f"/v1/jobs/{first['id']}/artifacts/result.json")
+    assert artifact.status_code == 200 and artifact.json()["target"] == "ort-cpu"
+    for name in ("..%2F..%2Fstore.db", "..%2F2%2Fresult.json", "%2Fetc%2Fpasswd"):
+        assert client.get(f"/v1/jobs/{first['id']}/artifacts/{name}").status_code == 400, name
+    assert client.get(f"/v1/jobs/{first['id']}/artifacts/nothing.txt").status_code == 404
+    stages = [e["data"]["stage"] for e in client.get(f"/v1/jobs/{first['id']}/events").json()]
+    assert stages == ["queued", "started", "succeeded"]
+
+
+def test_a_failing_job_records_a_readable_error(launch) -> None:
+    server = launch()
+    client = server.client(TOKEN)
+    job = wait_for(client, submit(client, "train_predictor", target="ort-cpu", space_options=TINY)["id"], finished)
+    assert job["status"] == "failed"
+    assert job["error"].startswith("only 0 measurements; at least 50 are needed")
+
+
+@pytest.mark.slow
+def test_a_search_job_runs_end_to_end_and_shows_its_plot(launch) -> None:
+    server = launch()
+    client = server.client(TOKEN)
+    spec = {"target": "systolic-edge32", "space_options": TINY, "auto_predictor": True, "auto_samples": 50,
+            "epochs": 2, "retrain_epochs": 1, "batch_size": 256}  # fmt: skip
+    job = wait_for(client, submit(client, "search", **spec)["id"], finished, timeout=400)
+    assert job["status"] == "succeeded", job["error"]
+    assert {"model.onnx", "genotype.txt", "weights.pt", "search.png", "result.json"} <= set(job["artifacts"])
+    assert job["result"]["target"] == "systolic-edge32" and job["result"]["measured_latency_ms"]["median"] > 0
+    stages = [e["data"]["stage"] for e in client.get(f"/v1/jobs/{job['id']}/events").json()]
+    assert stages.count("search") == 2 and stages.count("retrain") == 1 and stages[-1] == "succeeded"
+    assert client.get("/v1/predictors").json()[0]["target"] == "systolic-edge32"  # auto_predictor saved it
+    with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
+        browser.get(f"/?token={TOKEN}")
+        page = browser.get("/").text
+        plot = f"/v1/jobs/{job['id']}/artifacts/search.png"
+        assert plot in page and "test accuracy" in page
+        image = browser.get(plot)
+        assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_cancel_stops_a_running_job_within_seconds_and_a_queued_one_at_once(launch) -> None:
+    server = launch()
+    client = server.client(TOKEN)
+    running = submit(client, "collect", target="ort-cpu", space_options=TINY, samples=2000, **FAST)["id"]
+    queued = submit(client, "benchmark", target="ort-cpu", space_options=TINY, **FAST)["id"]
+    wait_for(client, running, lambda job: job["progress"] > 0)
+    assert client.post(f"/v1/jobs/{queued}/cancel").json()["status"] == "cancelled"
+    asked = time.monotonic()
+    assert client.post(f"/v1/jobs/{running}/cancel").status_code == 202
+    job = wait_for(client, running, finished, timeout=10)
+    assert job["status"] == "cancelled" and time.monotonic() - asked < 5
+    assert client.post(f"/v1/jobs/{running}/cancel").status_code == 409
+    kept = len(client.get("/v1/measurements", params={"limit": 1000}).json())
+    assert kept > 0  # what was measured before the cancel stays in the store
+    time.sleep(1)
+    assert len(client.get("/v1/measurements", params={"limit": 1000}).json()) == kept  # and nothing runs on
+    assert client.get(f"/v1/jobs/{queued}").json()["started_at"] is None
+
+
+def _job_process(server: LocalServer) -> psutil.Process:
+    """The process running the job: the grandchild of `serve` (serve -> worker -> job)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for worker in psutil.Process(server.process.pid).children():
+            if worker.children():
+                return worker.children()[0]
+        time.sleep(0.1)
+    raise AssertionError("no job process")
+
+
+@pytest.mark.slow
+def test_a_killed_worker_and_a_killed_server_lose_nothing(launch) -> None:
+    server = launch()
+    client = server.client(TOKEN)
+    collect = submit(client, "collect", target="ort-cpu", space_options=TINY, samples=150, **FAST)["id"]
+    later = submit(client, "benchmark", target="ort-cpu", space_options=TINY, samples=2, seed=7, **FAST)["id"]
+    wait_for(client, collect, lambda job: job["progress"] > 0.1)
+    _job_process(server).parent().kill()  # the worker, mid-job
+    job = wait_for(client, collect, lambda job: job["attempts"] == 2 and job["status"] == "running", timeout=30)
+    events = [e["data"] for e in client.get(f"/v1/jobs/{collect}/events").json()]
+    assert {"stage": "requeued", "reason": "its worker process died (killed by SIGKILL)"} in events
+    wait_for(client, collect, lambda job: job["progress"] > 0.3)
+    server.kill_all()  # serve, workers and the job process at once: nobody records anything
+
+    restarted = launch()
+    client = restarted.client(TOKEN)
+    assert [j["id"] for j in client.get("/v1/jobs").json()["jobs"]] == [later, collect]
+    job = wait_for(client, collect, finished, timeout=300)  # requeued once its heartbeat is stale
+    assert job["status"] == "succeeded" and job["attempts"] == 3
+    assert job["result"]["samples"] == 150 and 0 < job["result"]["measured"] < 150  # resumed, not restarted
+    assert wait_for(client, later, finished)["status"] == "succeeded"
+    archs = {m["arch"] for m in client.get("/v1/measurements", params={"limit": 1000}).json()}
+    assert len(archs) == 152
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error(launch, tmp_path: Path) -> None:
+    """A property-based run over the server's own OpenAPI schema (benchmarks/server_fuzz.py runs it longer)."""
+    server = launch(workers=0)
+    schemathesis = Path(sys.executable).parent / "schemathesis"
+    command = [str(schemathesis), "run", f"{server.url}/openapi.json", "-H", f"Authorization: Bearer {TOKEN}",
+               "--checks", "not_a_server_error", "--max-examples", "15", "--phases", "examples,coverage,fuzzing",
+               "--seed", "1", "--no-color"]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
