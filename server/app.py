@@ -1,7 +1,12 @@
 """The HTTP face (DESIGN.md section 3): FastAPI routes over the job queue and the measurement store.
 
 Routes only validate, read and enqueue; the work runs in `server.worker`
-processes, so a CPU-heavy search never stalls a request here. Every route
+processes, so a CPU-heavy search never stalls a request here. The routes that
+poll (a job, the list, events, health) and the token check are `async def` and
+read the database directly: a SQLite read in WAL mode never waits for a writer
+and takes far less than the hop to a worker thread would (measured with
+benchmarks/server_load.py). Routes that write, load models or walk the disk
+stay in the thread pool. Every route
 but `/healthz` needs the bearer token; the read-only status page and its
 images also accept the cookie that `/?token=...` sets, so a browser can show them.
 """
@@ -13,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
@@ -27,6 +33,7 @@ from server.page import status_page
 from server.specs import BenchmarkSpec, CollectSpec, Limits, SearchSpec, TrainPredictorSpec, check_spec
 
 COOKIE = "ehdnas_token"
+JobId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="The job's id.")]  # SQLite's INTEGER range
 
 
 class SearchJob(BaseModel):
@@ -143,7 +150,7 @@ def create_app(jobs: JobStore, jobs_dir: Path, limits: Limits, token: str) -> Fa
             given = request.cookies.get(COOKIE)
         return given is not None and secrets.compare_digest(given.encode(), token.encode())
 
-    def require_token(
+    async def require_token(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> None:
         if not authorized(request, credentials):
@@ -179,7 +186,7 @@ def create_app(jobs: JobStore, jobs_dir: Path, limits: Limits, token: str) -> Fa
         return out(jobs.submit(request.kind, request.spec.model_dump(mode="json")), detail=True)
 
     @api.get("/jobs", response_model=JobList)
-    def list_jobs(
+    async def list_jobs(
         status: Annotated[Literal[STATUSES] | None, Query()] = None,  # type: ignore[valid-type]
         kind: Annotated[Literal[KINDS] | None, Query()] = None,  # type: ignore[valid-type]
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -189,11 +196,11 @@ def create_app(jobs: JobStore, jobs_dir: Path, limits: Limits, token: str) -> Fa
         return JobList(jobs=[out(j) for j in jobs.list(status, kind, limit, offset)], total=jobs.count(status))
 
     @api.get("/jobs/{job_id}", response_model=JobOut)
-    def get_job(job_id: int) -> JobOut:
+    async def get_job(job_id: JobId) -> JobOut:
         return out(job_or_404(job_id), detail=True)
 
     @api.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobOut)
-    def cancel(job_id: int) -> JobOut:
+    def cancel(job_id: JobId) -> JobOut:
         """Cancel a queued job at once; a running one stops within seconds (status `cancelled` then)."""
         job = job_or_404(job_id)
         if job.status in FINISHED:
@@ -202,8 +209,8 @@ def create_app(jobs: JobStore, jobs_dir: Path, limits: Limits, token: str) -> Fa
         return out(job_or_404(job_id))
 
     @api.get("/jobs/{job_id}/events", response_model=list[Event])
-    def events(
-        job_id: int,
+    async def events(
+        job_id: JobId,
         after: Annotated[int, Query(ge=0, le=2**62, description="Only events with a larger id.")] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
     ) -> list[Event]:
@@ -211,7 +218,7 @@ def create_app(jobs: JobStore, jobs_dir: Path, limits: Limits, token: str) -> Fa
         return [Event(id=e["id"], at=_when(e["at"]), data=e["data"]) for e in jobs.events(job_id, after, limit)]
 
     @api.get("/jobs/{job_id}/artifacts/{name:path}", response_class=FileResponse)
-    def artifact(job_id: int, name: str) -> FileResponse:
+    def artifact(job_id: JobId, name: str) -> FileResponse:
         """A file the job wrote (`result.json`, `model.onnx`, `search.png`, ...), by its name in the job's folder."""
         job_or_404(job_id)
         folder = (jobs_dir / str(job_id)).resolve()
@@ -267,7 +274,7 @@ def create_app(jobs: JobStore, jobs_dir: Path, limits: Limits, token: str) -> Fa
         return get_swagger_ui_html(openapi_url="/openapi.json", title="ehdnas API")
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """Liveness, with a database round trip; needs no token."""
         jobs.count()
         return {"status": "ok"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,6 +41,18 @@ def default_jobs_dir(db_url: str) -> Path:
     return Path(user_data_dir("ehdnas")) / "jobs"
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts, so a taken port is one clear line."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as err:
+        raise UserError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    return sock
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -62,6 +75,7 @@ def serve(
 
     if workers < 0:
         raise UserError("--workers must be 0 (no jobs run: API only) or more")
+    sock = _listen(host, port)
     token, source = api_token()
     jobs = JobStore(db_url)
     folder = (jobs_dir or default_jobs_dir(db_url)).expanduser().resolve()
@@ -79,10 +93,8 @@ def serve(
     )
     signal.signal(signal.SIGTERM, _interrupt)  # uvicorn re-raises the signal it caught once it has shut down
     try:
-        server.run()
+        server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     finally:
         supervisor.stop()
-    if not server.started:
-        raise UserError(f"could not listen on {host}:{port} (in use, or not an address of this machine)")

@@ -16,10 +16,12 @@ by one and a search resumes from its checkpoint when the job runs again.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -29,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from ehdnas.errors import UserError
-from server.jobs import JobStore
+from server.jobs import Job, JobStore
 
 POLL_S = 0.5  # how often a worker looks for work, heartbeats, and checks for a cancel
 JOB_NICENESS = 10  # jobs yield the CPU to the web process
 PROGRESS_EVERY_S = 0.5  # progress writes are at most this frequent (the last one always lands)
 _SPAWN = multiprocessing.get_context("spawn")  # no inherited locks, threads or sockets
+log = logging.getLogger("ehdnas.server")
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,31 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def _see_through(job: Job, jobs: JobStore, name: str, folder: Path, stopping: threading.Event) -> None:
+    """Run `job` in a process of its own; heartbeat, and stop it on cancel or shutdown."""
+    child = _SPAWN.Process(
+        target=_job_process, args=(jobs.url, job.id, name, folder, os.getpid()), name=f"ehdnas-job-{job.id}"
+    )
+    child.start()
+    while child.is_alive():
+        child.join(POLL_S)
+        if not child.is_alive():
+            break
+        if not jobs.heartbeat(job.id, name):  # no longer this worker's job (e.g. requeued while it stalled)
+            _stop(child)
+        elif (current := jobs.get(job.id)) is not None and current.cancel_requested:
+            _stop(child)
+            jobs.cancelled(job.id, name)
+        elif stopping.is_set():
+            _stop(child)
+            jobs.release(job.id, name, "the server stopped", counted=False)
+    current = jobs.get(job.id)
+    if current is not None and current.status == "running" and current.worker == name:
+        jobs.fail(job.id, name, f"the job's process died ({_describe_exit(child.exitcode)})")
+
+
 def run_worker(settings: WorkerSettings) -> None:
-    """A worker process's loop: until SIGTERM, claim a job and see it to its end."""
+    """A worker process's loop: until SIGTERM, claim a job and see it to its end; one log line each way."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to `serve`, which stops the workers in order
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -123,27 +149,15 @@ def run_worker(settings: WorkerSettings) -> None:
         if job is None:
             stopping.wait(POLL_S)
             continue
+        print(f"job {job.id} ({job.kind}): started, attempt {job.attempts}", file=sys.stderr, flush=True)
+        started = time.monotonic()
         folder = settings.jobs_dir / str(job.id)
         folder.mkdir(parents=True, exist_ok=True)
-        child = _SPAWN.Process(
-            target=_job_process, args=(settings.db_url, job.id, name, folder, os.getpid()), name=f"ehdnas-job-{job.id}"
-        )
-        child.start()
-        while child.is_alive():
-            child.join(POLL_S)
-            if not child.is_alive():
-                break
-            if not jobs.heartbeat(job.id, name):  # no longer this worker's job (e.g. requeued while it stalled)
-                _stop(child)
-            elif (current := jobs.get(job.id)) is not None and current.cancel_requested:
-                _stop(child)
-                jobs.cancelled(job.id, name)
-            elif stopping.is_set():
-                _stop(child)
-                jobs.release(job.id, name, "the server stopped", counted=False)
-        current = jobs.get(job.id)
-        if current is not None and current.status == "running" and current.worker == name:
-            jobs.fail(job.id, name, f"the job's process died ({_describe_exit(child.exitcode)})")
+        _see_through(job, jobs, name, folder, stopping)
+        end = jobs.get(job.id)
+        assert end is not None
+        print(f"job {job.id} ({job.kind}): {end.status} after {time.monotonic() - started:.1f} s"
+              + (f": {end.error}" if end.error else ""), file=sys.stderr, flush=True)  # fmt: skip
 
 
 class Supervisor:
@@ -168,14 +182,20 @@ class Supervisor:
 
     def _watch(self) -> None:
         while not self.stopping.wait(1.0):
-            for i, process in enumerate(self.workers):
-                if process.is_alive() or self.stopping.is_set():
-                    continue
-                reason = f"its worker process died ({_describe_exit(process.exitcode)})"
-                for job_id in self.jobs.running_on(worker_name(process.pid)):
-                    self.jobs.release(job_id, worker_name(process.pid), reason)
-                self.workers[i] = self._start_worker()
-            self.jobs.requeue_stale(self.settings.stale_after_s)
+            try:
+                self._check()
+            except Exception:  # e.g. the database briefly unreachable: say so, keep watching
+                log.exception("supervisor: checking the workers failed; trying again in a second")
+
+    def _check(self) -> None:
+        for i, process in enumerate(self.workers):
+            if process.is_alive() or self.stopping.is_set():
+                continue
+            reason = f"its worker process died ({_describe_exit(process.exitcode)})"
+            for job_id in self.jobs.running_on(worker_name(process.pid)):
+                self.jobs.release(job_id, worker_name(process.pid), reason)
+            self.workers[i] = self._start_worker()
+        self.jobs.requeue_stale(self.settings.stale_after_s)
 
     def stop(self) -> None:
         """Stop every worker; their running jobs go back to the queue for the next start."""

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
+from server.jobs import JobStore
 from server.local import LocalServer, start_server
 
 TOKEN = "test-token-0123456789"
@@ -58,6 +61,30 @@ def submit(client: httpx.Client, kind: str, **spec) -> dict:
     response = client.post("/v1/jobs", json={"kind": kind, "spec": spec})
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def _claim_all(db_url: str, worker: str) -> list[int]:
+    jobs, claimed = JobStore(db_url), []
+    while (job := jobs.claim(worker)) is not None:
+        claimed.append(job.id)
+    return claimed
+
+
+def test_concurrent_workers_never_claim_one_job_twice(db_url: str) -> None:
+    jobs = JobStore(db_url)
+    submitted = [jobs.submit("benchmark", {"n": i}).id for i in range(300)]
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
+        claims = list(pool.map(_claim_all, [db_url] * 4, [f"w{i}" for i in range(4)]))
+    everything = [job_id for claimed in claims for job_id in claimed]
+    assert sorted(everything) == submitted  # each job exactly once
+    assert sum(bool(claimed) for claimed in claims) >= 2  # and they did compete (seen: 135, 57, 72, 36)
+    assert all(jobs.get(i).status == "running" and jobs.get(i).attempts == 1 for i in submitted)
+    # Only the claiming worker may finish a job; a cancel wins over a late worker.
+    first, second = submitted[:2]
+    owner = next(f"w{i}" for i, claimed in enumerate(claims) if first in claimed)
+    assert not jobs.succeed(first, "someone-else", {}) and jobs.succeed(first, owner, {"ok": 1})
+    assert jobs.request_cancel(second) == "running" and jobs.get(second).cancel_requested
+    assert jobs.request_cancel(jobs.submit("collect", {}).id) == "cancelled"  # a queued job: at once
 
 
 def test_every_route_but_healthz_needs_the_token(launch) -> None:
