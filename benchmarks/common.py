@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from backends import TimingProtocol, get_target
 from ehdnas.measure import collect
 from ehdnas.spaces import get_space
 from ehdnas.store import Store
 from perf_models.dataset import Dataset, load_dataset
+from server.local import LocalServer, start_server
+
+SERVER_TOKEN = "benchmark-token"
 
 
 def measured_darts(
@@ -36,3 +40,9 @@ def measured_darts(
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
+
+
+def private_server(tmp: str) -> LocalServer:
+    """A real `ehdnas serve` with one worker, its store, data dir, cache and log under `tmp`."""
+    env = {"EHDNAS_API_TOKEN": SERVER_TOKEN, "XDG_DATA_HOME": f"{tmp}/data", "EHDNAS_CACHE": f"{tmp}/cache"}
+    return start_server(f"sqlite:///{tmp}/store.db", Path(tmp) / "serve.log", 1, env)

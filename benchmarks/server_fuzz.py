@@ -19,10 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import verdict
-from server.local import start_server
-
-TOKEN = "benchmark-token"
+from benchmarks.common import SERVER_TOKEN as TOKEN
+from benchmarks.common import private_server, verdict
 
 
 def main() -> None:
@@ -32,8 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ehdnas-bench-") as tmp:
-        env = {"EHDNAS_API_TOKEN": TOKEN, "XDG_DATA_HOME": f"{tmp}/data", "EHDNAS_CACHE": f"{tmp}/cache"}
-        server = start_server(f"sqlite:///{tmp}/store.db", Path(tmp) / "serve.log", 1, env)
+        server = private_server(tmp)
         try:
             with server.client(TOKEN) as client:
                 spec = {"target": "ort-cpu", "space_options": {"layers": 3, "channels": 4, "input_size": 8}}

@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 
-from benchmarks.common import verdict
-from server.local import start_server
+from benchmarks.common import SERVER_TOKEN as TOKEN
+from benchmarks.common import private_server, verdict
 
-TOKEN = "benchmark-token"
 SEARCH = {
     "target": "systolic-edge32", "space_options": {"layers": 5, "channels": 8, "input_size": 16},
     "auto_predictor": True, "auto_samples": 100, "epochs": 50, "retrain_epochs": 5,
@@ -63,6 +63,16 @@ async def load(url: str, path: str, clients: int, seconds: float, interval: floa
     return latencies, errors
 
 
+def _cpu_seconds(serve_pid: int) -> float:
+    """CPU time so far of the job processes (the grandchildren of `serve`: serve -> worker -> job)."""
+    total = 0.0
+    for worker in psutil.Process(serve_pid).children():
+        for job in worker.children():
+            times = job.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
@@ -71,8 +81,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ehdnas-bench-") as tmp:
-        env = {"EHDNAS_API_TOKEN": TOKEN, "XDG_DATA_HOME": f"{tmp}/data", "EHDNAS_CACHE": f"{tmp}/cache"}
-        server = start_server(f"sqlite:///{tmp}/store.db", Path(tmp) / "serve.log", 1, env)
+        server = private_server(tmp)
         try:
             with server.client(TOKEN) as client:
                 job = client.post("/v1/jobs", json={"kind": "search", "spec": SEARCH}).raise_for_status().json()
@@ -80,9 +89,11 @@ def main() -> None:
                 while not (state := client.get(f"/v1/jobs/{job['id']}").json())["message"].startswith("search"):
                     assert state["status"] in ("queued", "running"), state
                     time.sleep(0.5)
+                before, search_cpu = state["message"], _cpu_seconds(server.process.pid)
                 latencies, errors = asyncio.run(
                     load(server.url, f"/v1/jobs/{job['id']}", args.clients, args.seconds, args.interval)
                 )
+                search_cpu = _cpu_seconds(server.process.pid) - search_cpu
                 after = client.get(f"/v1/jobs/{job['id']}").json()
                 client.post(f"/v1/jobs/{job['id']}/cancel")
         finally:
@@ -90,7 +101,8 @@ def main() -> None:
         ms = np.array(latencies) * 1000
         print(
             f"{args.clients} clients, {args.seconds:g} s, {args.interval:g} s between polls, while the search ran "
-            f"(now: {after['status']}, {after['message']}):\n"
+            f"({before} -> {after['status']}, {after['message']}; it used {search_cpu:.0f} CPU-seconds of "
+            f"{args.seconds * (os.cpu_count() or 1):.0f}):\n"
             f"  {len(ms)} requests ({len(ms) / args.seconds:.0f}/s), {len(errors)} errors"
             f"{' (' + ', '.join(sorted(set(errors))) + ')' if errors else ''}\n"
             f"  response time ms: median {statistics.median(ms):.1f}, p90 {np.percentile(ms, 90):.1f}, "
