@@ -192,8 +192,8 @@ def create_app(jobs: JobStore, jobs_dir: Path, limits: Limits, token: str) -> Fa
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
     ) -> JobList:
-        """Jobs, newest first."""
-        return JobList(jobs=[out(j) for j in jobs.list(status, kind, limit, offset)], total=jobs.count(status))
+        """Jobs, newest first, without their results (`GET /v1/jobs/{id}` has the result and artifacts)."""
+        return JobList(jobs=[out(j) for j in jobs.list(status, kind, limit, offset)], total=jobs.count(status, kind))
 
     @api.get("/jobs/{job_id}", response_model=JobOut)
     async def get_job(job_id: JobId) -> JobOut:
@@ -287,7 +287,7 @@ def create_app(jobs: JobStore, jobs_dir: Path, limits: Limits, token: str) -> Fa
             return response
         if not authorized(request, None):
             return HTMLResponse(status_page(None, jobs_dir), status_code=401)
-        return HTMLResponse(status_page(jobs.list(limit=100), jobs_dir))
+        return HTMLResponse(status_page(jobs.list(limit=100, results=True), jobs_dir))
 
     app.add_middleware(BodyLimit, limit=limits.body_bytes)
     return app

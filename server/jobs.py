@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, func, insert, select, update
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, func, insert, literal, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -123,21 +123,24 @@ class JobStore:
             row = conn.execute(select(JobRow.__table__).where(JobRow.id == job_id)).first()
         return Job.from_row(row) if row else None
 
-    def list(self, status: str | None = None, kind: str | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
-        query = select(JobRow.__table__).order_by(JobRow.id.desc()).limit(limit).offset(offset)
+    def _filtered(self, query: Any, status: str | None, kind: str | None) -> Any:
         if status:
             query = query.where(JobRow.status == status)
-        if kind:
-            query = query.where(JobRow.kind == kind)
+        return query.where(JobRow.kind == kind) if kind else query
+
+    def list(
+        self, status: str | None = None, kind: str | None = None, limit: int = 100, offset: int = 0,
+        results: bool = False,
+    ) -> list[Job]:  # fmt: skip
+        """Jobs, newest first; their results (which may be large) only when asked for."""
+        columns = [c if results or c.name != "result" else literal(None).label("result") for c in JobRow.__table__.c]
+        query = self._filtered(select(*columns), status, kind).order_by(JobRow.id.desc()).limit(limit).offset(offset)
         with self.engine.connect() as conn:
             return [Job.from_row(row) for row in conn.execute(query)]
 
-    def count(self, status: str | None = None) -> int:
-        query = select(func.count()).select_from(JobRow)
-        if status:
-            query = query.where(JobRow.status == status)
+    def count(self, status: str | None = None, kind: str | None = None) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(query).scalar_one()
+            return conn.execute(self._filtered(select(func.count()).select_from(JobRow), status, kind)).scalar_one()
 
     def event(self, job_id: int, data: dict[str, Any]) -> None:
         with self.engine.begin() as conn:

@@ -178,8 +178,11 @@ def target_of(spec: _TargetSpec) -> Any:
 def _check_search(spec: SearchSpec, runner: Any, space: Any) -> list[tuple[tuple[str | int, ...], str]]:
     from ehdnas.data import check_data_spec
     from perf_models.predictor import default_predictor_path
+    from perf_models.train import MIN_MEASUREMENTS
 
     problems: list[tuple[tuple[str | int, ...], str]] = []
+    if spec.auto_predictor and spec.auto_samples < MIN_MEASUREMENTS:
+        problems.append((("auto_samples",), f"a predictor needs at least {MIN_MEASUREMENTS} measurements"))
     try:
         check_data_spec(spec.data)
     except UserError as err:

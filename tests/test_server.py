@@ -140,6 +140,8 @@ def test_bad_specs_are_refused_with_the_field_named(launch) -> None:
     assert ("archs", 0) in problems("benchmark", target="ort-cpu", archs=["not a genotype"])
     assert "no latency predictor" in problems("search", target="ort-cpu")[("auto_predictor",)]
     assert "no such folder" in problems("search", target="ort-cpu", data="folder:/nonexistent")[("data",)]
+    too_few = problems("search", target="ort-cpu", auto_predictor=True, auto_samples=10)
+    assert "at least 50" in too_few[("auto_samples",)]
     assert client.post("/v1/jobs", json={"kind": "nope", "spec": {}}).status_code == 422
     huge = {"kind": "benchmark", "spec": {"target": "ort-cpu", "archs": ["x" * 100_000]}}
     assert client.post("/v1/jobs", json=huge).status_code == 413
@@ -158,6 +160,9 @@ def test_benchmark_jobs_reuse_stored_measurements_and_serve_their_artifacts(laun
     assert [r["cached"] for r in second["result"]["results"]] == [True] * 3
     assert [r["arch"] for r in second["result"]["results"]] == [r["arch"] for r in first["result"]["results"]]
     assert len(client.get("/v1/measurements", params={"target": "ort-cpu"}).json()) == 3
+    listed = client.get("/v1/jobs", params={"kind": "benchmark", "status": "succeeded"}).json()
+    assert listed["total"] == 2 and [j["result"] for j in listed["jobs"]] == [None, None]  # the list is light
+    assert client.get("/v1/jobs", params={"kind": "search"}).json() == {"jobs": [], "total": 0}
     assert "result.json" in second["artifacts"]
     artifact = client.get(f"/v1/jobs/{first['id']}/artifacts/result.json")
     assert artifact.status_code == 200 and artifact.json()["target"] == "ort-cpu"
