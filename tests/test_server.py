@@ -16,6 +16,7 @@ import pytest
 
 from server.jobs import JobStore
 from server.local import LocalServer, start_server
+from tests.conftest import run_cli
 
 TOKEN = "test-token-0123456789"
 TINY = {"layers": 3, "channels": 4, "input_size": 8}
@@ -120,6 +121,20 @@ def test_a_generated_token_is_stored_on_first_start_and_reused(tmp_path: Path) -
         assert second.client(token).get("/v1/jobs").status_code == 200
     finally:
         assert second.stop() == 0
+
+
+def test_serve_refuses_bad_settings_in_one_line(launch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = launch(workers=0)
+    port = taken.url.rsplit(":", 1)[1]
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    for args, message in [
+        (["--port", port], f"error: cannot listen on 127.0.0.1:{port}: Address already in use"),
+        (["--limit", "epochs=0"], "error: limit epochs must be positive"),
+        (["--limit", "nope=1"], "error: unknown --limit option 'nope'"),
+        (["--workers", "-1"], "error: --workers must be 0"),
+    ]:
+        proc = run_cli("serve", *args, db=f"sqlite:///{tmp_path}/other.db", check=False, timeout=60)
+        assert proc.returncode == 2 and proc.stderr.startswith(message), proc.stderr
 
 
 def test_bad_specs_are_refused_with_the_field_named(launch) -> None:
