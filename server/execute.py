@@ -77,9 +77,8 @@ def _search(spec: SearchSpec, folder: Path, store: Store, progress: Progress, ev
         spec.batch_size, spec.arch_lr, spec.gumbel_tau, spec.target_ms, spec.seed,
     )  # fmt: skip
     auto = spec.auto_samples if spec.auto_predictor else None
-    predictor = ensure_predictor(
-        runner, space, None, auto, spec.seed, store, _counted(lambda _, m: progress(0.0, m), "predictor: measured ")
-    )
+    collecting = _counted(lambda _, message: progress(0.0, message), "predictor: measured ")
+    predictor = ensure_predictor(runner, space, spec.predictor_path(), auto, spec.seed, store, collecting)
     runs = len(set(spec.lambdas) | {0.0}) if len(spec.lambdas) > 1 else 1
     track = SearchProgress(runs, spec.epochs + spec.retrain_epochs)
 

@@ -10,6 +10,7 @@ work one job may ask for; an operator raises them with `ehdnas serve --limit`.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -104,7 +105,16 @@ class SearchSpec(_TargetSpec):
     gumbel_tau: float = Field(0.0, ge=0, le=1_000)
     target_ms: float = Field(0.0, ge=0)
     seed: int = Field(0, ge=0)
+    predictor: str | None = Field(
+        None, description="A file that `GET /v1/predictors` lists [the one trained for this target and space]."
+    )
     auto_predictor: bool = Field(False, description="Without a predictor: collect measurements and train one first.")
+
+    def predictor_path(self) -> Path | None:
+        from perf_models.predictor import predictors_dir
+
+        return predictors_dir() / self.predictor if self.predictor else None
+
     auto_samples: int = Field(200, ge=1)
 
 
@@ -187,7 +197,11 @@ def _check_search(spec: SearchSpec, runner: Any, space: Any) -> list[tuple[tuple
         check_data_spec(spec.data)
     except UserError as err:
         problems.append((("data",), str(err)))
-    if runner is not None and space is not None and not spec.auto_predictor:
+    if spec.predictor is not None:
+        path = spec.predictor_path()
+        if Path(spec.predictor).name != spec.predictor or path is None or not path.is_file():
+            problems.append((("predictor",), f"no predictor {spec.predictor!r}: GET /v1/predictors lists them"))
+    elif runner is not None and space is not None and not spec.auto_predictor:
         path = default_predictor_path(space.name, space.config_dict(), runner.name, runner.config_dict(), runner.host())
         if not path.is_file():
             problems.append(

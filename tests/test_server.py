@@ -155,6 +155,8 @@ def test_bad_specs_are_refused_with_the_field_named(launch) -> None:
     assert ("archs", 0) in problems("benchmark", target="ort-cpu", archs=["not a genotype"])
     assert "no latency predictor" in problems("search", target="ort-cpu")[("auto_predictor",)]
     assert "no such folder" in problems("search", target="ort-cpu", data="folder:/nonexistent")[("data",)]
+    for name in ("nope.pt", "../api-token"):
+        assert "GET /v1/predictors" in problems("search", target="ort-cpu", predictor=name)[("predictor",)]
     too_few = problems("search", target="ort-cpu", auto_predictor=True, auto_samples=10)
     assert "at least 50" in too_few[("auto_samples",)]
     assert client.post("/v1/jobs", json={"kind": "nope", "spec": {}}).status_code == 422
@@ -208,7 +210,11 @@ def test_a_search_job_runs_end_to_end_and_shows_its_plot(launch) -> None:
     assert job["result"]["target"] == "systolic-edge32" and job["result"]["measured_latency_ms"]["median"] > 0
     stages = [e["data"]["stage"] for e in client.get(f"/v1/jobs/{job['id']}/events").json()]
     assert stages.count("search") == 2 and stages.count("retrain") == 1 and stages[-1] == "succeeded"
-    assert client.get("/v1/predictors").json()[0]["target"] == "systolic-edge32"  # auto_predictor saved it
+    saved = client.get("/v1/predictors").json()
+    assert [p["target"] for p in saved] == ["systolic-edge32"]  # auto_predictor saved it where searches look
+    named = {**spec, "auto_predictor": False, "predictor": saved[0]["file"], "epochs": 1}
+    again = wait_for(client, submit(client, "search", **named)["id"], finished, timeout=400)
+    assert again["status"] == "succeeded", again["error"]
     with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
         browser.get(f"/?token={TOKEN}")
         page = browser.get("/").text
