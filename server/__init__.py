@@ -1,1 +1,6 @@
-"""The job server (FastAPI over the SQLite store). It arrives with the job-server issue."""
+"""The job server: FastAPI over the SQLite store, jobs run by worker processes (`ehdnas serve`).
+
+`app` routes, `specs` what a job may ask, `jobs` the queue, `worker` who runs
+it, `execute` what each kind runs (the CLI's library calls), `page` the status
+page, `serve` the whole, `local` a server on loopback for scripts and tests.
+"""
