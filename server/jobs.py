@@ -189,27 +189,29 @@ class JobStore:
     def report(self, job_id: int, worker: str, progress: float, message: str) -> bool:
         return self._set(job_id, *self._mine(worker), progress=min(max(progress, 0.0), 1.0), message=message[:500])
 
-    def succeed(self, job_id: int, worker: str, result: Any) -> bool:
-        done = self._set(
-            job_id, *self._mine(worker),
-            status="succeeded", progress=1.0, message="done", result=json.dumps(result), finished_at=time.time(),
-        )  # fmt: skip
+    def _transition(self, job_id: int, where: tuple[Any, ...], event: dict[str, Any], **values: Any) -> bool:
+        """A conditional state change and, if it happened, its event."""
+        done = self._set(job_id, *where, **values)
         if done:
-            self.event(job_id, {"stage": "succeeded"})
+            self.event(job_id, event)
         return done
 
-    def fail(self, job_id: int, worker: str | None, error: str) -> bool:
-        where = self._mine(worker) if worker else (JobRow.status.in_(("queued", "running")),)
-        done = self._set(job_id, *where, status="failed", message="failed", error=error, finished_at=time.time())
-        if done:
-            self.event(job_id, {"stage": "failed", "error": error})
-        return done
+    def succeed(self, job_id: int, worker: str, result: Any) -> bool:
+        return self._transition(
+            job_id, self._mine(worker), {"stage": "succeeded"},
+            status="succeeded", progress=1.0, message="done", result=json.dumps(result), finished_at=time.time(),
+        )  # fmt: skip
+
+    def fail(self, job_id: int, worker: str, error: str) -> bool:
+        return self._transition(
+            job_id, self._mine(worker), {"stage": "failed", "error": error},
+            status="failed", message="failed", error=error, finished_at=time.time(),
+        )  # fmt: skip
 
     def request_cancel(self, job_id: int) -> str | None:
         """Cancel a queued job at once, or ask a running one's worker to stop it; the status after, or None."""
-        if self._set(job_id, JobRow.status == "queued", status="cancelled", message="cancelled",
-                     finished_at=time.time()):  # fmt: skip
-            self.event(job_id, {"stage": "cancelled"})
+        if self._transition(job_id, (JobRow.status == "queued",), {"stage": "cancelled"},
+                            status="cancelled", message="cancelled", finished_at=time.time()):  # fmt: skip
             return "cancelled"
         self._set(job_id, JobRow.status == "running", cancel_requested=True, message="cancelling")
         job = self.get(job_id)
@@ -217,10 +219,10 @@ class JobStore:
 
     def cancelled(self, job_id: int, worker: str) -> bool:
         """The worker stopped the job on request."""
-        done = self._set(job_id, *self._mine(worker), status="cancelled", message="cancelled", finished_at=time.time())
-        if done:
-            self.event(job_id, {"stage": "cancelled"})
-        return done
+        return self._transition(
+            job_id, self._mine(worker), {"stage": "cancelled"},
+            status="cancelled", message="cancelled", finished_at=time.time(),
+        )  # fmt: skip
 
     def release(self, job_id: int, worker: str, reason: str, counted: bool = True) -> str | None:
         """Give a running job back to the queue (or fail it after `MAX_ATTEMPTS`); its new status."""
@@ -234,11 +236,11 @@ class JobStore:
         if attempts >= MAX_ATTEMPTS:
             self.fail(job_id, worker, f"{reason}; given up after {attempts} attempts")
             return "failed"
-        if self._set(job_id, *self._mine(worker), status="queued", worker=None, heartbeat_at=None,
-                     attempts=attempts, message=f"requeued: {reason}"):  # fmt: skip
-            self.event(job_id, {"stage": "requeued", "reason": reason})
-            return "queued"
-        return None
+        requeued = self._transition(
+            job_id, self._mine(worker), {"stage": "requeued", "reason": reason},
+            status="queued", worker=None, heartbeat_at=None, attempts=attempts, message=f"requeued: {reason}",
+        )  # fmt: skip
+        return "queued" if requeued else None
 
     def requeue_stale(self, stale_after_s: float) -> list[int]:
         """Release every running job whose worker has not written a heartbeat for `stale_after_s`."""
