@@ -319,6 +319,13 @@ class NoPredictor(UserError):
         super().__init__(f"no latency predictor for {space} on {target} at {path}")
 
 
+def predictor_path(runner: Any, space: Any) -> Path:
+    """Where train-predictor saves, and a search looks, for this target, host and space settings."""
+    from perf_models.predictor import default_predictor_path
+
+    return default_predictor_path(space.name, space.config_dict(), runner.name, runner.config_dict(), runner.host())
+
+
 def ensure_predictor(
     runner: Any,
     space: Any,
@@ -336,16 +343,14 @@ def ensure_predictor(
     from backends import TimingProtocol
     from ehdnas import measure
     from perf_models import load_predictor
-    from perf_models.predictor import default_predictor_path
     from perf_models.train import train_and_save
 
-    key = (runner.name, runner.config_dict(), runner.host())
-    path = path or default_predictor_path(space.name, space.config_dict(), *key)
+    path = path or predictor_path(runner, space)
     if not path.is_file():
         if not auto_samples:
             raise NoPredictor(space.name, runner.name, path)
         measure.collect(runner, space, auto_samples, seed, TimingProtocol(), store, on_progress)
-        train_and_save(store, space, *key, path, ["mlp", "lut"], seed)
+        train_and_save(store, space, runner.name, runner.config_dict(), runner.host(), path, ["mlp", "lut"], seed)
     return load_predictor(path, space=space.name, space_config=space.config_dict())
 
 

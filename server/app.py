@@ -6,9 +6,9 @@ poll (a job, the list, events, health) and the token check are `async def` and
 read the database directly: a SQLite read in WAL mode never waits for a writer
 and takes far less than the hop to a worker thread would (measured with
 benchmarks/server_load.py). Routes that write, load models or walk the disk
-stay in the thread pool. Every route
-but `/healthz` needs the bearer token; the read-only status page and its
-images also accept the cookie that `/?token=...` sets, so a browser can show them.
+stay in the thread pool. Every route but `/healthz` needs the bearer token;
+the read-only status page and its images also accept the cookie that
+`/?token=...` sets, so a browser can show them.
 """
 
 import secrets
@@ -175,7 +175,7 @@ def create_app(jobs: JobStore, jobs_dir: Path, limits: Limits, token: str) -> Fa
     @api.post("/jobs", status_code=201, response_model=JobOut)
     def submit(request: Annotated[JobRequest, Body()]) -> JobOut:
         """Queue a job; 422 names the spec field at fault, including targets and spaces unknown here."""
-        problems = check_spec(request.kind, request.spec, limits)
+        problems = check_spec(request.spec, limits)
         if problems:
             raise RequestValidationError(
                 [

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ehdnas import measure
-from ehdnas.spaces import get_space
 from ehdnas.store import Store
-from server.specs import SPECS, BenchmarkSpec, CollectSpec, SearchSpec, TrainPredictorSpec, target_of
+from server.specs import SPECS, BenchmarkSpec, CollectSpec, SearchSpec, TrainPredictorSpec
 
 Progress = Callable[[float, str], None]  # fraction done, what is happening
 Event = Callable[[dict[str, Any]], None]
@@ -35,30 +34,26 @@ def _counted(progress: Progress, what: str = "") -> measure.Progress:
     return lambda done, total, label: progress(done / max(total, 1), f"{what}{done}/{total} {label}")
 
 
-def _protocol(spec: BenchmarkSpec | CollectSpec) -> Any:
-    return measure.timing_protocol(spec.repeats, spec.min_time, spec.warmup, spec.max_cv)
-
-
 def _benchmark(spec: BenchmarkSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
-    runner, space = target_of(spec), get_space(spec.space, spec.space_options)
+    runner, space = spec.runner(), spec.the_space()
     archs = [space.parse(text) for text in spec.archs]
     archs += space.sample_many(spec.sample_count(), spec.seed)
-    protocol = _protocol(spec)
+    protocol = spec.protocol()
     results = measure.measure_archs(runner, space, archs, protocol, store, spec.fresh, _counted(progress, "measured "))
     return measure.report(runner, protocol, results)
 
 
 def _collect(spec: CollectSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
-    runner, space = target_of(spec), get_space(spec.space, spec.space_options)
+    runner, space = spec.runner(), spec.the_space()
     strategy = measure.STRATEGIES[spec.strategy]
-    report = strategy(runner, space, spec.samples, spec.seed, _protocol(spec), store, _counted(progress, "measured "))
+    report = strategy(runner, space, spec.samples, spec.seed, spec.protocol(), store, _counted(progress, "measured "))
     return {"space": space.name, "target": runner.name, "strategy": spec.strategy, **report.to_dict()}
 
 
 def _train_predictor(spec: TrainPredictorSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
     from perf_models.train import train_and_save
 
-    runner, space = target_of(spec), get_space(spec.space, spec.space_options)
+    runner, space = spec.runner(), spec.the_space()
     key = (runner.name, runner.config_dict(), runner.host())
     report, data, path = train_and_save(
         store, space, *key, None, list(spec.kinds), spec.seed, _counted(progress, "trained ")
@@ -71,7 +66,7 @@ def _train_predictor(spec: TrainPredictorSpec, folder: Path, store: Store, progr
 def _search(spec: SearchSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
     from ehdnas.search import ensure_predictor, run_search, run_sweep, search_settings
 
-    runner, space = target_of(spec), get_space(spec.space, spec.space_options)
+    runner, space = spec.runner(), spec.the_space()
     settings = search_settings(
         runner, space, spec.lambdas[0], spec.data, spec.loss_form, spec.epochs, spec.retrain_epochs,
         spec.batch_size, spec.arch_lr, spec.gumbel_tau, spec.target_ms, spec.seed,

@@ -43,30 +43,46 @@ class Limits:
 
 
 class _Spec(BaseModel):
+    """What every kind names: a target with its settings, and a space with its settings."""
+
     model_config = ConfigDict(extra="forbid")
 
-
-class _TargetSpec(_Spec):
     target: str = Field(description="Target name, as `GET /v1/targets` lists them.", examples=["ort-cpu"])
     options: dict[str, Setting] = Field(default_factory=dict, description="Target settings, as the CLI's -o.")
     accelerator: dict[str, Any] | None = Field(
         default=None, description="A systolic-* target's accelerator description (the TOML file's keys)."
     )
+    space: str = "darts"
     space_options: dict[str, Setting] = Field(default_factory=dict, description="Space settings (--space-option).")
 
     def target_options(self) -> dict[str, Any]:
         return {**self.options, **({"accelerator": self.accelerator} if self.accelerator else {})}
 
+    def runner(self) -> Any:
+        """The runner the spec names (raises UserError on a bad name or setting)."""
+        from backends import get_target
 
-class _ProtocolSpec(_TargetSpec):
+        return get_target(self.target, self.target_options())
+
+    def the_space(self) -> Any:
+        from ehdnas.spaces import get_space
+
+        return get_space(self.space, self.space_options)
+
+
+class _ProtocolSpec(_Spec):
     repeats: int = Field(_PROTOCOL.min_repeats, ge=1, description="Minimum timed runs per model.")
     min_time: float = Field(_PROTOCOL.min_time_s, ge=0, description="Minimum timed seconds per model.")
     warmup: int = Field(_PROTOCOL.warmup, ge=0, le=10_000, description="Untimed warm-up runs per model.")
     max_cv: float = Field(_PROTOCOL.max_cv, gt=0, le=10, description="Time a model again while its cv is above.")
 
+    def protocol(self) -> TimingProtocol:
+        from ehdnas.measure import timing_protocol
+
+        return timing_protocol(self.repeats, self.min_time, self.warmup, self.max_cv)
+
 
 class BenchmarkSpec(_ProtocolSpec):
-    space: str = "darts"
     samples: int | None = Field(None, ge=1, description="Sampled architectures [1, or none when archs are given].")
     seed: int = Field(0, ge=0)
     archs: list[str] = Field(default_factory=list, description="Architectures of the space, text or JSON form.")
@@ -77,21 +93,19 @@ class BenchmarkSpec(_ProtocolSpec):
 
 
 class CollectSpec(_ProtocolSpec):
-    space: str = "darts"
     samples: int = Field(ge=1, description="Size of the seeded sample set to have measured.")
     seed: int = Field(0, ge=0)
     strategy: Literal["uniform", "uncertain"] = "uniform"
 
 
-class TrainPredictorSpec(_TargetSpec):
-    space: str = "darts"
+class TrainPredictorSpec(_Spec):
     kinds: list[Literal["mlp", "lut", "flops", "xgboost"]] = Field(
         default_factory=lambda: ["mlp", "lut", "flops", "xgboost"], min_length=1
     )
     seed: int = Field(0, ge=0)
 
 
-class SearchSpec(_TargetSpec):
+class SearchSpec(_Spec):
     space: Literal["darts"] = "darts"
     lambdas: list[Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: [0.5], min_length=1, description="Hardware-term weights; several run a sweep."
@@ -125,46 +139,40 @@ SPECS: dict[str, type[_Spec]] = {
     "benchmark": BenchmarkSpec,
 }
 
-# Spec field -> the limit that bounds it.
-_BOUNDED = {
-    "samples": "samples", "epochs": "epochs", "retrain_epochs": "retrain_epochs", "repeats": "repeats",
-    "min_time": "min_time", "auto_samples": "auto_samples",
-}  # fmt: skip
+_BOUNDED = ("samples", "epochs", "retrain_epochs", "repeats", "min_time", "auto_samples")  # by the limit of that name
+_BOUNDED_LENGTH = ("archs", "lambdas")
 
 
-def check_spec(kind: str, spec: _Spec, limits: Limits) -> list[tuple[tuple[str | int, ...], str]]:
+def check_spec(spec: _Spec, limits: Limits) -> list[tuple[tuple[str | int, ...], str]]:
     """Every problem with a well-formed spec, as (location within the spec, message); empty when it can run."""
     from backends.base import TARGETS
-    from ehdnas.spaces import get_space
     from ehdnas.spaces.base import SPACES
 
     problems: list[tuple[tuple[str | int, ...], str]] = []
-    for name, limit in _BOUNDED.items():
-        value = getattr(spec, name, None)
-        if value is not None and value > getattr(limits, limit):
-            problems.append(((name,), f"at most {getattr(limits, limit)} on this server (the operator's --limit)"))
-    for name, limit in (("archs", "archs"), ("lambdas", "lambdas")):
-        if len(getattr(spec, name, ())) > getattr(limits, limit):
-            problems.append(((name,), f"at most {getattr(limits, limit)} items on this server"))
-    assert isinstance(spec, _TargetSpec)
+    for name in _BOUNDED:
+        value, limit = getattr(spec, name, None), getattr(limits, name)
+        if value is not None and value > limit:
+            problems.append(((name,), f"at most {limit} on this server (the operator's --limit)"))
+    for name in _BOUNDED_LENGTH:
+        if len(getattr(spec, name, ())) > getattr(limits, name):
+            problems.append(((name,), f"at most {getattr(limits, name)} items on this server"))
     runner = space = None
     if spec.target not in TARGETS.names():
         problems.append((("target",), f"unknown target {spec.target!r}; known: {', '.join(TARGETS.names())}"))
     else:
         try:
-            runner = target_of(spec)
+            runner = spec.runner()
         except UserError as err:
             problems.append((("accelerator" if "accelerator" in str(err) else "options",), str(err)))
         else:
             status = type(runner).availability()
             if not status.available:
                 problems.append((("target",), f"target {spec.target!r} is unavailable here: {status.reason}"))
-    space_name = getattr(spec, "space", "darts")
-    if space_name not in SPACES.names():
-        problems.append((("space",), f"unknown space {space_name!r}; known: {', '.join(SPACES.names())}"))
+    if spec.space not in SPACES.names():
+        problems.append((("space",), f"unknown space {spec.space!r}; known: {', '.join(SPACES.names())}"))
     else:
         try:
-            space = get_space(space_name, spec.space_options)
+            space = spec.the_space()
         except UserError as err:
             problems.append((("space_options",), str(err)))
     if space is not None:
@@ -178,16 +186,9 @@ def check_spec(kind: str, spec: _Spec, limits: Limits) -> list[tuple[tuple[str |
     return problems
 
 
-def target_of(spec: _TargetSpec) -> Any:
-    """The runner a spec names (raises UserError on a bad name or setting)."""
-    from backends import get_target
-
-    return get_target(spec.target, spec.target_options())
-
-
 def _check_search(spec: SearchSpec, runner: Any, space: Any) -> list[tuple[tuple[str | int, ...], str]]:
     from ehdnas.data import check_data_spec
-    from perf_models.predictor import default_predictor_path
+    from ehdnas.search import predictor_path
     from perf_models.train import MIN_MEASUREMENTS
 
     problems: list[tuple[tuple[str | int, ...], str]] = []
@@ -202,8 +203,7 @@ def _check_search(spec: SearchSpec, runner: Any, space: Any) -> list[tuple[tuple
         if Path(spec.predictor).name != spec.predictor or path is None or not path.is_file():
             problems.append((("predictor",), f"no predictor {spec.predictor!r}: GET /v1/predictors lists them"))
     elif runner is not None and space is not None and not spec.auto_predictor:
-        path = default_predictor_path(space.name, space.config_dict(), runner.name, runner.config_dict(), runner.host())
-        if not path.is_file():
+        if not predictor_path(runner, space).is_file():
             problems.append(
                 (
                     ("auto_predictor",),
