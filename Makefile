@@ -3,6 +3,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The torch-to-TFLite converter and what it imports, versions from constraints.txt. pip cannot resolve
+# litert-torch into this environment: its litert-converter pins xdsl 0.28, which declares
+# typing-extensions<4.13, while apache-tvm-ffi and pydantic need >=4.13 and >=4.16. The conversion
+# never imports xdsl, and works beside typing-extensions 4.16 (tests/test_tflite.py), so these go in
+# without their declared dependencies.
+LITERT_TORCH := litert-torch litert-converter jax jaxlib opt_einsum torchao
 
 .PHONY: demo test install clean
 
@@ -10,6 +16,7 @@ $(BIN)/ehdnas: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==26.3
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt $(LITERT_TORCH)
 	touch $@
 
 install: $(BIN)/ehdnas

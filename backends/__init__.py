@@ -6,6 +6,7 @@ imported until a runner is used.
 
 from backends import ort_cpu as _ort_cpu  # noqa: F401  (registers "ort-cpu")
 from backends import systolic as _systolic  # noqa: F401  (registers "systolic-<preset>")
+from backends import tflite_cpu as _tflite_cpu  # noqa: F401  (registers "tflite-cpu")
 from backends import tvm_llvm as _tvm_llvm  # noqa: F401  (registers "tvm-llvm")
 from backends.base import (
     Availability,

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from backends.host import host_info
 from backends.onnx_model import OnnxModel, load_model
 from backends.protocol import LatencyStats, TimingProtocol
@@ -92,6 +94,14 @@ class Runner(ABC):
     def layer_report(self, model: OnnxModel) -> list[dict[str, Any]] | None:
         """Per-layer figures of the last measurement of `model`, for targets that can break it down."""
         return None
+
+    def precision(self) -> str:
+        """The arithmetic the target runs a network in; not float32 means its accuracy can differ from torch's."""
+        return "float32"
+
+    def infer(self, model: OnnxModel, inputs: np.ndarray) -> np.ndarray:
+        """`model`'s outputs for a batch of `inputs` as this target computes them (targets not in float32)."""
+        raise NotImplementedError(f"target {self.name!r} does not compute outputs")
 
     def config_dict(self) -> dict[str, Any]:
         """The settings that change what is measured: part of every measurement's key."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ class OnnxModel:
     opset: int
     macs: int | None  # multiply-accumulates of Conv/Gemm/MatMul; None when a shape is unknown
     params: int  # elements of the initializers
+    # The torch module the file was exported from, when the caller has it: targets whose converter
+    # starts from torch (TFLite) use it; the file stays the model's identity and key.
+    torch_module: Any = field(default=None, compare=False, repr=False)
 
     @property
     def name(self) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import math
 import os
 import time
@@ -36,6 +37,7 @@ from backends.base import Availability, Runner, register_target
 from backends.cache import cache_dir
 from backends.host import fingerprint
 from backends.onnx_model import OnnxModel
+from backends.output import redirected_output
 from backends.protocol import TimingProtocol
 from ehdnas.errors import UserError
 
@@ -294,7 +296,8 @@ def _tune(fused: Any, target: Any, work_dir: Path, trials: int) -> tuple[Any, di
     new = [t for t in kernels if database.query_tuning_record(t.dispatched[0], target, "main") is None]
     start = time.perf_counter()
     if new:
-        with _redirect_output(work_dir / "tuning.log"):
+        logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)  # it logs every trial
+        with redirected_output(work_dir / "tuning.log"):
             contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
                 new, str(work_dir), num_threads=os.cpu_count() or 1, seed=0
             )
@@ -333,33 +336,6 @@ def _build_candidate(module: Any, target: Any, _params: Any) -> Any:
     return build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(module), target=target)
 
 
-@contextlib.contextmanager
-def _redirect_output(log: Path | str) -> Iterator[None]:
-    """Send this process's stdout and stderr, Python's and native code's, to `log` for a while.
-
-    MetaSchedule logs every trial and TVM's C++ warns on export; none of it is for the user.
-    """
-    import logging
-    import sys
-
-    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(log, "a") as out:
-        os.dup2(out.fileno(), 1)
-        os.dup2(out.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-
-
 def _vm(executable: Any) -> Any:
     import tvm
     from tvm import relax
@@ -377,7 +353,7 @@ def _export(executable: Any, library: Path) -> bool:
     """Write the built library (under a temporary name, then renamed); False if it cannot be linked here."""
     partial = library.with_name(f"{library.stem}.{os.getpid()}.partial.so")
     try:
-        with _redirect_output(os.devnull):
+        with redirected_output(os.devnull):
             executable.export_library(str(partial))
     except Exception:  # no C toolchain to link the library: the in-memory build serves this process
         partial.unlink(missing_ok=True)

@@ -51,7 +51,7 @@ def main() -> None:
     runner = get_target("ort-cpu")
     with tempfile.TemporaryDirectory() as tmp:
         space = get_space("darts")
-        darts = export_arch(space, space.sample(np.random.default_rng(0)), Path(tmp) / "darts_sample0.onnx")
+        darts = export_arch(space, space.sample(np.random.default_rng(0)), Path(tmp) / "darts_sample0.onnx").path
         models = [darts, LIGHT / "light_squeezenet.onnx", LIGHT / "light_resnet50.onnx"]
         print(f"host: {runner.host()}")
         columns = ("harness mean", "bare mean", "overhead", "cv", "run1 med", "run2 med", "diff")

@@ -44,7 +44,7 @@ def network_layers(name: str, tmp: Path) -> list[ConvLayer]:
     """The distinct array layers of a network (identical shapes cost the same on both engines)."""
     if name == "darts":
         space = get_space("darts")
-        path = export_arch(space, space.sample(np.random.default_rng(0)), tmp / "darts_sample0.onnx")
+        path = export_arch(space, space.sample(np.random.default_rng(0)), tmp / "darts_sample0.onnx").path
     else:
         path = LIGHT / f"light_{name}.onnx"
     model = load_model(path)

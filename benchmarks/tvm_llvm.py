@@ -43,7 +43,7 @@ def main() -> None:
             if name == "darts":
                 space = get_space("darts")
                 arch = space.sample(np.random.default_rng(0))
-                paths.append(export_arch(space, arch, Path(tmp) / "darts_sample0.onnx"))
+                paths.append(export_arch(space, arch, Path(tmp) / "darts_sample0.onnx").path)
             else:
                 paths.append(LIGHT / THIRD_PARTY[name])
         ort, untuned = get_target("ort-cpu"), get_target("tvm-llvm")

@@ -486,8 +486,12 @@ def search(
         _print_json(result)
         return
     measured = result["measured_latency_ms"]["median"]
+    on_target = result.get("on_target")
+    accuracy = f"test accuracy {result['test_accuracy']:.4f}" + (
+        f" (float32), {on_target['test_accuracy']:.4f} in {on_target['precision']} on the target" if on_target else ""
+    )
     console.print(
-        f"genotype: {result['genotype']}\ntest accuracy {result['test_accuracy']:.4f}; latency on {runner.name}: "
+        f"genotype: {result['genotype']}\n{accuracy}; latency on {runner.name}: "
         f"measured {measured:.3f} ms, predicted {result['predicted_latency_ms']:.3f} ms "
         f"({100 * result['prediction_error']:+.1f}%); results in {out}",
         markup=False, highlight=False, soft_wrap=True,

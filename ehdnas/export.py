@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from backends.onnx_model import OnnxModel, load_model
 from ehdnas.spaces.base import SearchSpace
 
 OPSET = 17
@@ -39,6 +41,11 @@ def export_onnx(module: torch.nn.Module, input_shape: tuple[int, ...], path: Pat
     return path
 
 
+def export_model(module: torch.nn.Module, input_shape: tuple[int, ...], path: Path) -> OnnxModel:
+    """`module` exported to `path` and loaded for a runner, the module attached for converters that start from torch."""
+    return dataclasses.replace(load_model(export_onnx(module, input_shape, path)), torch_module=module)
+
+
 def build_seeded(space: SearchSpace, arch: Any, seed: int = 0) -> torch.nn.Module:
     """Build `arch` with weights from a fixed seed, leaving the global RNG as it was."""
     with torch.random.fork_rng(devices=[]):
@@ -46,6 +53,6 @@ def build_seeded(space: SearchSpace, arch: Any, seed: int = 0) -> torch.nn.Modul
         return space.build(arch)
 
 
-def export_arch(space: SearchSpace, arch: Any, path: Path) -> Path:
-    """Build an architecture of `space` and export it at the space's input shape."""
-    return export_onnx(build_seeded(space, arch), space.input_shape, path)
+def export_arch(space: SearchSpace, arch: Any, path: Path) -> OnnxModel:
+    """Build an architecture of `space`, export it at the space's input shape and load it for a runner."""
+    return export_model(build_seeded(space, arch), space.input_shape, path)

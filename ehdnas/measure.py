@@ -94,7 +94,7 @@ def benchmark_files(
 def _measure_arch(runner: Runner, space: SearchSpace, arch: Any, protocol: TimingProtocol) -> Measurement:
     """Export `arch` to a temporary ONNX file and measure it (also the work of one pool worker)."""
     with tempfile.TemporaryDirectory(prefix="ehdnas-") as tmp:
-        return runner.measure(load_model(export_arch(space, arch, Path(tmp) / "arch.onnx")), protocol)
+        return runner.measure(export_arch(space, arch, Path(tmp) / "arch.onnx"), protocol)
 
 
 def _pool_worker_init() -> None:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ehdnas.data import ImageData, load_data
 from ehdnas.errors import UserError
-from ehdnas.export import export_onnx
+from ehdnas.export import export_model
 from ehdnas.spaces import get_space
 from ehdnas.spaces.darts import DartsSpace, Genotype
 from ehdnas.supernet import Supernet
@@ -232,7 +232,7 @@ def plot_search(history: list[dict[str, Any]], path: Path) -> Path:
 
 def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_event: Events) -> dict[str, Any]:
     """Search, retrain, export, measure; writes the result folder and returns result.json's content."""
-    from backends import TimingProtocol, get_target, load_model
+    from backends import TimingProtocol, get_target
 
     settings.check()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when there is one
@@ -265,8 +265,8 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
     (out / "genotype.json").write_text(json.dumps(genotype.to_dict(), indent=2) + "\n")
     model, accuracy = retrain(settings, space, genotype, data, on_event)
     torch.save(model.state_dict(), out / "weights.pt")
-    export_onnx(model.cpu(), space.input_shape, out / "model.onnx")
-    measurement = runner.measure(load_model(out / "model.onnx"), TimingProtocol())
+    exported = export_model(model.cpu(), space.input_shape, out / "model.onnx")
+    measurement = runner.measure(exported, TimingProtocol())
     with torch.no_grad():
         predicted = float(predictor.cpu()(_one_hot(space, genotype)))
     result = {
@@ -290,6 +290,10 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
         "macs": measurement.model.get("macs"),
         "params": sum(p.numel() for p in model.parameters()),
     }
+    if runner.precision() != "float32":  # the target runs another network than the one trained: how far off?
+        outputs = runner.infer(exported, data.test_x.cpu().numpy())
+        hit = float((outputs.argmax(1) == data.test_y.cpu().numpy()).mean())
+        result["on_target"] = {"precision": runner.precision(), "test_accuracy": hit, "drop": accuracy - hit}
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     plot_search(history, out / "search.png")
     on_event({"stage": "done", **{k: result[k] for k in ("test_accuracy", "predicted_latency_ms")}})

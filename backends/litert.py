@@ -1,0 +1,206 @@
+"""LiteRT (TFLite): converting a model to `.tflite`, float32 or full-integer int8, and running it.
+
+Conversion starts from the torch module the ONNX file was exported from
+(`OnnxModel.torch_module`), with `litert-torch`: no maintained ONNX-to-TFLite
+converter installs beside this project (onnx2tf 1.29 pins NumPy 1.26, ONNX 1.19
+and TensorFlow 2.19). int8 is post-training static quantization by
+`ai-edge-quantizer` (int8 weights per channel, int8 activations, int8 input and
+output), calibrated on the inputs the caller gives.
+
+Conversion takes seconds (about 10 s for a small DARTS network), so converted
+models are cached on disk by (ONNX file hash, input shapes, precision,
+calibration, converter versions): a collection converts each network once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backends.base import Availability
+from backends.cache import cache_dir
+from backends.host import fingerprint
+from backends.onnx_model import OnnxModel
+from backends.output import redirected_output
+from ehdnas.errors import UserError
+
+PRECISIONS = ("float32", "int8")
+CONVERTERS = ("litert-torch", "ai-edge-quantizer")
+
+
+def _installed(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def interpreter_module() -> Any:
+    """The module holding `Interpreter` and `load_delegate`: `ai_edge_litert`'s, else `tflite_runtime`'s."""
+    if importlib.util.find_spec("ai_edge_litert") is not None:
+        from ai_edge_litert import interpreter
+    else:
+        from tflite_runtime import interpreter  # type: ignore[no-redef]
+    return interpreter
+
+
+def runtime_versions() -> dict[str, str]:
+    """The installed LiteRT runtime and converters (their versions are part of every key)."""
+    names = ("ai-edge-litert", "tflite-runtime", *CONVERTERS)
+    return {name: v for name in names if (v := _installed(name))}
+
+
+def availability() -> Availability:
+    if not (_installed("ai-edge-litert") or _installed("tflite-runtime")):
+        return Availability(False, "neither ai-edge-litert nor tflite-runtime is installed")
+    missing = [name for name in CONVERTERS if not _installed(name)]
+    if missing:
+        return Availability(False, f"the converter(s) {', '.join(missing)} are not installed")
+    return Availability(True)
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A `.tflite` file made from an ONNX model's torch module, and how it was made."""
+
+    path: Path
+    info: dict[str, Any]  # precision, convert_s, quantize_s, ops, from_cache
+
+
+def convert(
+    model: OnnxModel, precision: str, calibration: str, calibration_inputs: Callable[[], np.ndarray]
+) -> Converted:
+    """`model` as a `.tflite` file of `precision`, from the cache or made now (int8 from the float32 file).
+
+    `calibration` names the calibration set in the cache key; `calibration_inputs`
+    is called only when an int8 model has to be made.
+    """
+    if model.torch_module is None:
+        raise UserError(
+            f"{model.path}: LiteRT targets convert the torch module a network was built from (litert-torch); "
+            "an ONNX file alone cannot be converted here, since no maintained ONNX-to-TFLite converter installs "
+            "beside this project (onnx2tf 1.29 pins NumPy 1.26 and TensorFlow 2.19). Measure networks of a "
+            "search space (--space), or this file on ort-cpu or tvm-llvm"
+        )
+    shapes = [list(spec.shape) for spec in model.inputs]
+    calibration = calibration if precision == "int8" else ""
+    key = fingerprint([model.sha256, shapes, precision, calibration, runtime_versions()])
+    folder = cache_dir("tflite", "models")
+    path, info_file = folder / f"{key}.tflite", folder / f"{key}.json"
+    if path.is_file() and info_file.is_file():
+        return Converted(path, {**json.loads(info_file.read_text()), "from_cache": True})
+    if precision == "int8":
+        source = convert(model, "float32", "", calibration_inputs)
+        info: dict[str, Any] = {"precision": precision, "convert_s": source.info["convert_s"]}
+        start = time.perf_counter()
+        with redirected_output(cache_dir("tflite") / "convert.log"):
+            content = _quantize_int8(source.path.read_bytes(), calibration_inputs())
+        info["quantize_s"] = round(time.perf_counter() - start, 3)
+    else:
+        start = time.perf_counter()
+        with redirected_output(cache_dir("tflite") / "convert.log"):
+            content = _convert_float(model)
+        info = {"precision": precision, "convert_s": round(time.perf_counter() - start, 3)}
+    partial = folder / f"{key}.{os.getpid()}.partial"
+    partial.write_bytes(content)
+    info["ops"] = len(tflite_ops(partial))
+    os.replace(partial, path)
+    info_file.write_text(json.dumps(info))
+    return Converted(path, {**info, "from_cache": False})
+
+
+def _convert_float(model: OnnxModel) -> bytes:
+    import litert_torch
+    import torch
+
+    module = model.torch_module.eval()
+    sample = tuple(torch.zeros(spec.shape) for spec in model.inputs)
+    try:
+        with torch.no_grad():
+            converted = litert_torch.convert(module, sample)
+    except Exception as err:  # torch.export and the converter raise many types for what they cannot lower
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{model.path}: litert-torch cannot convert the network ({reason})") from None
+    return bytes(converted.model_content())
+
+
+def _quantize_int8(float_model: bytes, inputs: np.ndarray) -> bytes:
+    """Full-integer int8 (weights per channel, activations, input and output), calibrated on `inputs`."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    interpreter = interpreter_module().Interpreter(model_content=float_model)
+    signature, spec = next(iter(interpreter.get_signature_list().items()))
+    (argument,) = spec["inputs"]
+    qt = quantizer.Quantizer(float_model, recipe.static_wi8_ai8())
+    batches = [{argument: x[None].astype(np.float32)} for x in inputs]
+    calibration = qt.calibrate({signature: batches}, num_threads=os.cpu_count() or 1)
+    return bytes(qt.quantize(calibration, enable_progress_report=False).quantized_model)
+
+
+def tflite_ops(path: Path) -> list[str]:
+    """The operators of a `.tflite` file's main graph in execution order (custom ops by their name)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    names = {getattr(schema.BuiltinOperator, n): n for n in dir(schema.BuiltinOperator) if not n.startswith("_")}
+    ops = []
+    for op in model.subgraphs[0].operators or []:
+        code = model.operatorCodes[op.opcodeIndex]
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
+        ops.append(custom if builtin == schema.BuiltinOperator.CUSTOM else names.get(builtin, str(builtin)))
+    return ops
+
+
+class Session:
+    """A `.tflite` model loaded in the LiteRT interpreter, run on float32 inputs whatever its I/O types."""
+
+    def __init__(self, path: Path, threads: int, xnnpack: bool = True, delegates: list[Any] | None = None) -> None:
+        module = interpreter_module()
+        resolver = module.OpResolverType.AUTO if xnnpack else module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            with redirected_output(os.devnull):  # XNNPACK announces itself on stderr
+                self.interpreter = module.Interpreter(
+                    model_path=str(path),
+                    num_threads=threads,
+                    experimental_delegates=delegates,
+                    experimental_op_resolver_type=resolver,
+                )
+                self.interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as err:
+            raise UserError(f"{path}: the LiteRT interpreter cannot load the model ({err})") from None
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise UserError(f"{path}: LiteRT targets run networks of one input and one output")
+        self.input, self.output = inputs[0], outputs[0]
+
+    def feed(self, x: np.ndarray) -> None:
+        """Set the input from float32 `x`, quantized with the model's scale and zero point when it takes integers."""
+        dtype = self.input["dtype"]
+        if np.issubdtype(dtype, np.integer):
+            scale, zero = self.input["quantization"]
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        self.interpreter.set_tensor(self.input["index"], x.astype(dtype))
+
+    def result(self) -> np.ndarray:
+        """The output as float32, dequantized when the model gives integers."""
+        y = self.interpreter.get_tensor(self.output["index"])
+        if np.issubdtype(y.dtype, np.integer):
+            scale, zero = self.output["quantization"]
+            return (y.astype(np.float32) - zero) * scale
+        return y.astype(np.float32)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.feed(x)
+        self.interpreter.invoke()
+        return self.result()

@@ -1,0 +1,116 @@
+"""Target `tflite-cpu`: the LiteRT (TFLite) interpreter on the CPU, float32 or full-integer int8.
+
+The network is converted to `.tflite` (see `backends.litert`, cached per
+network) and timed end to end, input quantization and output dequantization
+included, with a fixed thread count and XNNPACK on or off as configured.
+int8 models are calibrated on `calibration_samples` inputs: standard-normal
+random ones (the networks' inputs are normalised), or images of a data set
+(`calibration=digits`, `cifar10:DIR`, `folder:DIR`), as the configuration says.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backends import litert
+from backends.base import Availability, Runner, register_target
+from backends.onnx_model import OnnxModel
+from backends.protocol import TimingProtocol, time_runs
+from ehdnas.errors import UserError
+
+RANDOM = "random"
+_IN_MEMORY = 4  # conversions remembered per runner: the retries of one measurement reuse one
+
+
+@dataclass(frozen=True)
+class TfliteCpuConfig:
+    precision: str = "float32"  # float32 | int8 (full-integer: weights, activations, input and output)
+    threads: int = 1  # interpreter threads; 1 keeps measurements comparable and quiet
+    xnnpack: bool = True  # LiteRT's default CPU delegate
+    calibration: str = RANDOM  # int8: random, or a data spec (digits, cifar10:DIR, folder:DIR)
+    calibration_samples: int = 256
+
+    def check(self) -> None:
+        if self.precision not in litert.PRECISIONS:
+            raise UserError(f"option 'precision' must be one of {', '.join(litert.PRECISIONS)}")
+        if self.threads < 1 or self.calibration_samples < 1:
+            raise UserError("options 'threads' and 'calibration_samples' must be at least 1")
+        if self.calibration != RANDOM:
+            from ehdnas.data import check_data_spec
+
+            check_data_spec(self.calibration)
+
+
+@register_target("tflite-cpu")
+class TfliteCpuRunner(Runner):
+    description = "LiteRT (TFLite) interpreter on the CPU; precision=float32|int8, xnnpack=true|false"
+    Config = TfliteCpuConfig
+
+    def __init__(self, config: Any | None = None) -> None:
+        super().__init__(config)
+        self._converted: OrderedDict[str, litert.Converted] = OrderedDict()
+
+    @classmethod
+    def availability(cls) -> Availability:
+        return litert.availability()
+
+    def libraries(self) -> dict[str, str]:
+        return litert.runtime_versions()
+
+    def precision(self) -> str:
+        return self.config.precision
+
+    def config_dict(self) -> dict[str, Any]:
+        config = super().config_dict()
+        if self.precision() == "float32":  # nothing is calibrated
+            del config["calibration"], config["calibration_samples"]
+        return config
+
+    def convert(self, model: OnnxModel) -> litert.Converted:
+        """`model` as the `.tflite` file this target runs (converted once, then from the cache)."""
+        if model.sha256 not in self._converted:
+            calibration = f"{self.config.calibration}:{self.config.calibration_samples}"
+            self._converted[model.sha256] = litert.convert(
+                model, self.precision(), calibration, lambda: self.calibration_inputs(model)
+            )
+            while len(self._converted) > _IN_MEMORY:
+                self._converted.popitem(last=False)
+        return self._converted[model.sha256]
+
+    def calibration_inputs(self, model: OnnxModel) -> np.ndarray:
+        """`calibration_samples` inputs of the model's shape, batch axis first."""
+        count, shape = self.config.calibration_samples, model.inputs[0].shape
+        rng = np.random.default_rng(0)
+        if self.config.calibration == RANDOM:
+            return rng.standard_normal((count, *shape[1:])).astype(np.float32)
+        from ehdnas.data import load_data
+
+        if len(shape) != 4 or shape[2] != shape[3]:
+            raise UserError(f"{model.path}: calibration on images needs a square image input, not {list(shape)}")
+        images = load_data(self.config.calibration, input_size=shape[2], in_channels=shape[1]).train_x.numpy()
+        return images[rng.permutation(len(images))[:count]]
+
+    def session(self, model: OnnxModel) -> litert.Session:
+        return litert.Session(self.convert(model).path, self.config.threads, self.config.xnnpack)
+
+    def details(self, model: OnnxModel) -> dict[str, Any]:
+        converted = self._converted.get(model.sha256)
+        return dict(converted.info) if converted else {}
+
+    def _time(self, model: OnnxModel, protocol: TimingProtocol) -> list[float]:
+        session = self.session(model)
+        x = next(iter(model.fixed_inputs().values()))
+        return time_runs(lambda: session(x), protocol)
+
+    def infer(self, model: OnnxModel, inputs: np.ndarray) -> np.ndarray:
+        session, batch = self.session(model), model.inputs[0].shape[0]
+        outputs = []
+        for start in range(0, len(inputs), batch):
+            chunk = inputs[start : start + batch]
+            padding = np.zeros((batch - len(chunk), *chunk.shape[1:]), chunk.dtype)  # a last, partial batch
+            outputs.append(session(np.concatenate([chunk, padding]))[: len(chunk)])
+        return np.concatenate(outputs)
