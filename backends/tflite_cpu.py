@@ -27,22 +27,31 @@ _IN_MEMORY = 4  # conversions remembered per runner: the retries of one measurem
 
 
 @dataclass(frozen=True)
-class TfliteCpuConfig:
-    precision: str = "float32"  # float32 | int8 (full-integer: weights, activations, input and output)
+class CalibratedConfig:
+    """What every LiteRT target sets: interpreter threads and the int8 calibration set."""
+
     threads: int = 1  # interpreter threads; 1 keeps measurements comparable and quiet
-    xnnpack: bool = True  # LiteRT's default CPU delegate
     calibration: str = RANDOM  # int8: random, or a data spec (digits, cifar10:DIR, folder:DIR)
     calibration_samples: int = 256
 
     def check(self) -> None:
-        if self.precision not in litert.PRECISIONS:
-            raise UserError(f"option 'precision' must be one of {', '.join(litert.PRECISIONS)}")
         if self.threads < 1 or self.calibration_samples < 1:
             raise UserError("options 'threads' and 'calibration_samples' must be at least 1")
         if self.calibration != RANDOM:
             from ehdnas.data import check_data_spec
 
             check_data_spec(self.calibration)
+
+
+@dataclass(frozen=True)
+class TfliteCpuConfig(CalibratedConfig):
+    precision: str = "float32"  # float32 | int8 (full-integer: weights, activations, input and output)
+    xnnpack: bool = True  # LiteRT's default CPU delegate
+
+    def check(self) -> None:
+        super().check()
+        if self.precision not in litert.PRECISIONS:
+            raise UserError(f"option 'precision' must be one of {', '.join(litert.PRECISIONS)}")
 
 
 @register_target("tflite-cpu")
