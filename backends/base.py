@@ -70,6 +70,9 @@ class Runner(ABC):
     # A simulator: its figures are exact (one sample, no spread), the same on any host, and several
     # can be taken at once, one per core. A timed target is none of these.
     simulated: ClassVar[bool] = False
+    # Measuring a model first needs costly work apart from timing (a conversion), done by `prepare`
+    # and cached on disk: a collection prepares several models at once, one per core, between timings.
+    prepares: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.Config()
@@ -86,6 +89,9 @@ class Runner(ABC):
     @abstractmethod
     def _time(self, model: OnnxModel, protocol: TimingProtocol) -> list[float]:
         """Run `model` under `protocol`; the latency samples in ms."""
+
+    def prepare(self, model: OnnxModel) -> None:  # noqa: B027  (a hook: most runners need no preparation)
+        """Make and cache on disk what timing `model` needs (if `prepares`); may run in another process."""
 
     def details(self, model: OnnxModel) -> dict[str, Any]:
         """What else the target knows about the last measurement of `model` (compile time, per-layer cycles)."""

@@ -162,6 +162,9 @@ class EdgeTpuRunner(TfliteCpuRunner):
             )
         return compiled, report
 
+    def prepare(self, model: OnnxModel) -> None:
+        self.compile(model)
+
     def session(self, model: OnnxModel) -> litert.Session:
         compiled, _ = self.compile(model)
         options = {"device": self.config.device} if self.config.device else {}

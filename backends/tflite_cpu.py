@@ -58,6 +58,7 @@ class TfliteCpuConfig(CalibratedConfig):
 class TfliteCpuRunner(Runner):
     description = "LiteRT (TFLite) interpreter on the CPU; precision=float32|int8, xnnpack=true|false"
     Config = TfliteCpuConfig
+    prepares = True
 
     def __init__(self, config: Any | None = None) -> None:
         super().__init__(config)
@@ -89,6 +90,9 @@ class TfliteCpuRunner(Runner):
             while len(self._converted) > _IN_MEMORY:
                 self._converted.popitem(last=False)
         return self._converted[model.sha256]
+
+    def prepare(self, model: OnnxModel) -> None:
+        self.convert(model)
 
     def calibration_inputs(self, model: OnnxModel) -> np.ndarray:
         """`calibration_samples` inputs of the model's shape, batch axis first."""

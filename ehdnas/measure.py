@@ -7,7 +7,7 @@ import math
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +97,28 @@ def _measure_arch(runner: Runner, space: SearchSpace, arch: Any, protocol: Timin
         return runner.measure(export_arch(space, arch, Path(tmp) / "arch.onnx"), protocol)
 
 
+def _prepare_arch(runner: Runner, space: SearchSpace, arch: Any) -> None:
+    """Export `arch` and have `runner` prepare it (the work of one pool worker)."""
+    with tempfile.TemporaryDirectory(prefix="ehdnas-") as tmp:
+        runner.prepare(export_arch(space, arch, Path(tmp) / "arch.onnx"))
+
+
+def _prepared_then_timed(
+    pool: ProcessPoolExecutor,
+    batch: int,
+    runner: Runner,
+    space: SearchSpace,
+    archs: Sequence[Any],
+    protocol: TimingProtocol,
+) -> Iterator[Measurement]:
+    """Measurements of `archs`: `batch` prepared in parallel, then timed one by one with the pool idle, and so on."""
+    for start in range(0, len(archs), batch):
+        chunk = archs[start : start + batch]
+        list(pool.map(_prepare_arch, [runner] * len(chunk), [space] * len(chunk), chunk))
+        for arch in chunk:
+            yield _measure_arch(runner, space, arch, protocol)
+
+
 def _pool_worker_init() -> None:
     import torch
 
@@ -117,13 +139,18 @@ def measure_archs(
     Each new measurement is committed as soon as it is taken, so an interruption
     loses at most the ones in flight. A simulated target (`runner.simulated`)
     is measured on every core at once, since its figures cannot disturb each other;
-    a timed one, one network at a time.
+    a timed one, one network at a time, after preparing a batch of them on every
+    core when the runner needs preparation (`runner.prepares`).
     """
     host, config, space_config = runner.host(), runner.config_dict(), space.config_dict()
     texts = [space.to_text(arch) for arch in archs]
     stored = {} if fresh else store.lookup_many(runner.name, config, host, space.name, space_config, texts)
     todo = [arch for arch, text in zip(archs, texts, strict=True) if text not in stored]
-    workers = min(os.cpu_count() or 1, len(todo) // _PER_WORKER) if runner.simulated else 0
+    cores = os.cpu_count() or 1
+    if runner.simulated:
+        workers = min(cores, len(todo) // _PER_WORKER)
+    else:
+        workers = min(cores, len(todo)) if runner.prepares else 0
     with contextlib.ExitStack() as stack:
         if workers > 1:
             pool = stack.enter_context(
@@ -131,9 +158,12 @@ def measure_archs(
                     workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_worker_init
                 )
             )
+        if workers > 1 and runner.simulated:
             fresh_measurements = pool.map(
                 _measure_arch, *zip(*[(runner, space, a, protocol) for a in todo]), chunksize=8
             )
+        elif workers > 1:
+            fresh_measurements = _prepared_then_timed(pool, workers, runner, space, todo, protocol)
         else:
             fresh_measurements = (_measure_arch(runner, space, arch, protocol) for arch in todo)
         results = []

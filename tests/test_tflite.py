@@ -1,0 +1,172 @@
+"""LiteRT targets: conversion (float32, int8), its cache, tflite-cpu through the CLI and search, and edgetpu."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from backends import TimingProtocol, get_target, list_targets, litert
+from backends.edgetpu import EDGETPU_OP, first_unmapped, parse_compiler_output
+from ehdnas.data import load_data
+from ehdnas.errors import UserError
+from ehdnas.export import export_arch
+from ehdnas.spaces import get_space
+from tests.conftest import FAST, run_cli
+
+TINY = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
+QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0)
+
+
+@pytest.fixture(scope="module")
+def darts_model(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A sampled tiny DARTS network, exported to ONNX with its torch module attached."""
+    space = get_space("darts", {"layers": 3, "channels": 4, "input_size": 8})
+    return export_arch(space, space.sample_many(1, 0)[0], tmp_path_factory.mktemp("darts") / "net.onnx")
+
+
+def test_float32_matches_onnx_runtime_and_int8_is_full_integer_and_close(darts_model) -> None:  # noqa: ANN001
+    digits = load_data("digits", input_size=8, in_channels=3).test_x[:64].numpy()
+    session = ort.InferenceSession(str(darts_model.path))
+    expected = np.concatenate([session.run(None, {"input": x[None]})[0] for x in digits])
+
+    float32 = get_target("tflite-cpu")
+    np.testing.assert_allclose(float32.infer(darts_model, digits), expected, atol=1e-4)
+    assert float32.details(darts_model)["ops"] > 10 and not float32.details(darts_model)["from_cache"]
+
+    int8 = get_target("tflite-cpu", {"precision": "int8", "calibration": "digits", "calibration_samples": 64})
+    got = int8.infer(darts_model, digits)
+    session = litert.Session(int8.convert(darts_model).path, threads=1)
+    assert session.input["dtype"] == np.int8 and session.output["dtype"] == np.int8  # what an Edge TPU needs
+    assert int8.details(darts_model)["from_cache"] is False and int8.details(darts_model)["quantize_s"] > 0
+    spread = float(expected.max() - expected.min())
+    assert np.abs(got - expected).max() < 0.1 * spread  # an int8 approximation, not another network
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.9
+
+
+def test_conversion_is_cached_per_network_and_settings(darts_model) -> None:  # noqa: ANN001
+    first = get_target("tflite-cpu", {"precision": "int8"}).measure(darts_model, QUICK)
+    again = get_target("tflite-cpu", {"precision": "int8", "xnnpack": False}).measure(darts_model, QUICK)
+    assert first.details["precision"] == "int8" and first.latency_ms.median > 0
+    assert again.details["from_cache"] is True and again.details["convert_s"] == first.details["convert_s"]
+    assert again.target_config == {
+        "precision": "int8", "xnnpack": False, "threads": 1, "calibration": "random", "calibration_samples": 256,
+    }  # fmt: skip
+    other = get_target("tflite-cpu", {"precision": "int8", "calibration_samples": 16})
+    other.prepare(darts_model)
+    assert other.details(darts_model)["from_cache"] is False  # another calibration is another model
+    assert get_target("tflite-cpu").config_dict() == {"precision": "float32", "threads": 1, "xnnpack": True}
+
+
+def test_random_and_data_calibration_inputs(darts_model) -> None:  # noqa: ANN001
+    random = get_target("tflite-cpu", {"precision": "int8", "calibration_samples": 300}).calibration_inputs(darts_model)
+    assert random.shape == (300, 3, 8, 8) and abs(float(random.std()) - 1) < 0.05
+    runner = get_target("tflite-cpu", {"precision": "int8", "calibration": "digits", "calibration_samples": 20})
+    images = runner.calibration_inputs(darts_model)
+    train = load_data("digits", input_size=8, in_channels=3).train_x.numpy()
+    assert images.shape == (20, 3, 8, 8) and all((train == image).all(axis=(1, 2, 3)).any() for image in images)
+
+
+def test_bad_settings_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="'precision' must be one of float32, int8"):
+        get_target("tflite-cpu", {"precision": "int4"})
+    with pytest.raises(UserError, match="no such folder"):
+        get_target("tflite-cpu", {"precision": "int8", "calibration": f"folder:{tmp_path / 'nope'}"})
+    with pytest.raises(UserError, match="expected digits, cifar10:DIR or folder:DIR"):
+        get_target("edgetpu", {"calibration": "imagenet"})
+    with pytest.raises(UserError, match="at least 1"):
+        get_target("tflite-cpu", {"threads": 0})
+
+
+def test_an_onnx_file_alone_gets_a_clear_message(tiny_model: Path, db_url: str) -> None:
+    proc = run_cli("benchmark", "--target", "tflite-cpu", "--model", str(tiny_model), *FAST, db=db_url, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no maintained ONNX-to-TFLite converter" in proc.stderr and "--space" in proc.stderr
+
+
+def test_edgetpu_says_what_is_missing_and_never_runs_on_the_cpu(db_url: str) -> None:
+    row = next(r for r in list_targets() if r["name"] == "edgetpu")
+    assert row["available"] is False  # no compiler and no delegate on this machine
+    assert "edgetpu_compiler" in row["reason"] and "libedgetpu.so.1" in row["reason"]
+    proc = run_cli(
+        "benchmark", "-t", "edgetpu", "--space", "darts", "--samples", "1", *TINY, *FAST, db=db_url, check=False
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"error: target 'edgetpu' is not available here: {row['reason']}"
+    listed = json.loads(run_cli("targets", "--json").stdout)
+    assert next(r for r in listed if r["name"] == "edgetpu")["reason"] == row["reason"]
+
+
+# What `edgetpu_compiler -s` prints for a model whose resize op version it does not know (its format, with
+# narrower columns): the first unsupported op, and everything after it, stays on the CPU.
+COMPILER_OUTPUT = """Edge TPU Compiler version 16.0.384591198
+Input: net.tflite
+Output: net_edgetpu.tflite
+Number of Edge TPU subgraphs: 1
+Total number of operations: 36
+Number of operations that will run on Edge TPU: 20
+Number of operations that will run on CPU: 16
+
+Operator                Count Status
+
+CONV_2D                 14    Mapped to Edge TPU
+CONV_2D                 6     More than one subgraph is not supported
+QUANTIZE                1     Operation is otherwise supported, but not mapped due to some unspecified limitation
+RESIZE_NEAREST_NEIGHBOR 1     Operation version not supported
+ADD                     6     Mapped to Edge TPU
+MAX_POOL_2D             8     More than one subgraph is not supported
+"""
+
+
+def test_compiler_report_counts_ops_and_names_the_op_that_stops_the_mapping() -> None:
+    report = parse_compiler_output(COMPILER_OUTPUT)
+    assert (report["ops_total"], report["ops_on_edgetpu"], report["ops_on_cpu"]) == (36, 20, 16)
+    assert len(report["operators"]) == 6 and report["operators"][3]["op"] == "RESIZE_NEAREST_NEIGHBOR"
+    compiled = ["QUANTIZE", EDGETPU_OP, "RESIZE_NEAREST_NEIGHBOR", "CONV_2D", "MAX_POOL_2D"]
+    stop = first_unmapped(compiled, report["operators"])
+    assert stop == {"op": "RESIZE_NEAREST_NEIGHBOR", "status": "Operation version not supported"}
+    after_quantize = first_unmapped([EDGETPU_OP, "CONV_2D"], report["operators"])
+    assert after_quantize == {"op": "CONV_2D", "status": "More than one subgraph is not supported"}
+    assert first_unmapped(["QUANTIZE", EDGETPU_OP], report["operators"]) is None  # all that follows maps
+    everything = parse_compiler_output("Total number of operations: 12\n")
+    assert (everything["ops_on_edgetpu"], everything["ops_on_cpu"]) == (12, 0)
+
+
+def test_ops_are_read_from_the_tflite_file_in_execution_order(darts_model) -> None:  # noqa: ANN001
+    runner = get_target("tflite-cpu", {"precision": "int8"})
+    ops = litert.tflite_ops(runner.convert(darts_model).path)
+    assert ops[0] == "TRANSPOSE" and ops[-1] == "FULLY_CONNECTED"  # torch's NCHW input into NHWC; the classifier
+    converted = runner.convert(darts_model)
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "QUANTIZE"} <= set(ops) and len(ops) == converted.info["ops"]
+
+
+def test_collection_prepares_in_parallel_and_never_converts_twice(db_url: str) -> None:
+    args = ["--target", "tflite-cpu", "-o", "precision=int8", "--space", "darts", *TINY, *FAST]
+    run_cli("collect", "--samples", "3", *args, db=db_url)
+    again = json.loads(run_cli("benchmark", "--samples", "3", "--fresh", "--json", *args, db=db_url).stdout)
+    assert len(again["results"]) == 3 and all(r["details"]["from_cache"] for r in again["results"])
+    assert again["target_config"]["precision"] == "int8"
+    stored = json.loads(run_cli("benchmark", "--samples", "3", "--json", *args, db=db_url).stdout)
+    assert all(r["cached"] for r in stored["results"])
+
+
+@pytest.mark.slow
+def test_search_on_an_int8_target_reports_its_accuracy_there(tmp_path: Path, db_url: str) -> None:
+    # The latency predictor comes from systolic-edge32 measurements (simulated, so quick to collect); what is
+    # checked here is the search's end on an int8 LiteRT target: conversion, measurement, int8 accuracy.
+    run_cli("collect", "-t", "systolic-edge32", "--space", "darts", "--samples", "50", *TINY, db=db_url)
+    predictor = tmp_path / "predictor.pt"
+    run_cli("train-predictor", "-t", "systolic-edge32", "--space", "darts", *TINY, "--out", str(predictor), db=db_url)
+    target = ["-t", "tflite-cpu", "-o", "precision=int8", "-o", "calibration=digits"]
+    args = ["search", *target, *TINY, "--predictor", str(predictor), "--out", str(tmp_path / "run")]
+    printed = run_cli(*args, "--epochs", "1", "--retrain-epochs", "2", db=db_url).stdout
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    on_target = result["on_target"]
+    assert f"{on_target['test_accuracy']:.4f} in int8 on the target" in printed
+    assert result["target_config"]["precision"] == "int8" and result["measured_latency_ms"]["median"] > 0
+    assert on_target["precision"] == "int8" and 0 <= on_target["test_accuracy"] <= 1
+    assert on_target["drop"] == pytest.approx(result["test_accuracy"] - on_target["test_accuracy"])
+    assert abs(on_target["drop"]) < 0.2  # int8 of the same network, not a broken conversion
