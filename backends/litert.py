@@ -34,6 +34,7 @@ from backends.output import redirected_output
 from ehdnas.errors import UserError
 
 PRECISIONS = ("float32", "int8")
+CONVERSION_VERSION = 2  # in every cache key: 2 rewrites average pools that exclude padding
 CONVERTERS = ("litert-torch", "ai-edge-quantizer")
 
 
@@ -93,7 +94,7 @@ def convert(
         )
     shapes = [list(spec.shape) for spec in model.inputs]
     calibration = calibration if precision == "int8" else ""
-    key = fingerprint([model.sha256, shapes, precision, calibration, runtime_versions()])
+    key = fingerprint([model.sha256, shapes, precision, calibration, runtime_versions(), CONVERSION_VERSION])
     folder = cache_dir("tflite", "models")
     path, info_file = folder / f"{key}.tflite", folder / f"{key}.json"
     if path.is_file() and info_file.is_file():
@@ -122,15 +123,66 @@ def _convert_float(model: OnnxModel) -> bytes:
     import litert_torch
     import torch
 
-    module = model.torch_module.eval()
     sample = tuple(torch.zeros(spec.shape) for spec in model.inputs)
     try:
         with torch.no_grad():
+            module = _padding_excluded_as_a_constant(model.torch_module, sample)
             converted = litert_torch.convert(module, sample)
     except Exception as err:  # torch.export and the converter raise many types for what they cannot lower
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"{model.path}: litert-torch cannot convert the network ({reason})") from None
     return bytes(converted.model_content())
+
+
+def _padding_excluded_as_a_constant(module: Any, sample: tuple[Any, ...]) -> Any:
+    """A copy of `module` whose average pools that exclude padding are pools that include it, times a constant.
+
+    litert-torch lowers a strided `AvgPool2d(count_include_pad=False)` to StableHLO
+    reduce-window ops, which neither ai-edge-quantizer nor the Edge TPU take. Padded
+    zeros add nothing to a sum, so dividing by the number of real inputs is the
+    padded average times (window size / real inputs): a constant for a static shape,
+    which the converter folds into one MUL, as it does itself for stride 1.
+    """
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    class Rescaled(torch.nn.Module):
+        def __init__(self, pool: torch.nn.AvgPool2d, scale: torch.Tensor) -> None:
+            super().__init__()
+            self.pool = torch.nn.AvgPool2d(pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode, True)
+            self.register_buffer("scale", scale)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.pool(x) * self.scale
+
+    module = copy.deepcopy(module).eval()
+    pools = {
+        name: pool
+        for name, pool in module.named_modules()
+        if isinstance(pool, torch.nn.AvgPool2d) and not pool.count_include_pad and pool.padding not in (0, (0, 0))
+    }
+    shapes: dict[str, torch.Size] = {}
+
+    def record(name: str) -> Any:
+        def hook(_: Any, args: tuple[torch.Tensor, ...]) -> None:
+            shapes.setdefault(name, args[0].shape)
+
+        return hook
+
+    hooks = [pool.register_forward_pre_hook(record(name)) for name, pool in pools.items()]
+    module(*sample)
+    for hook in hooks:
+        hook.remove()
+    for name, pool in pools.items():
+        if name not in shapes:  # not on the path the sample takes
+            continue
+        ones = torch.ones((1, 1, *shapes[name][2:]))
+        real_share = F.avg_pool2d(ones, pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode, True)
+        parent, _, child = name.rpartition(".")
+        setattr(module.get_submodule(parent), child, Rescaled(pool, 1 / real_share))
+    return module
 
 
 def _quantize_int8(float_model: bytes, inputs: np.ndarray) -> bytes:
@@ -142,8 +194,12 @@ def _quantize_int8(float_model: bytes, inputs: np.ndarray) -> bytes:
     (argument,) = spec["inputs"]
     qt = quantizer.Quantizer(float_model, recipe.static_wi8_ai8())
     batches = [{argument: x[None].astype(np.float32)} for x in inputs]
-    calibration = qt.calibrate({signature: batches}, num_threads=os.cpu_count() or 1)
-    return bytes(qt.quantize(calibration, enable_progress_report=False).quantized_model)
+    try:
+        calibration = qt.calibrate({signature: batches}, num_threads=os.cpu_count() or 1)
+        return bytes(qt.quantize(calibration, enable_progress_report=False).quantized_model)
+    except Exception as err:  # the quantizer raises ValueError, KeyError, ... for graphs it cannot handle
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"ai-edge-quantizer cannot quantize the network to int8 ({reason})") from None
 
 
 def tflite_ops(path: Path) -> list[str]:

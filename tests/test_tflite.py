@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+import torch
 
 from backends import TimingProtocol, get_target, list_targets, litert
 from backends.edgetpu import EDGETPU_OP, first_unmapped, parse_compiler_output
 from ehdnas.data import load_data
 from ehdnas.errors import UserError
-from ehdnas.export import export_arch
+from ehdnas.export import export_arch, export_model
 from ehdnas.spaces import get_space
 from tests.conftest import FAST, run_cli
 
@@ -45,6 +46,20 @@ def test_float32_matches_onnx_runtime_and_int8_is_full_integer_and_close(darts_m
     spread = float(expected.max() - expected.min())
     assert np.abs(got - expected).max() < 0.1 * spread  # an int8 approximation, not another network
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.9
+
+
+def test_strided_average_pools_that_exclude_padding_convert_to_builtin_ops(tmp_path: Path) -> None:
+    # litert-torch alone lowers this pool to StableHLO reduce-window ops, which the int8 quantizer rejects.
+    pool = torch.nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), pool, torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    model = export_model(module, (1, 3, 8, 8), tmp_path / "pool.onnx")
+    x = model.fixed_inputs()["input"]
+    expected = ort.InferenceSession(str(model.path)).run(None, {"input": x})[0]
+    float32, int8 = get_target("tflite-cpu"), get_target("tflite-cpu", {"precision": "int8"})
+    np.testing.assert_allclose(float32.infer(model, x), expected, atol=1e-5)
+    assert np.abs(int8.infer(model, x) - expected).max() < 0.1 * float(np.abs(expected).max())
+    assert "AVERAGE_POOL_2D" in litert.tflite_ops(int8.convert(model).path)
+    assert module[1] is pool and not pool.count_include_pad  # the caller's network is left as it was
 
 
 def test_conversion_is_cached_per_network_and_settings(darts_model) -> None:  # noqa: ANN001
