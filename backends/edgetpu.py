@@ -173,10 +173,4 @@ class EdgeTpuRunner(TfliteCpuRunner):
 
     def details(self, model: OnnxModel) -> dict[str, Any]:
         info = super().details(model)
-        if info:
-            _, report = self.compile(model)
-            info.update({k: v for k, v in report.items() if k != "operators"})
-        return info
-
-    def layer_report(self, model: OnnxModel) -> list[dict[str, Any]] | None:
-        return self.compile(model)[1]["operators"]
+        return {**info, **self.compile(model)[1]} if info else info

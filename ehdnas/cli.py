@@ -166,11 +166,22 @@ def _layers_table(result: Any) -> Table:
 
 
 def _source(result: Any) -> str:
-    """Where a figure came from, with the build cost of compiled targets."""
+    """Where a figure came from, with the build or conversion cost of compiled targets."""
     details = result.measurement.details
     text = "store" if result.cached else "measured"
     if "compile_s" in details:
         text += f"; built in {details['compile_s']:.1f} s" + (" (cached build)" if details.get("from_cache") else "")
+    if "convert_s" in details:
+        text += (
+            f"; converted in {details['convert_s']:.1f} s"
+            + (f", quantized in {details['quantize_s']:.1f} s" if "quantize_s" in details else "")
+            + (" (cached)" if details.get("from_cache") else "")
+        )
+    if "ops_on_edgetpu" in details:
+        stop = details.get("stops_mapping")
+        text += f"; {details['ops_on_edgetpu']}/{details['ops_total']} ops on the Edge TPU" + (
+            f", stopped by {stop['op']} ({stop['status']})" if stop else ""
+        )
     if details.get("deterministic"):
         text += f"; simulated, {details['cycles']:,} cycles, spread 0"
     if details.get("kernels_tuned_now"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from backends import TimingProtocol, get_target, list_targets, litert
-from backends.edgetpu import EDGETPU_OP, first_unmapped, parse_compiler_output
+from backends.edgetpu import EDGETPU_OP, compiler_version, first_unmapped, parse_compiler_output
 from ehdnas.data import load_data
 from ehdnas.errors import UserError
 from ehdnas.export import export_arch, export_model
@@ -148,6 +149,37 @@ def test_compiler_report_counts_ops_and_names_the_op_that_stops_the_mapping() ->
     assert first_unmapped(["QUANTIZE", EDGETPU_OP], report["operators"]) is None  # all that follows maps
     everything = parse_compiler_output("Total number of operations: 12\n")
     assert (everything["ops_on_edgetpu"], everything["ops_on_cpu"]) == (12, 0)
+
+
+STAND_IN_COMPILER = """#!/bin/sh
+# Stands in for edgetpu_compiler: maps nothing, so the model comes back as it went in.
+[ "$1" = --version ] && echo "Edge TPU Compiler version 16.0.384591198" && exit 0
+out=$3; model=$4; name=$(basename "$model" .tflite)
+cp "$model" "$out/${name}_edgetpu.tflite"
+printf 'Total number of operations: 9\nNumber of operations that will run on Edge TPU: 0\n'
+printf 'Number of operations that will run on CPU: 9\n\nOperator Count Status\n\n'
+printf 'TRANSPOSE 1 Operation is working on an unsupported data type\n'
+"""
+
+
+def test_edgetpu_compiles_reports_and_refuses_a_model_that_maps_nothing(
+    darts_model,  # noqa: ANN001
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compiler = tmp_path / "bin" / "edgetpu_compiler"
+    compiler.parent.mkdir()
+    compiler.write_text(STAND_IN_COMPILER)
+    compiler.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{compiler.parent}:{os.environ['PATH']}")
+    compiler_version.cache_clear()
+    try:
+        status = get_target("edgetpu").availability()
+        assert not status.available and status.reason.startswith("the Edge TPU runtime (libedgetpu.so.1")
+        with pytest.raises(UserError, match=r"no operator maps to the Edge TPU \(the first, TRANSPOSE: Operation is"):
+            get_target("edgetpu").prepare(darts_model)
+    finally:
+        compiler_version.cache_clear()
 
 
 def test_ops_are_read_from_the_tflite_file_in_execution_order(darts_model) -> None:  # noqa: ANN001
