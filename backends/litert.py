@@ -120,9 +120,12 @@ def convert(
 
 
 def _convert_float(model: OnnxModel) -> bytes:
-    import litert_torch
     import torch
 
+    try:
+        import litert_torch
+    except Exception as err:  # installed without a piece it needs: the Makefile's --no-deps step not run
+        raise UserError(f"litert-torch does not load ({err}); run `make install` again") from None
     sample = tuple(torch.zeros(spec.shape) for spec in model.inputs)
     try:
         with torch.no_grad():
