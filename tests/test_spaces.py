@@ -49,7 +49,7 @@ def test_build_forward_and_export_match_onnxruntime(space, tmp_path: Path) -> No
     with torch.no_grad():
         expected = module(x).numpy()
     assert np.isfinite(expected).all()
-    path = export_arch(space, arch, tmp_path / "net.onnx")
+    path = export_arch(space, arch, tmp_path / "net.onnx").path
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
