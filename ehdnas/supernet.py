@@ -8,13 +8,15 @@ predictor takes.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ehdnas.spaces.darts import EDGES, NODES, OPS, DartsSpace, Genotype
-from ehdnas.spaces.darts_net import OP_BUILDERS, CellNetwork, preprocessors
+from ehdnas.spaces.darts_net import CellNetwork, op_builders, preprocessors
 
 
 class Zero(nn.Module):
@@ -29,9 +31,10 @@ class Zero(nn.Module):
 
 
 class MixedOp(nn.Module):
-    def __init__(self, c: int, stride: int) -> None:
+    def __init__(self, c: int, stride: int, binary: bool) -> None:
         super().__init__()
-        self.ops = nn.ModuleList(Zero(stride) if op == "none" else OP_BUILDERS[op](c, stride) for op in OPS)
+        builders = op_builders(binary)
+        self.ops = nn.ModuleList(Zero(stride) if op == "none" else builders[op](c, stride) for op in OPS)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return sum(w * op(x) for w, op in zip(weights, self.ops))  # weights: (8,)
@@ -40,11 +43,13 @@ class MixedOp(nn.Module):
 class SearchCell(nn.Module):
     """A cell with a MixedOp on each of its 14 candidate edges."""
 
-    def __init__(self, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool) -> None:
+    def __init__(
+        self, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool, binary: bool
+    ) -> None:
         super().__init__()
         self.reduction = reduction
-        self.preprocess0, self.preprocess1 = preprocessors(c_prev_prev, c_prev, c, reduction_prev)
-        self.edges = nn.ModuleList(MixedOp(c, 2 if reduction and src < 2 else 1) for src, _ in EDGES)
+        self.preprocess0, self.preprocess1 = preprocessors(c_prev_prev, c_prev, c, reduction_prev, binary)
+        self.edges = nn.ModuleList(MixedOp(c, 2 if reduction and src < 2 else 1, binary) for src, _ in EDGES)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]  # weights: (14, 8)
@@ -61,7 +66,8 @@ class Supernet(nn.Module):
         super().__init__()
         c = space.config
         self.space = space
-        self.net = CellNetwork(SearchCell, c.channels, c.layers, c.classes, c.in_channels)
+        cell = functools.partial(SearchCell, binary=c.binary)
+        self.net = CellNetwork(cell, c.channels, c.layers, c.classes, c.in_channels)
         self.alpha = nn.Parameter(1e-3 * torch.randn(2 * len(EDGES), len(OPS), generator=generator))
 
     def weight_parameters(self) -> list[nn.Parameter]:

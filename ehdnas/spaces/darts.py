@@ -151,6 +151,7 @@ class DartsConfig:
     input_size: int = 32
     in_channels: int = 3
     batch: int = 1
+    binary: bool = False  # every convolution in the cells 1-bit (DCP-NAS); the stem and classifier stay real
 
     def check(self) -> None:
         for field in ("layers", "channels", "classes", "input_size", "in_channels", "batch"):
@@ -215,7 +216,7 @@ class DartsSpace(SearchSpace[Genotype]):
         from ehdnas.spaces.darts_net import DartsNetwork
 
         c = self.config
-        return DartsNetwork(arch, c.channels, c.layers, c.classes, c.in_channels)
+        return DartsNetwork(arch, c.channels, c.layers, c.classes, c.in_channels, c.binary)
 
     def choice_macs(self) -> tuple[np.ndarray, int]:
         from ehdnas.spaces.darts_net import choice_macs

@@ -16,43 +16,56 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ehdnas.spaces.binary_ops import BinaryConv2d
 from ehdnas.spaces.darts import CHOSEN_OPS, EDGES, NODES, OPS, CellEdges, Genotype
 
 
-def relu_conv_bn(c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> nn.Sequential:
+def _conv(binary: bool) -> type[nn.Conv2d]:
+    return BinaryConv2d if binary else nn.Conv2d
+
+
+def _activation(binary: bool) -> list[nn.Module]:
+    """ReLU before a real convolution; none before a binary one, whose sign is the non-linearity."""
+    return [] if binary else [nn.ReLU(inplace=False)]
+
+
+def relu_conv_bn(c_in: int, c_out: int, kernel: int, stride: int, padding: int, binary: bool = False) -> nn.Sequential:
     return nn.Sequential(
-        nn.ReLU(inplace=False),
-        nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False),
+        *_activation(binary),
+        _conv(binary)(c_in, c_out, kernel, stride, padding, bias=False),
         nn.BatchNorm2d(c_out),
     )
 
 
-def dil_conv(c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int) -> nn.Sequential:
+def dil_conv(
+    c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, binary: bool = False
+) -> nn.Sequential:
     """ReLU, depthwise (dilated) conv, pointwise conv, BN."""
+    conv = _conv(binary)
     return nn.Sequential(
-        nn.ReLU(inplace=False),
-        nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
-        nn.Conv2d(c_in, c_out, 1, bias=False),
+        *_activation(binary),
+        conv(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
+        conv(c_in, c_out, 1, bias=False),
         nn.BatchNorm2d(c_out),
     )
 
 
-def sep_conv(c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> nn.Sequential:
+def sep_conv(c_in: int, c_out: int, kernel: int, stride: int, padding: int, binary: bool = False) -> nn.Sequential:
     """Two stacked depthwise-separable convs; only the first one strides."""
     return nn.Sequential(
-        dil_conv(c_in, c_in, kernel, stride, padding, 1),
-        dil_conv(c_in, c_out, kernel, 1, padding, 1),
+        dil_conv(c_in, c_in, kernel, stride, padding, 1, binary),
+        dil_conv(c_in, c_out, kernel, 1, padding, 1, binary),
     )
 
 
 class FactorizedReduce(nn.Module):
     """Halve H and W with two 1x1 stride-2 convs, the second shifted by one pixel."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, binary: bool = False) -> None:
         super().__init__()
-        self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, bias=False)
+        self.relu = nn.Sequential(*_activation(binary))
+        self.conv_1 = _conv(binary)(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = _conv(binary)(c_in, c_out - c_out // 2, 1, stride=2, bias=False)
         self.bn = nn.BatchNorm2d(c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,34 +76,55 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
-OP_BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
-    "max_pool_3x3": lambda c, s: nn.MaxPool2d(3, stride=s, padding=1),
-    "avg_pool_3x3": lambda c, s: nn.AvgPool2d(3, stride=s, padding=1, count_include_pad=False),
-    "skip_connect": lambda c, s: nn.Identity() if s == 1 else FactorizedReduce(c, c),
-    "sep_conv_3x3": lambda c, s: sep_conv(c, c, 3, s, 1),
-    "sep_conv_5x5": lambda c, s: sep_conv(c, c, 5, s, 2),
-    "dil_conv_3x3": lambda c, s: dil_conv(c, c, 3, s, 2, 2),
-    "dil_conv_5x5": lambda c, s: dil_conv(c, c, 5, s, 4, 2),
-}
+OpBuilder = Callable[[int, int], nn.Module]  # (channels, stride)
 
 
-def preprocessors(c_prev_prev: int, c_prev: int, c: int, reduction_prev: bool) -> tuple[nn.Module, nn.Module]:
+@cache
+def op_builders(binary: bool = False) -> dict[str, OpBuilder]:
+    """The DARTS ops; `binary`: every convolution 1-bit (the DCP-NAS variant of the space)."""
+    return {
+        "max_pool_3x3": lambda c, s: nn.MaxPool2d(3, stride=s, padding=1),
+        "avg_pool_3x3": lambda c, s: nn.AvgPool2d(3, stride=s, padding=1, count_include_pad=False),
+        "skip_connect": lambda c, s: nn.Identity() if s == 1 else FactorizedReduce(c, c, binary),
+        "sep_conv_3x3": lambda c, s: sep_conv(c, c, 3, s, 1, binary),
+        "sep_conv_5x5": lambda c, s: sep_conv(c, c, 5, s, 2, binary),
+        "dil_conv_3x3": lambda c, s: dil_conv(c, c, 3, s, 2, 2, binary),
+        "dil_conv_5x5": lambda c, s: dil_conv(c, c, 5, s, 4, 2, binary),
+    }
+
+
+OP_BUILDERS = op_builders()
+
+
+def preprocessors(
+    c_prev_prev: int, c_prev: int, c: int, reduction_prev: bool, binary: bool = False
+) -> tuple[nn.Module, nn.Module]:
     """Bring both cell inputs to C channels; if the previous cell reduced, the older input is twice as large."""
-    first = FactorizedReduce(c_prev_prev, c) if reduction_prev else relu_conv_bn(c_prev_prev, c, 1, 1, 0)
-    return first, relu_conv_bn(c_prev, c, 1, 1, 0)
+    first = (
+        FactorizedReduce(c_prev_prev, c, binary) if reduction_prev else relu_conv_bn(c_prev_prev, c, 1, 1, 0, binary)
+    )
+    return first, relu_conv_bn(c_prev, c, 1, 1, 0, binary)
 
 
 class Cell(nn.Module):
     """One cell of a derived network: 4 nodes of 2 edges each, one op per edge."""
 
     def __init__(
-        self, edges: CellEdges, c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool
+        self,
+        edges: CellEdges,
+        c_prev_prev: int,
+        c_prev: int,
+        c: int,
+        reduction: bool,
+        reduction_prev: bool,
+        binary: bool = False,
     ) -> None:
         super().__init__()
         self.reduction = reduction
-        self.preprocess0, self.preprocess1 = preprocessors(c_prev_prev, c_prev, c, reduction_prev)
+        self.preprocess0, self.preprocess1 = preprocessors(c_prev_prev, c_prev, c, reduction_prev, binary)
         self.sources = [src for _, src in edges]
-        self.ops = nn.ModuleList(OP_BUILDERS[op](c, 2 if reduction and src < 2 else 1) for op, src in edges)
+        builders = op_builders(binary)
+        self.ops = nn.ModuleList(builders[op](c, 2 if reduction and src < 2 else 1) for op, src in edges)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -138,10 +172,12 @@ class CellNetwork(nn.Module):
 class DartsNetwork(CellNetwork):
     """The network of one genotype."""
 
-    def __init__(self, genotype: Genotype, channels: int, layers: int, classes: int, in_channels: int = 3) -> None:
+    def __init__(
+        self, genotype: Genotype, channels: int, layers: int, classes: int, in_channels: int = 3, binary: bool = False
+    ) -> None:
         def make_cell(c_prev_prev: int, c_prev: int, c: int, reduction: bool, reduction_prev: bool) -> Cell:
             edges = genotype.reduce if reduction else genotype.normal
-            return Cell(edges, c_prev_prev, c_prev, c, reduction, reduction_prev)
+            return Cell(edges, c_prev_prev, c_prev, c, reduction, reduction_prev, binary)
 
         super().__init__(make_cell, channels, layers, classes, in_channels)
 
