@@ -25,12 +25,15 @@ from ehdnas.data import ImageData, load_data
 from ehdnas.errors import UserError
 from ehdnas.export import export_model
 from ehdnas.spaces import get_space
+from ehdnas.spaces.binary_ops import memory_bits, reconstruction_loss
 from ehdnas.spaces.darts import DartsSpace, Genotype
 from ehdnas.supernet import Supernet
 from perf_models import HardwareLoss, Predictor
 
 Events = Callable[[dict[str, Any]], None]  # one record per finished stage or epoch
 CHECKPOINT = "checkpoint.pt"
+METHODS = ("eh-dnas", "dcp-nas")
+Batch = tuple[torch.Tensor, torch.Tensor]  # images, labels
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,22 @@ class SearchSettings:
     gumbel_tau: float = 0.0  # > 0: Gumbel-softmax sampling of the op weights at this temperature
     retrain_epochs: int = 30
     seed: int = 0
+    method: str = "eh-dnas"  # eh-dnas, or dcp-nas: a 1-bit child under a real-valued parent (binary space)
+    dcp_lambda: float = 5e-3  # DCP-NAS: weight of the tangent-propagation term; 0 is CP-NAS
+    dcp_mu: float = 0.2  # binary spaces: weight of the 1-bit weights' reconstruction loss (DCP-NAS's mu)
+    backtrack_share: float = 0.5  # DCP-NAS: share of edges, by weight-norm rank, whose alpha is backtracked
 
     def check(self) -> None:
         if self.epochs < 1 or self.retrain_epochs < 1 or self.batch_size < 1:
             raise UserError("epochs, retrain epochs and batch size must be at least 1")
         if self.lam < 0:
             raise UserError("--lambda must be 0 or more")
+        if self.method not in METHODS:
+            raise UserError(f"unknown search method {self.method!r}; known: {', '.join(METHODS)}")
+        if self.method == "dcp-nas" and not self.space_options.get("binary"):
+            raise UserError("dcp-nas searches the binary variant of the space: set space option binary=true")
+        if self.dcp_lambda < 0 or self.dcp_mu < 0 or not 0 <= self.backtrack_share <= 1:
+            raise UserError("DCP-NAS: lambda and mu must be 0 or more, the backtracked share within 0..1")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -84,6 +97,79 @@ def _one_hot(space: DartsSpace, genotype: Genotype) -> torch.Tensor:
     return torch.as_tensor(np.stack(space.one_hot(genotype)))  # (28, 8)
 
 
+def weight_optimizer(settings: SearchSettings, supernet: Supernet) -> tuple[torch.optim.Optimizer, Any]:
+    """DARTS's weight optimizer (SGD with momentum) and its cosine schedule over the search epochs."""
+    w_opt = torch.optim.SGD(
+        supernet.weight_parameters(), settings.w_lr, momentum=settings.w_momentum, weight_decay=settings.w_weight_decay
+    )
+    return w_opt, torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, settings.epochs, eta_min=settings.w_lr_min)
+
+
+def arch_optimizer(settings: SearchSettings, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """DARTS's architecture optimizer: Adam with beta1 0.5."""
+    return torch.optim.Adam(parameters, settings.a_lr, betas=(0.5, 0.999), weight_decay=settings.a_weight_decay)
+
+
+def hardware_loss(settings: SearchSettings, predictor: Predictor, soft_arch: torch.Tensor) -> HardwareLoss:
+    """The hardware term, its reference the predicted latency of the starting (uniform) mixture: lambda is unitless."""
+    with torch.no_grad():
+        ref_ms = float(predictor(soft_arch))
+    target_ms = settings.target_ms or ref_ms
+    return HardwareLoss(predictor, settings.loss_form, settings.lam, ref_ms=ref_ms, target_ms=target_ms)
+
+
+class EhDnas:
+    """EH-DNAS's step: first-order DARTS, alpha trained on validation data with the hardware term added."""
+
+    def __init__(
+        self, settings: SearchSettings, space: DartsSpace, predictor: Predictor, generator: torch.Generator, device: Any
+    ) -> None:
+        self.supernet = Supernet(space, generator).to(device)
+        self.w_opt, self.schedule = weight_optimizer(settings, self.supernet)
+        self.a_opt = arch_optimizer(settings, [self.supernet.alpha])
+        self.hardware = hardware_loss(settings, predictor, self.supernet.soft_arch())
+        self.grad_clip = settings.grad_clip
+
+    def step(self, train: Batch, val: Batch, tau: float | None) -> tuple[float, float]:
+        """One architecture step, then one weight step; the loss and the seconds spent in the predictor."""
+        self.a_opt.zero_grad()  # architecture step (first order) on validation data
+        task = F.cross_entropy(self.supernet(val[0], tau), val[1])
+        t0 = time.perf_counter()
+        loss = self.hardware(task, self.supernet.soft_arch())
+        predictor_s = time.perf_counter() - t0
+        loss.backward()
+        self.a_opt.step()
+        self.w_opt.zero_grad()  # weight step on training data
+        F.cross_entropy(self.supernet(train[0], tau), train[1]).backward()
+        torch.nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.grad_clip)
+        self.w_opt.step()
+        return loss.item(), predictor_s
+
+    def end_epoch(self) -> dict[str, Any]:
+        """Advance the schedules; what this method adds to the epoch's record."""
+        self.schedule.step()
+        return {}
+
+    def train(self) -> None:
+        self.supernet.train()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name).state_dict() for name in ("supernet", "w_opt", "a_opt", "schedule")}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            getattr(self, name).load_state_dict(value)
+
+
+def _method(name: str) -> type:
+    """The search method's step class (EH-DNAS here; DCP-NAS in its own module, which imports this one)."""
+    if name == "dcp-nas":
+        from ehdnas.dcp_nas import DcpNas
+
+        return DcpNas
+    return EhDnas
+
+
 def search_supernet(
     settings: SearchSettings,
     space: DartsSpace,
@@ -92,7 +178,7 @@ def search_supernet(
     out: Path,
     on_event: Events,
 ) -> tuple[Genotype, list[dict[str, Any]]]:
-    """The bilevel search; checkpoints every epoch into `out` and resumes from there."""
+    """The bilevel search of `settings.method`; checkpoints every epoch into `out` and resumes from there."""
     generator = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
     half = len(data.train_x) // 2  # DARTS: half of the training data trains weights, half trains alpha
@@ -100,27 +186,16 @@ def search_supernet(
     train_x, train_y = data.train_x[order[:half]], data.train_y[order[:half]]
     val_x, val_y = data.train_x[order[half:]], data.train_y[order[half:]]
 
-    supernet = Supernet(space, generator).to(data.train_x.device)
-    w_opt = torch.optim.SGD(
-        supernet.weight_parameters(), settings.w_lr, momentum=settings.w_momentum, weight_decay=settings.w_weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, settings.epochs, eta_min=settings.w_lr_min)
-    a_opt = torch.optim.Adam([supernet.alpha], settings.a_lr, betas=(0.5, 0.999), weight_decay=settings.a_weight_decay)
-    with torch.no_grad():
-        ref_ms = float(predictor(supernet.soft_arch()))  # the uniform mixture: lambda becomes unitless
-    target_ms = settings.target_ms or ref_ms
-    hardware = HardwareLoss(predictor, settings.loss_form, settings.lam, ref_ms=ref_ms, target_ms=target_ms)
+    method = _method(settings.method)(settings, space, predictor, generator, data.train_x.device)
+    supernet = method.supernet  # the network whose architecture is searched (DCP-NAS: the 1-bit child)
     history: list[dict[str, Any]] = []
     start_epoch = 0
     checkpoint = out / CHECKPOINT
     if checkpoint.is_file():
         state = torch.load(checkpoint, map_location=data.train_x.device, weights_only=True)
-        if state["settings"] != settings.to_dict():
+        if state["settings"] != settings.to_dict() or "method" not in state:
             raise UserError(f"{out} holds a search with other settings; choose another --out or remove {checkpoint}")
-        supernet.load_state_dict(state["supernet"])
-        w_opt.load_state_dict(state["w_opt"])
-        a_opt.load_state_dict(state["a_opt"])
-        schedule.load_state_dict(state["schedule"])
+        method.load_state_dict(state["method"])
         generator.set_state(state["generator"])
         history, start_epoch = state["history"], len(state["history"])
         on_event({"stage": "resume", "epoch": start_epoch})
@@ -128,23 +203,13 @@ def search_supernet(
     tau = settings.gumbel_tau or None
     for epoch in range(start_epoch, settings.epochs):
         started, predictor_s, losses = time.perf_counter(), 0.0, []
-        supernet.train()
+        method.train()
         val_batches = _batches(val_x, val_y, settings.batch_size, generator)
-        for (xt, yt), (xv, yv) in zip(_batches(train_x, train_y, settings.batch_size, generator), val_batches):
-            a_opt.zero_grad()  # architecture step (first order) on validation data
-            task = F.cross_entropy(supernet(xv, tau), yv)
-            t0 = time.perf_counter()
-            loss = hardware(task, supernet.soft_arch())
-            predictor_s += time.perf_counter() - t0
-            loss.backward()
-            a_opt.step()
-            w_opt.zero_grad()  # weight step on training data
-            task = F.cross_entropy(supernet(xt, tau), yt)
-            task.backward()
-            torch.nn.utils.clip_grad_norm_(supernet.weight_parameters(), settings.grad_clip)
-            w_opt.step()
-            losses.append(loss.item())
-        schedule.step()
+        for train, val in zip(_batches(train_x, train_y, settings.batch_size, generator), val_batches):
+            loss, seconds = method.step(train, val, tau)
+            losses.append(loss)
+            predictor_s += seconds
+        extra = method.end_epoch()
         genotype = supernet.derive()
         with torch.no_grad():
             record = {
@@ -157,17 +222,15 @@ def search_supernet(
                 "predicted_ms_soft": float(predictor(supernet.soft_arch())),
                 "predicted_ms_derived": float(predictor(_one_hot(space, genotype).to(data.train_x.device))),
                 "genotype": genotype.to_text(),
-                "alpha": F.softmax(supernet.alpha, -1).tolist(),
+                "alpha": supernet.soft_arch().tolist(),
                 "epoch_s": time.perf_counter() - started,
                 "predictor_s": predictor_s,
+                **extra,
             }
         history.append(record)
         state = {
             "settings": settings.to_dict(),
-            "supernet": supernet.state_dict(),
-            "w_opt": w_opt.state_dict(),
-            "a_opt": a_opt.state_dict(),
-            "schedule": schedule.state_dict(),
+            "method": method.state_dict(),
             "generator": generator.get_state(),
             "history": history,
         }
@@ -192,7 +255,10 @@ def retrain(
         model.train()
         for x, y in _batches(data.train_x, data.train_y, settings.batch_size, generator):
             optimizer.zero_grad()
-            F.cross_entropy(model(x), y).backward()
+            loss = F.cross_entropy(model(x), y)
+            if space.config.binary:  # 1-bit weights stay close to the real ones they stand for
+                loss = loss + settings.dcp_mu * reconstruction_loss(model)
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()
         schedule.step()
@@ -290,6 +356,10 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
         "macs": measurement.model.get("macs"),
         "params": sum(p.numel() for p in model.parameters()),
     }
+    if space.config.binary:
+        real = get_space("darts", {**settings.space_options, "binary": False}).build(genotype)
+        result["memory_mbits"] = memory_bits(model) / 1e6
+        result["real_memory_mbits"] = memory_bits(real) / 1e6  # the same genotype, real-valued
     if runner.precision() != "float32":  # the target runs another network than the one trained: how far off?
         outputs = runner.infer(exported, data.test_x.cpu().numpy())
         hit = float((outputs.argmax(1) == data.test_y.cpu().numpy()).mean())
@@ -300,9 +370,26 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
     return result
 
 
+def search_space(method: str, name: str, options: dict[str, Any] | list[str]) -> DartsSpace:
+    """The space a method searches: DCP-NAS's child lives in the binary variant, which it sets itself."""
+    from ehdnas.options import parse_pairs
+
+    if name != "darts":
+        raise UserError(f"search supports the darts space; {name!r} is not searchable yet")
+    values = dict(options) if isinstance(options, dict) else parse_pairs(options, "space 'darts'")
+    if method == "dcp-nas":
+        values.setdefault("binary", True)
+    space = get_space(name, values)
+    assert isinstance(space, DartsSpace)
+    if method == "dcp-nas" and not space.config.binary:
+        raise UserError("dcp-nas searches 1-bit networks: space option binary=false does not go with it")
+    return space
+
+
 def search_settings(
     runner: Any, space: Any, lam: float, data: str, loss_form: str, epochs: int, retrain_epochs: int,
     batch_size: int, arch_lr: float, gumbel_tau: float, target_ms: float, seed: int,
+    method: str = "eh-dnas", dcp_lambda: float = 5e-3, dcp_mu: float = 0.2,
 ) -> SearchSettings:  # fmt: skip
     """Settings from the options users set (the CLI's flags, a search job's spec), checked."""
     from ehdnas.options import make_config
@@ -311,6 +398,7 @@ def search_settings(
         "target": runner.name, "target_options": runner.config_dict(), "space_options": space.config_dict(),
         "data": data, "lam": lam, "loss_form": loss_form, "epochs": epochs, "retrain_epochs": retrain_epochs,
         "batch_size": batch_size, "a_lr": arch_lr, "gumbel_tau": gumbel_tau, "target_ms": target_ms, "seed": seed,
+        "method": method, "dcp_lambda": dcp_lambda, "dcp_mu": dcp_mu,
     }  # fmt: skip
     return make_config(SearchSettings, values, "search")
 

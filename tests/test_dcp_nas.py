@@ -1,0 +1,106 @@
+"""DCP-NAS: the child-parent step, its settings, the CLI and the server's search spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+
+from ehdnas.dcp_nas import DcpNas
+from ehdnas.errors import UserError
+from ehdnas.search import SearchSettings, search_space
+from ehdnas.spaces.binary_ops import memory_bits
+from perf_models.mlp import MLPPredictor
+from server.specs import Limits, SearchSpec, check_spec
+from tests.conftest import run_cli
+
+TINY = {"layers": 3, "channels": 4, "input_size": 8, "binary": True}
+
+
+def _method(dcp_lambda: float) -> DcpNas:
+    space = search_space("dcp-nas", "darts", TINY)
+    settings = SearchSettings(space_options=space.config_dict(), method="dcp-nas", dcp_lambda=dcp_lambda, lam=0.0)
+    predictor = MLPPredictor([len(d.choices) for d in space.decisions])
+    return DcpNas(settings, space, predictor, torch.Generator().manual_seed(0), torch.device("cpu"))
+
+
+def _batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(8, 3, 8, 8, generator=generator), torch.randint(0, 10, (8,), generator=generator)
+
+
+def test_a_step_trains_parent_child_and_psi_and_backtracks_the_strongest_edges() -> None:
+    method = _method(5e-3)
+    child, parent = method.supernet.alpha.detach().clone(), method.parent.alpha.detach().clone()
+    method.train()
+    method.step(_batch(0), _batch(1), None)
+    assert not torch.equal(child, method.supernet.alpha) and not torch.equal(parent, method.parent.alpha)
+    assert int(method.mask.sum()) == 14  # half of the 28 edges, by weight-norm rank
+    assert method.projected.abs().sum() > 0 and method.psi.abs().sum() == 0  # psi only moves from the next step
+    method.step(_batch(2), _batch(3), None)
+    assert method.psi.abs().sum() > 0  # the backtracking term is learned through the child's objective
+    shifted = method.supernet.arch_logits() - method.supernet.alpha
+    assert torch.equal(shifted[method.mask.squeeze(1) == 0], torch.zeros_like(shifted[method.mask.squeeze(1) == 0]))
+    record = method.end_epoch()
+    assert record["discrepancy"] > 0 and record["backtracked_edges"] == 14
+
+
+def test_lambda_zero_is_cp_nas_without_tangent_propagation() -> None:
+    torch.manual_seed(0)
+    cp, dcp = _method(0.0), _method(5.0)
+    for method in (cp, dcp):
+        method.train()
+        torch.manual_seed(1)
+        method.step(_batch(0), _batch(1), None)
+    assert cp.end_epoch()["discrepancy"] == 0.0 and dcp.end_epoch()["discrepancy"] > 0
+    assert not torch.allclose(cp.supernet.alpha, dcp.supernet.alpha)  # the tangent term moved alpha
+
+
+def test_state_round_trips_for_resuming() -> None:
+    method = _method(5e-3)
+    method.train()
+    method.step(_batch(0), _batch(1), None)
+    method.step(_batch(2), _batch(3), None)
+    again = _method(5e-3)
+    again.load_state_dict(method.state_dict())
+    assert torch.equal(again.psi, method.psi) and torch.equal(again.mask, method.mask)
+    assert torch.equal(again.supernet.arch_logits(), method.supernet.arch_logits())
+    assert torch.equal(again.parent.alpha, method.parent.alpha)
+
+
+def test_settings_space_and_server_spec() -> None:
+    assert search_space("dcp-nas", "darts", ["layers=3"]).config.binary is True
+    with pytest.raises(UserError, match="binary=false does not go with it"):
+        search_space("dcp-nas", "darts", ["binary=false"])
+    with pytest.raises(UserError, match="set space option binary=true"):
+        SearchSettings(method="dcp-nas").check()
+    with pytest.raises(UserError, match="unknown search method 'enas'"):
+        SearchSettings(method="enas").check()
+    spec = SearchSpec(target="systolic-edge32", method="dcp-nas", auto_predictor=True, space_options={"layers": 3})
+    assert check_spec(spec, Limits()) == [] and spec.the_space().config.binary is True
+    bad = SearchSpec(target="systolic-edge32", method="dcp-nas", space_options={"binary": False}, auto_predictor=True)
+    assert check_spec(bad, Limits())[0][0] == ("space_options",)
+
+
+@pytest.mark.slow
+def test_search_dcp_nas_end_to_end(tmp_path: Path, db_url: str) -> None:
+    space = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
+    args = ["search", "--method", "dcp-nas", "-t", "systolic-edge32", *space, "--auto-predictor"]
+    args += ["--auto-samples", "50"]
+    out = tmp_path / "run"
+    printed = run_cli(*args, "--epochs", "2", "--retrain-epochs", "1", "--out", str(out), db=db_url).stdout
+    result = json.loads((out / "result.json").read_text())
+    assert result["space_config"]["binary"] is True and result["settings"]["method"] == "dcp-nas"
+    space = search_space("dcp-nas", "darts", result["space_config"])
+    genotype = space.parse(result["genotype"])
+    assert result["memory_mbits"] == memory_bits(space.build(genotype)) / 1e6
+    # At 3 cells of 4 channels the real-valued stem and classifier hold most of the memory: only ~3x less.
+    assert 0 < result["memory_mbits"] < result["real_memory_mbits"] / 2
+    assert "1-bit network" in printed and f"{result['memory_mbits']:.3f} Mbit" in printed
+    nodes = [node.op_type for node in onnx.load(str(out / "model.onnx")).graph.node]
+    assert "Sign" in nodes  # the exported child keeps its 1-bit convolutions visible to runners
+    history = torch.load(out / "checkpoint.pt", weights_only=True)["history"]
+    assert all(r["discrepancy"] > 0 and r["backtracked_edges"] == 14 for r in history)
