@@ -418,6 +418,16 @@ def search(
     gumbel_tau: Annotated[float, typer.Option("--gumbel-tau", help="> 0: Gumbel-softmax at this temperature.")] = 0.0,
     target_ms: Annotated[float, typer.Option("--target-ms", help="Latency budget of the hinge form (ms).")] = 0.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method", help="eh-dnas, or dcp-nas: a 1-bit child under a real-valued parent (the binary space)."
+        ),
+    ] = "eh-dnas",
+    dcp_lambda: Annotated[
+        float, typer.Option("--dcp-lambda", help="DCP-NAS: tangent-propagation weight; 0 is CP-NAS.")
+    ] = 5e-3,
+    dcp_mu: Annotated[float, typer.Option("--dcp-mu", help="1-bit weights' reconstruction-loss weight.")] = 0.2,
     predictor: Annotated[
         Path | None, typer.Option("--predictor", help="Predictor file [the one train-predictor saved by default].")
     ] = None,
@@ -431,17 +441,15 @@ def search(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """EH-DNAS: search with a latency predictor for the target, retrain, export and measure the result.
+    """EH-DNAS (or DCP-NAS, --method dcp-nas): search with a latency predictor for the target, retrain, export
+    and measure the result.
 
     With several lambdas (`ehdnas sweep --lambdas 0.25,0.5,1 ...`) it runs one search per lambda, the lambda-0
     DARTS baseline included, into DIR/lambda-<L>, and plots accuracy against measured latency in DIR/pareto.png.
     """
-    from ehdnas.search import NoPredictor, ensure_predictor, run_search, run_sweep, search_settings
-    from ehdnas.spaces import get_space
+    from ehdnas.search import NoPredictor, ensure_predictor, run_search, run_sweep, search_settings, search_space
     from ehdnas.store import Store
 
-    if space != "darts":
-        raise UserError(f"search supports the darts space; {space!r} is not searchable yet")
     try:
         lam_values = [float(v) for v in lambdas.split(",") if v.strip()]
     except ValueError:
@@ -449,10 +457,10 @@ def search(
     if not lam_values:
         raise UserError("--lambda needs at least one value")
     runner = _runner(target, option, accelerator)
-    the_space = get_space(space, space_option or [])
+    the_space = search_space(method, space, space_option or [])
     settings = search_settings(
         runner, the_space, lam_values[0], data, loss_form, epochs, retrain_epochs, batch_size, arch_lr, gumbel_tau,
-        target_ms, seed,
+        target_ms, seed, method, dcp_lambda, dcp_mu,
     )  # fmt: skip
     try:
         with _progress(auto_samples, "measured") as progress:
@@ -501,6 +509,9 @@ def search(
     accuracy = f"test accuracy {result['test_accuracy']:.4f}" + (
         f" (float32), {on_target['test_accuracy']:.4f} in {on_target['precision']} on the target" if on_target else ""
     )
+    if "memory_mbits" in result:
+        ratio = result["real_memory_mbits"] / result["memory_mbits"]
+        accuracy += f" (1-bit network: {result['memory_mbits']:.3f} Mbit, {ratio:.1f}x less than real-valued)"
     console.print(
         f"genotype: {result['genotype']}\n{accuracy}; latency on {runner.name}: "
         f"measured {measured:.3f} ms, predicted {result['predicted_latency_ms']:.3f} ms "

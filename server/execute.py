@@ -69,7 +69,8 @@ def _search(spec: SearchSpec, folder: Path, store: Store, progress: Progress, ev
     runner, space = spec.runner(), spec.the_space()
     settings = search_settings(
         runner, space, spec.lambdas[0], spec.data, spec.loss_form, spec.epochs, spec.retrain_epochs,
-        spec.batch_size, spec.arch_lr, spec.gumbel_tau, spec.target_ms, spec.seed,
+        spec.batch_size, spec.arch_lr, spec.gumbel_tau, spec.target_ms, spec.seed, spec.method, spec.dcp_lambda,
+        spec.dcp_mu,
     )  # fmt: skip
     auto = spec.auto_samples if spec.auto_predictor else None
     collecting = _counted(lambda _, message: progress(0.0, message), "predictor: measured ")

@@ -119,10 +119,18 @@ class SearchSpec(_Spec):
     gumbel_tau: float = Field(0.0, ge=0, le=1_000)
     target_ms: float = Field(0.0, ge=0)
     seed: int = Field(0, ge=0)
+    method: Literal["eh-dnas", "dcp-nas"] = Field("eh-dnas", description="dcp-nas: a 1-bit child (binary space).")
+    dcp_lambda: float = Field(5e-3, ge=0, description="DCP-NAS: tangent-propagation weight; 0 is CP-NAS.")
+    dcp_mu: float = Field(0.2, ge=0, description="1-bit weights' reconstruction-loss weight.")
     predictor: str | None = Field(
         None, description="A file that `GET /v1/predictors` lists [the one trained for this target and space]."
     )
     auto_predictor: bool = Field(False, description="Without a predictor: collect measurements and train one first.")
+
+    def the_space(self) -> Any:
+        from ehdnas.search import search_space
+
+        return search_space(self.method, self.space, self.space_options)
 
     def predictor_path(self) -> Path | None:
         from perf_models.predictor import predictors_dir
