@@ -14,7 +14,10 @@ from ehdnas.errors import UserError
 from ehdnas.export import build_seeded, export_arch
 from ehdnas.spaces import get_space, list_spaces
 
-SMALL = {"darts": {"layers": 3, "channels": 4}}  # settings that keep the contract tests fast
+SMALL = {  # settings that keep the contract tests fast
+    "darts": {"layers": 3, "channels": 4},
+    "flownas": {"input_height": 32, "input_width": 32},
+}
 
 
 @pytest.fixture(params=list_spaces())
