@@ -1,0 +1,139 @@
+"""Evolutionary search under a latency budget (FlowNAS's search, after Once-for-All's evolution finder).
+
+It works on a space's categorical encoding (`space.encode` / `space.decode`), so
+any registered space can be searched, and it depends only on the two functions
+it is handed: `fitness(arch)` (lower is better, e.g. validation EPE plus the
+distance to a teacher's features) and `latency_ms(arch)` (a predictor's
+estimate or a measurement). Each is called once per distinct architecture.
+
+Every candidate is checked against the budget before its fitness is computed:
+one over the budget is rejected and another is drawn, as FlowNAS and
+Once-for-All do, and the rejections are counted (the share of the space the
+budget rules out). Each generation keeps the `parents` best architectures seen
+so far and breeds `mutations` mutants (each decision redrawn with probability
+`mutation_prob`) and `crossovers` children (each decision from either of two
+parents).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ehdnas.errors import UserError
+from ehdnas.spaces.base import SearchSpace
+
+
+@dataclass(frozen=True)
+class EvolutionSettings:
+    """FlowNAS's defaults."""
+
+    population: int = 50
+    generations: int = 20
+    parents: int = 10
+    mutations: int = 25
+    mutation_prob: float = 0.1
+    crossovers: int = 25
+    max_draws: int = 1000  # draws for one candidate before the budget is declared out of reach
+
+    def check(self) -> None:
+        counts = (self.population, self.generations, self.parents, self.max_draws)
+        if min(counts) < 1 or self.mutations < 0 or self.crossovers < 0:
+            raise UserError("evolution: population, generations, parents and max_draws must be at least 1")
+        if self.parents > self.population:
+            raise UserError("evolution: parents cannot outnumber the population")
+        if not 0 <= self.mutation_prob <= 1:
+            raise UserError("evolution: the mutation probability must lie within 0..1")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    arch: Any
+    fitness: float  # lower is better
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class EvolutionResult:
+    population: list[Candidate]  # the last generation, best first
+    history: list[dict[str, float]]  # per generation: best and mean fitness, best's latency
+    seen: dict[str, Candidate]  # every architecture whose fitness was computed, by its text
+    drawn: int  # candidates proposed (initial samples, mutants, children)
+    rejected: int  # of those, over the budget
+
+    @property
+    def best(self) -> Candidate:
+        return self.population[0]
+
+
+def evolve(
+    space: SearchSpace,
+    fitness: Callable[[Any], float],
+    latency_ms: Callable[[Any], float],
+    budget_ms: float,
+    settings: EvolutionSettings,
+    rng: np.random.Generator,
+    on_generation: Callable[[dict[str, float]], None] = lambda _: None,
+) -> EvolutionResult:
+    """The best architecture within `budget_ms` that the evolution finds, with its last population."""
+    settings.check()
+    sizes = np.array([len(d.choices) for d in space.decisions])
+    latencies: dict[str, float] = {}  # every drawn architecture's, by its text
+    seen: dict[str, Candidate] = {}
+    history: list[dict[str, float]] = []
+    drawn = rejected = 0
+
+    def within_budget(propose: Callable[[], np.ndarray]) -> Any:
+        nonlocal drawn, rejected
+        for _ in range(settings.max_draws):
+            arch = space.decode(propose().tolist())
+            key = space.to_text(arch)
+            if key not in latencies:
+                latencies[key] = float(latency_ms(arch))
+            drawn += 1
+            if latencies[key] <= budget_ms:
+                return arch
+            rejected += 1
+        fastest = min(latencies.values())
+        raise UserError(
+            f"no architecture within {budget_ms:g} ms in {settings.max_draws} draws (the fastest seen: "
+            f"{fastest:.4g} ms): raise the latency budget"
+        )
+
+    def evaluate(arch: Any) -> Candidate:
+        key = space.to_text(arch)
+        if key not in seen:
+            seen[key] = Candidate(arch, float(fitness(arch)), latencies[key])
+        return seen[key]
+
+    def mutant(parents: list[Candidate]) -> np.ndarray:
+        indices = np.array(space.encode(parents[rng.integers(len(parents))].arch))
+        redraw = rng.random(len(sizes)) < settings.mutation_prob
+        return np.where(redraw, rng.integers(0, sizes), indices)
+
+    def child(parents: list[Candidate]) -> np.ndarray:
+        a, b = (space.encode(parents[i].arch) for i in rng.integers(len(parents), size=2))
+        return np.where(rng.random(len(sizes)) < 0.5, a, b)
+
+    population = [evaluate(within_budget(lambda: rng.integers(0, sizes))) for _ in range(settings.population)]
+    for generation in range(settings.generations):
+        population = sorted({space.to_text(c.arch): c for c in population}.values(), key=lambda c: c.fitness)
+        record = {
+            "generation": generation + 1,
+            "best_fitness": population[0].fitness,
+            "mean_fitness": float(np.mean([c.fitness for c in population])),
+            "best_latency_ms": population[0].latency_ms,
+        }
+        history.append(record)
+        on_generation(record)
+        if generation + 1 == settings.generations:
+            break
+        parents = population[: settings.parents]
+        mutants = [within_budget(functools.partial(mutant, parents)) for _ in range(settings.mutations)]
+        children = [within_budget(functools.partial(child, parents)) for _ in range(settings.crossovers)]
+        population = parents + [evaluate(arch) for arch in mutants + children]
+    return EvolutionResult(population, history, seen, drawn, rejected)

@@ -1,0 +1,66 @@
+"""The evolutionary search under a latency budget, on a known landscape over the flownas space's encoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ehdnas.errors import UserError
+from ehdnas.evolution import EvolutionSettings, evolve
+from ehdnas.spaces import get_space
+
+SPACE = get_space("flownas")
+SIZES = np.array([len(d.choices) for d in SPACE.decisions])
+
+
+def latency(arch) -> float:  # noqa: ANN001
+    """Grows with every choice index: larger kernels, widths, depths, expansions cost more."""
+    return float(np.sum(SPACE.encode(arch)))
+
+
+def fitness(arch) -> float:  # noqa: ANN001
+    """Falls as choices grow: the best architecture within a budget spends all of it on the cheapest gains."""
+    weights = np.linspace(1.0, 2.0, len(SIZES))
+    return float(-(weights * np.asarray(SPACE.encode(arch))).sum())
+
+
+def test_every_evaluated_architecture_meets_the_budget_and_the_search_beats_random_sampling() -> None:
+    budget = 10.0
+    settings = EvolutionSettings(population=20, generations=10, parents=5, mutations=10, crossovers=10)
+    result = evolve(SPACE, fitness, latency, budget, settings, np.random.default_rng(0))
+    assert all(c.latency_ms <= budget for c in result.seen.values())
+    assert result.best.latency_ms <= budget and result.best == min(result.seen.values(), key=lambda c: c.fitness)
+    assert [c.fitness for c in result.population] == sorted(c.fitness for c in result.population)
+    assert len(result.history) == 10 and result.history[-1]["best_fitness"] <= result.history[0]["best_fitness"]
+    assert 0 < result.rejected < result.drawn  # uniform draws are often over a budget of 10 index steps
+
+    # Random sampling with as many fitness evaluations, same budget: the evolution does at least as well.
+    rng = np.random.default_rng(0)
+    feasible = [a for a in (SPACE.decode(rng.integers(0, SIZES).tolist()) for _ in range(5000)) if latency(a) <= 10]
+    random_best = min(fitness(a) for a in feasible[: len(result.seen)])
+    assert result.best.fitness < random_best
+    # The optimum within the budget spends its 10 index steps on the heaviest decisions (each step costs 1).
+    weights, steps, optimum = np.linspace(1.0, 2.0, len(SIZES)), 10, 0.0
+    for d in np.argsort(-weights):
+        take = min(steps, SIZES[d] - 1)
+        optimum, steps = optimum - take * weights[d], steps - take
+    assert result.best.fitness <= 0.9 * optimum  # within 10% of it (seed 0: 95%)
+
+
+def test_counts_are_consistent_and_seeded() -> None:
+    settings = EvolutionSettings(population=8, generations=3, parents=3, mutations=4, crossovers=4)
+    runs = [evolve(SPACE, fitness, latency, 12.0, settings, np.random.default_rng(7)) for _ in range(2)]
+    assert runs[0].population == runs[1].population and runs[0].drawn == runs[1].drawn
+    accepted = runs[0].drawn - runs[0].rejected
+    assert accepted == 8 + 2 * (4 + 4)  # the initial population, then mutants and children of two breedings
+    calls: list[str] = []
+    evolve(SPACE, lambda a: calls.append(SPACE.to_text(a)) or 0.0, latency, 12.0, settings, np.random.default_rng(7))
+    assert len(calls) == len(set(calls))  # fitness once per distinct architecture
+
+
+def test_a_budget_out_of_reach_and_bad_settings_are_user_errors() -> None:
+    with pytest.raises(UserError, match=r"no architecture within 0.5 ms in 50 draws \(the fastest seen: .*raise"):
+        evolve(SPACE, fitness, latency, 0.5, EvolutionSettings(max_draws=50), np.random.default_rng(0))
+    for bad in (EvolutionSettings(parents=60), EvolutionSettings(mutation_prob=1.5), EvolutionSettings(generations=0)):
+        with pytest.raises(UserError, match="evolution:"):
+            evolve(SPACE, fitness, latency, 100.0, bad, np.random.default_rng(0))
