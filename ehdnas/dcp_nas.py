@@ -65,21 +65,25 @@ class DcpNas:
         self.discrepancy: list[float] = []
 
     def step(self, train: Batch, val: Batch, tau: float | None) -> tuple[float, float]:
-        s = self.settings
+        s, tangents = self.settings, self.settings.dcp_lambda > 0
         self._parent_step(train, val, tau)
-        # The Child's architecture step (alpha and psi) on validation data.
+        # The Child's architecture step (alpha and psi) on validation data; one forward of each supernet
+        # gives both the outputs and, with lambda > 0, the tangent directions.
         self.a_opt.zero_grad()
-        with torch.no_grad():
-            parent_probs = F.softmax(self.parent(val[0]), dim=1)
+        with torch.set_grad_enabled(tangents):
+            parent_probs = F.softmax(self.parent(val[0], tau), dim=1)
         predicted = parent_probs.argmax(1, keepdim=True)
-        kl = F.kl_div(F.log_softmax(self.supernet(val[0], tau), dim=1), parent_probs, reduction="batchmean")
+        child_logits = self.supernet(val[0], tau)
+        kl = F.kl_div(F.log_softmax(child_logits, dim=1), parent_probs.detach(), reduction="batchmean")
         t0 = time.perf_counter()
         loss = self.hardware(kl, self.supernet.soft_arch())
         predictor_s = time.perf_counter() - t0
+        if tangents:  # D(alpha)'s gradient 2 H (g_C - g_P), H ~ g_C g_C^T, is added to alpha's after backward
+            parent_tangent = _tangent(parent_probs, predicted, self.parent.alpha, keep_graph=False)
+            child_tangent = _tangent(F.softmax(child_logits, dim=1), predicted, self.supernet.alpha, keep_graph=True)
         loss.backward()
-        if s.dcp_lambda > 0:  # D(alpha)'s gradient 2 H (g_C - g_P), H ~ g_C g_C^T: added to alpha's
-            child_tangent = _tangent(self.supernet, val[0], predicted, tau)
-            gap = child_tangent - _tangent(self.parent, val[0], predicted, tau)
+        if tangents:
+            gap = child_tangent - parent_tangent
             self.discrepancy.append(float(gap.pow(2).sum()))
             self.supernet.alpha.grad += s.dcp_lambda * 2 * child_tangent * (child_tangent * gap).sum()
         self.a_opt.step()
@@ -150,8 +154,10 @@ class DcpNas:
         self.projected, self.mask = state["projected"], state["mask"]
 
 
-def _tangent(net: Supernet, x: torch.Tensor, predicted: torch.Tensor, tau: float | None) -> torch.Tensor:
-    """d/dalpha of the mean probability `net` gives the Parent's predicted classes: (28, 8)."""
-    probs = F.softmax(net(x, tau), dim=1).gather(1, predicted)
-    (gradient,) = torch.autograd.grad(probs.mean(), net.alpha)
+def _tangent(probs: torch.Tensor, predicted: torch.Tensor, alpha: torch.Tensor, keep_graph: bool) -> torch.Tensor:
+    """d/dalpha of the mean probability given to the Parent's predicted classes: (28, 8).
+
+    `probs` (B, classes) are a supernet's outputs, still attached to the graph that reaches its `alpha`.
+    """
+    (gradient,) = torch.autograd.grad(probs.gather(1, predicted).mean(), alpha, retain_graph=keep_graph)
     return gradient.detach()
