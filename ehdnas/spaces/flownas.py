@@ -161,6 +161,14 @@ class FlowNASSpace(SearchSpace[EncoderArch]):
     def sample(self, rng: np.random.Generator) -> EncoderArch:
         return self.decode([int(rng.integers(len(d.choices))) for d in self.decisions])
 
+    def largest(self) -> EncoderArch:
+        """Every stage at its largest kernel, width, depth and expand: the network a weight-sharing supernet holds."""
+        return EncoderArch(tuple(StageChoice(*(max(getattr(spec, name)) for name in FIELDS)) for spec in STAGES))
+
+    def smallest(self) -> EncoderArch:
+        """Every stage at its smallest choices: with `largest`, the two ends of the sandwich rule."""
+        return EncoderArch(tuple(StageChoice(*(min(getattr(spec, name)) for name in FIELDS)) for spec in STAGES))
+
     def from_dict(self, data: Mapping[str, Any]) -> EncoderArch:
         return EncoderArch.from_dict(data)
 
