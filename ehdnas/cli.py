@@ -392,6 +392,81 @@ def _train_and_save(
         ) from None
 
 
+def _ensure_predictor(
+    runner: Any, space: Any, path: Path | None, auto: bool, samples: int, seed: int, db: str | None,
+    option: list[str] | None, space_option: list[str] | None,
+) -> Any:  # fmt: skip
+    """The search's predictor (see ehdnas.search.ensure_predictor); without one, the commands that make it."""
+    from ehdnas.search import NoPredictor, ensure_predictor
+    from ehdnas.store import Store
+
+    try:
+        with _progress(samples, "measured") as progress:
+            return ensure_predictor(runner, space, path, samples if auto else None, seed, Store(db), progress)
+    except NoPredictor as missing:
+        flags = _flags(option, space_option)
+        raise UserError(
+            f"{missing}; run `ehdnas collect --space {space.name} --target {runner.name} --samples {samples}{flags}` "
+            f"and `ehdnas train-predictor --space {space.name} --target {runner.name}{flags}`, or add --auto-predictor"
+        ) from None
+
+
+def _show_flow(event: dict[str, Any]) -> None:
+    """One line per finished stage of a flownas search."""
+    stage = event["stage"]
+    if stage in ("flow-train", "supernet"):
+        what = "teacher" if stage == "flow-train" else "supernet"
+        extra = f", val EPE {event['val_epe']:.3f} px" if "val_epe" in event else ""
+        line = f"{what} {event['epoch']}/{event['epochs']}: loss {event['loss']:.3f}{extra}, {event['epoch_s']:.1f} s"
+    elif stage == "evolution":
+        line = (
+            f"evolution {event['generation']}/{event['generations']}: best fitness {event['best_fitness']:.3f} "
+            f"at {event['best_latency_ms']:.3f} ms"
+        )
+    elif stage == "resume":
+        line = f"resumed: the {event['what']} of this folder"
+    else:
+        return
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _flow_search(
+    runner: Any, space_option: list[str] | None, data: str | None, pairs: str | None, budget_ms: float,
+    latency_from: str, epochs: int, teacher_epochs: int, batch_size: int, evolution: list[str] | None, seed: int,
+    predictor: tuple[Path | None, bool, int], db: str | None, option: list[str] | None, out: Path, as_json: bool,
+) -> None:  # fmt: skip
+    """`search --space flownas`: teacher, supernet, evolution under the budget; the chosen encoder measured."""
+    from ehdnas.flownas_search import flow_search_settings, run_flow_search
+    from ehdnas.spaces import get_space
+    from ehdnas.store import Store
+
+    space = get_space("flownas", space_option or [])
+    try:
+        counts = [int(n) for n in pairs.split(",")] if pairs else []
+    except ValueError:
+        raise UserError(f"--pairs {pairs!r}: expected three counts like 320,48,48") from None
+    settings = flow_search_settings(
+        runner, space, data, budget_ms, latency_from, epochs, teacher_epochs, batch_size, evolution or [], seed, counts
+    )
+    the_predictor = None
+    if settings.latency == "predictor":
+        path, auto, samples = predictor
+        the_predictor = _ensure_predictor(runner, space, path, auto, samples, seed, db, option, space_option)
+    result = run_flow_search(settings, the_predictor, Store(db), out, _show_flow)
+    if as_json:
+        _print_json(result)
+        return
+    measured, teacher = result["measured_latency_ms"]["median"], result["teacher"]
+    console.print(
+        f"encoder: {result['encoder']}\ntest EPE {result['test_epe']:.3f} px (teacher {teacher['test_epe']:.3f}); "
+        f"latency on {runner.name}: measured {measured:.3f} ms, budget {budget_ms:g} ms "
+        f"{'met' if result['meets_budget_measured'] else 'NOT met'} (teacher {teacher['measured_latency_ms']:.3f} ms); "
+        f"{100 * result['evolution']['rejected_share']:.0f}% of the candidates drawn were over the budget; "
+        f"results in {out}",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+
+
 @app.command()
 def search(
     target: TargetOpt,
@@ -408,8 +483,13 @@ def search(
     loss_form: Annotated[
         str, typer.Option("--loss-form", help="eh-dnas, add#linear, mul#log or hinge (see perf_models.loss).")
     ] = "eh-dnas",
-    data: Annotated[str, typer.Option("--data", help="digits, cifar10:DIR or folder:DIR.")] = "digits",
-    epochs: Annotated[int, typer.Option("--epochs", help="Search epochs.")] = 25,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data", help="darts: digits, cifar10:DIR or folder:DIR; flownas: photos, chairs:DIR, sintel:DIR."
+        ),
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Search epochs (flownas: supernet training).")] = 25,
     retrain_epochs: Annotated[int, typer.Option("--retrain-epochs", help="Epochs to retrain the result.")] = 30,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     arch_lr: Annotated[
@@ -428,6 +508,20 @@ def search(
         float, typer.Option("--dcp-lambda", help="DCP-NAS: tangent-propagation weight; 0 is CP-NAS.")
     ] = 5e-3,
     dcp_mu: Annotated[float, typer.Option("--dcp-mu", help="1-bit weights' reconstruction-loss weight.")] = 0.2,
+    latency_budget: Annotated[
+        float, typer.Option("--latency-budget", help="flownas: the encoder's latency budget on the target (ms).")
+    ] = 0.0,
+    latency_from: Annotated[
+        str, typer.Option("--latency-from", help="flownas: check the budget by 'predictor' or 'measured' latency.")
+    ] = "predictor",
+    teacher_epochs: Annotated[int, typer.Option("--teacher-epochs", help="flownas: teacher training epochs.")] = 10,
+    pairs: Annotated[
+        str | None, typer.Option("--pairs", help="flownas: TRAIN,VAL,TEST pairs of the flow data [320,48,48].")
+    ] = None,
+    evolution: Annotated[
+        list[str] | None,
+        typer.Option("--evolution", help="flownas: evolution setting KEY=VALUE, e.g. population=50, generations=20."),
+    ] = None,
     predictor: Annotated[
         Path | None, typer.Option("--predictor", help="Predictor file [the one train-predictor saved by default].")
     ] = None,
@@ -442,13 +536,12 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """EH-DNAS (or DCP-NAS, --method dcp-nas): search with a latency predictor for the target, retrain, export
-    and measure the result.
+    and measure the result. --space flownas: FlowNAS's encoder search under --latency-budget on the target.
 
     With several lambdas (`ehdnas sweep --lambdas 0.25,0.5,1 ...`) it runs one search per lambda, the lambda-0
     DARTS baseline included, into DIR/lambda-<L>, and plots accuracy against measured latency in DIR/pareto.png.
     """
-    from ehdnas.search import NoPredictor, ensure_predictor, run_search, run_sweep, search_settings, search_space
-    from ehdnas.store import Store
+    from ehdnas.search import run_search, run_sweep, search_settings, search_space
 
     try:
         lam_values = [float(v) for v in lambdas.split(",") if v.strip()]
@@ -457,22 +550,20 @@ def search(
     if not lam_values:
         raise UserError("--lambda needs at least one value")
     runner = _runner(target, option, accelerator)
+    if space == "flownas":  # FlowNAS: an encoder under a latency budget, by evolution over a supernet
+        _flow_search(
+            runner, space_option, data, pairs, latency_budget, latency_from, epochs, teacher_epochs, batch_size,
+            evolution, seed, (predictor, auto_predictor, auto_samples), db, option, out, as_json,
+        )  # fmt: skip
+        return
     the_space = search_space(method, space, space_option or [])
     settings = search_settings(
-        runner, the_space, lam_values[0], data, loss_form, epochs, retrain_epochs, batch_size, arch_lr, gumbel_tau,
-        target_ms, seed, method, dcp_lambda, dcp_mu,
+        runner, the_space, lam_values[0], data or "digits", loss_form, epochs, retrain_epochs, batch_size, arch_lr,
+        gumbel_tau, target_ms, seed, method, dcp_lambda, dcp_mu,
     )  # fmt: skip
-    try:
-        with _progress(auto_samples, "measured") as progress:
-            the_predictor = ensure_predictor(
-                runner, the_space, predictor, auto_samples if auto_predictor else None, seed, Store(db), progress
-            )
-    except NoPredictor as missing:
-        flags = _flags(option, space_option)
-        raise UserError(
-            f"{missing}; run `ehdnas collect --space {space} --target {runner.name} --samples {auto_samples}{flags}` "
-            f"and `ehdnas train-predictor --space {space} --target {runner.name}{flags}`, or add --auto-predictor"
-        ) from None
+    the_predictor = _ensure_predictor(
+        runner, the_space, predictor, auto_predictor, auto_samples, seed, db, option, space_option
+    )
 
     def show(event: dict[str, Any]) -> None:
         if event["stage"] == "search":

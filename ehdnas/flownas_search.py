@@ -1,0 +1,383 @@
+"""FlowNAS on ehdnas: search a RAFT-style estimator's encoder under a latency budget on a named target.
+
+teacher (the estimator with the space's largest encoder, trained) -> supernet
+(weight sharing: the largest, the smallest and random sub-networks each step,
+one flow head for all, their features aligned to the teacher's) -> evolution
+(fitness = validation EPE + the distance of the encoder's features to the
+teacher's; constraint = the encoder's latency on the target, predicted or
+measured) -> the chosen encoder with its own BatchNorm statistics, its test
+EPE, exported and measured on the target, and the Pareto plot of the last
+population. FlowNAS constrained a resource count; the constraint here is the
+target's latency, which FlowNAS itself did not enforce.
+
+Every stage is saved in the result folder (`teacher.pt`, `supernet.pt`), so a
+search run again with the same settings resumes after the last finished stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ehdnas.errors import UserError
+from ehdnas.evolution import Candidate, EvolutionResult, EvolutionSettings, evolve
+from ehdnas.flow_data import FlowData, FlowSplit, load_flow_data
+from ehdnas.flow_model import FlowHead, FlowModel, FlowTrainSettings, evaluate_epe, sequence_loss, train_teacher
+from ehdnas.flownas_supernet import FlowNASSupernet, sandwich
+from ehdnas.options import make_config, parse_pairs
+from ehdnas.spaces import get_space
+from ehdnas.spaces.flownas import EncoderArch, FlowNASSpace
+
+Events = Callable[[dict[str, Any]], None]
+LATENCY_SOURCES = ("predictor", "measured")
+
+
+@dataclass(frozen=True)
+class FlowSearchSettings:
+    """Everything that determines a FlowNAS search; stored with its stages and result."""
+
+    target: str = "ort-cpu"
+    target_options: dict[str, Any] = field(default_factory=dict)
+    space_options: dict[str, Any] = field(default_factory=dict)
+    data: str = "photos"
+    pairs: list[int] = field(default_factory=list)  # train, val, test pairs (photos: made; folders: at most)
+    latency_budget_ms: float = 0.0  # the encoder's latency on the target must not exceed it
+    latency: str = "predictor"  # how the constraint is checked: a predictor's estimate, or measured on the target
+    teacher_epochs: int = 10
+    epochs: int = 10  # supernet training
+    batch_size: int = 8
+    lr: float = 1e-3
+    iterations: int = 6  # update iterations of the flow head in training
+    eval_iterations: int = 12  # in validation and test
+    distill: float = 1.0  # weight of the feature alignment in training, and of the feature distance in the fitness
+    random_subnets: int = 2  # sandwich rule: the largest, the smallest and this many random sub-networks per step
+    calibration_batches: int = 4  # training batches that recompute a sub-network's BatchNorm statistics
+    evolution: dict[str, Any] = field(default_factory=dict)  # EvolutionSettings fields (FlowNAS's defaults)
+    seed: int = 0
+
+    def check(self) -> None:
+        if not self.latency_budget_ms > 0:
+            raise UserError("flownas search: --latency-budget must be a positive number of ms")
+        if self.latency not in LATENCY_SOURCES:
+            raise UserError(f"flownas search: latency {self.latency!r}; known: {', '.join(LATENCY_SOURCES)}")
+        counts = (self.teacher_epochs, self.epochs, self.batch_size, self.iterations, self.eval_iterations)
+        if min(counts) < 1 or self.calibration_batches < 1 or self.random_subnets < 0:
+            raise UserError("flownas search: epochs, batch size, iterations and calibration batches must be >= 1")
+        if self.pairs and (len(self.pairs) != 3 or min(self.pairs) < 1):
+            raise UserError("flownas search: --pairs takes three counts of at least 1: TRAIN,VAL,TEST")
+        if self.distill < 0:
+            raise UserError("flownas search: distill must be 0 or more")
+        self.evolution_settings().check()
+
+    def evolution_settings(self) -> EvolutionSettings:
+        return make_config(EvolutionSettings, self.evolution, "evolution")
+
+    def train_settings(self, epochs: int) -> FlowTrainSettings:
+        return FlowTrainSettings(
+            epochs=epochs, batch_size=self.batch_size, lr=self.lr, iterations=self.iterations,
+            eval_iterations=self.eval_iterations, seed=self.seed,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def flow_search_settings(
+    runner: Any, space: Any, data: str | None, budget_ms: float, latency: str, epochs: int, teacher_epochs: int,
+    batch_size: int, evolution: dict[str, Any] | list[str], seed: int, pairs: list[int] | None = None,
+) -> FlowSearchSettings:  # fmt: skip
+    """Settings from the options users set (the CLI's flags, a search job's spec), checked."""
+    chosen = evolution if isinstance(evolution, dict) else parse_pairs(evolution, "--evolution")
+    values = {
+        "target": runner.name, "target_options": runner.config_dict(), "space_options": space.config_dict(),
+        "data": data or "photos", "latency_budget_ms": budget_ms, "latency": latency, "epochs": epochs,
+        "teacher_epochs": teacher_epochs, "batch_size": batch_size, "seed": seed, "pairs": list(pairs or []),
+        "evolution": dataclasses.asdict(make_config(EvolutionSettings, chosen, "evolution")),  # every field, typed
+    }  # fmt: skip
+    return make_config(FlowSearchSettings, values, "flownas search")
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when there is one, never required
+
+
+def _stage(path: Path, settings: FlowSearchSettings) -> dict[str, Any] | None:
+    """A stage saved by this very search, or None."""
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location=_device(), weights_only=True)
+    if state.get("settings") != settings.to_dict():
+        raise UserError(f"{path.parent} holds a search with other settings; choose another --out or empty it")
+    return state
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    torch.save(state, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)  # never a half-written stage
+
+
+def teacher_stage(
+    settings: FlowSearchSettings, space: FlowNASSpace, data: FlowData, out: Path, on_event: Events
+) -> FlowModel:
+    """The trained teacher, from `out/teacher.pt` when this search made it already."""
+    path = out / "teacher.pt"
+    state = _stage(path, settings)
+    if state is None:
+        teacher = train_teacher(space, data, settings.train_settings(settings.teacher_epochs), on_event)
+        _save(path, {"settings": settings.to_dict(), "model": teacher.state_dict()})
+        return teacher
+    on_event({"stage": "resume", "what": "teacher"})
+    teacher = FlowModel(space.build(space.largest()), FlowHead(space.config.out_dim)).to(_device())
+    teacher.load_state_dict(state["model"])
+    return teacher.eval()
+
+
+def train_supernet(
+    settings: FlowSearchSettings, space: FlowNASSpace, data: FlowData, teacher: FlowModel, on_event: Events
+) -> tuple[FlowNASSupernet, FlowHead]:
+    """Weight-sharing training, started from the teacher's weights (its encoder is the largest sub-network).
+
+    Each step sums, over the sandwich rule's sub-networks, RAFT's sequence loss and `distill` times the mean
+    squared distance of the sub-network's features to the teacher's encoder features (feature alignment).
+    """
+    device = _device()
+    supernet = FlowNASSupernet(space.config, settings.seed).to(device)
+    supernet.net.load_state_dict(teacher.encoder.state_dict())
+    head = FlowHead(space.config.out_dim).to(device)
+    head.load_state_dict(teacher.head.state_dict())
+    teacher.eval()
+    train = data.train
+    generator, rng = torch.Generator().manual_seed(settings.seed), np.random.default_rng(settings.seed)
+    steps = -(-len(train) // settings.batch_size)
+    parameters = [*supernet.parameters(), *head.parameters()]
+    optimizer = torch.optim.AdamW(parameters, settings.lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, settings.lr, total_steps=settings.epochs * steps, pct_start=0.05, cycle_momentum=False,
+        anneal_strategy="linear",
+    )  # fmt: skip
+    size = (data.height, data.width)
+    for epoch in range(settings.epochs):
+        started, losses = time.perf_counter(), []
+        supernet.train()
+        head.train()
+        for rows in torch.randperm(len(train), generator=generator).split(settings.batch_size):
+            images = train.images[rows].to(device)  # (b, 2, 3, H, W)
+            x = torch.cat((images[:, 0], images[:, 1]))  # (2b, 3, H, W): both frames through one encoder pass
+            flow, valid = train.flow[rows].to(device), train.valid[rows].to(device)
+            with torch.no_grad():
+                target = teacher.encoder(x)  # (2b, D, H/8, W/8)
+            optimizer.zero_grad()
+            total = 0.0
+            for arch in sandwich(space, rng, settings.random_subnets):
+                features = supernet(x, arch)  # (2b, D, H/8, W/8)
+                f1, f2 = features.chunk(2)
+                loss = sequence_loss(head(f1, f2, settings.iterations, size), flow, valid)
+                loss = loss + settings.distill * F.mse_loss(features, target)
+                loss.backward()  # one sub-network's graph at a time: the gradients add up
+                total += loss.item()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(total)
+        on_event(
+            {
+                "stage": "supernet",
+                "epoch": epoch + 1,
+                "epochs": settings.epochs,
+                "loss": float(np.mean(losses)),  # summed over the step's sub-networks
+                "epoch_s": time.perf_counter() - started,
+            }
+        )
+    return supernet.eval(), head.eval()
+
+
+def supernet_stage(
+    settings: FlowSearchSettings, space: FlowNASSpace, data: FlowData, teacher: FlowModel, out: Path, on_event: Events
+) -> tuple[FlowNASSupernet, FlowHead]:
+    """The trained supernet and flow head, from `out/supernet.pt` when this search made them already."""
+    path = out / "supernet.pt"
+    state = _stage(path, settings)
+    if state is None:
+        supernet, head = train_supernet(settings, space, data, teacher, on_event)
+        _save(path, {"settings": settings.to_dict(), "supernet": supernet.state_dict(), "head": head.state_dict()})
+        return supernet, head
+    on_event({"stage": "resume", "what": "supernet"})
+    supernet, head = FlowNASSupernet(space.config).to(_device()), FlowHead(space.config.out_dim).to(_device())
+    supernet.load_state_dict(state["supernet"])
+    head.load_state_dict(state["head"])
+    return supernet.eval(), head.eval()
+
+
+@dataclass
+class Fitness:
+    """FlowNAS's fitness of a sub-network: validation EPE + distill x feature distance to the teacher (lower wins).
+
+    Each sub-network gets its own BatchNorm statistics from `calibration_batches` training batches first.
+    `scores` keeps both parts of every architecture evaluated, by its text.
+    """
+
+    supernet: FlowNASSupernet
+    head: FlowHead
+    teacher: FlowModel
+    data: FlowData
+    settings: FlowSearchSettings
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def _frames(self, split: FlowSplit, batches: int | None = None) -> list[torch.Tensor]:
+        """Both frames of `split`'s pairs, `batch_size` pairs at a time: [(2b, 3, H, W)] on the supernet's device."""
+        device, b = next(self.supernet.parameters()).device, self.settings.batch_size
+        end = len(split) if batches is None else min(len(split), b * batches)
+        return [split.images[i : i + b].flatten(0, 1).to(device) for i in range(0, end, b)]
+
+    def encoder(self, arch: EncoderArch) -> torch.nn.Module:
+        """The sub-network as a standalone encoder with its BatchNorm statistics recomputed."""
+        return self.supernet.calibrate_bn(arch, self._frames(self.data.train, self.settings.calibration_batches))
+
+    def __call__(self, arch: EncoderArch) -> float:
+        encoder = self.encoder(arch)
+        s = self.settings
+        val_epe = evaluate_epe(FlowModel(encoder, self.head), self.data.val, s.eval_iterations, s.batch_size)
+        with torch.no_grad():
+            distances = [F.mse_loss(encoder(x), self.teacher.encoder(x)).item() for x in self._frames(self.data.val)]
+        distance = float(np.mean(distances))
+        self.scores[self.supernet.space.to_text(arch)] = {"val_epe": val_epe, "feature_distance": distance}
+        return val_epe + s.distill * distance
+
+
+def latency_function(
+    settings: FlowSearchSettings, space: FlowNASSpace, runner: Any, predictor: Any, store: Any
+) -> Callable[[EncoderArch], float]:
+    """The constraint's latency (ms) of an encoder: the predictor's estimate, or measured on the target (stored)."""
+    if settings.latency == "predictor":
+
+        def predicted(arch: EncoderArch) -> float:
+            with torch.no_grad():
+                return float(predictor([torch.as_tensor(v) for v in space.one_hot(arch)]))
+
+        return predicted
+    from backends import TimingProtocol
+    from ehdnas.measure import measure_archs
+
+    def measured(arch: EncoderArch) -> float:
+        (result,) = measure_archs(runner, space, [arch], TimingProtocol(), store)
+        return result.measurement.latency_ms.median
+
+    return measured
+
+
+def plot_pareto(population: list[Candidate], scores: dict[str, dict[str, float]], budget_ms: float, path: Path) -> Path:
+    """Validation EPE against latency of the last population, the chosen encoder marked, the budget drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    texts = [c.arch.to_text() for c in population]
+    latency = [c.latency_ms for c in population]
+    epe = [scores[t]["val_epe"] for t in texts]
+    figure, axes = plt.subplots(figsize=(7, 5))
+    axes.scatter(latency, epe, s=18, alpha=0.7, label="last population")
+    axes.scatter(latency[:1], epe[:1], s=90, marker="*", color="red", label="chosen (best fitness)")
+    axes.axvline(budget_ms, color="gray", linestyle="--", label=f"budget {budget_ms:g} ms")
+    axes.set(xlabel="encoder latency (ms)", ylabel="validation EPE (px)", title="FlowNAS: EPE against latency")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def run_flow_search(
+    settings: FlowSearchSettings, predictor: Any, store: Any, out: Path, on_event: Events
+) -> dict[str, Any]:
+    """Teacher, supernet, evolution under the budget, the chosen encoder measured; writes `out`, returns the result."""
+    from backends import TimingProtocol, get_target
+    from ehdnas.export import export_model
+
+    settings.check()
+    space = get_space("flownas", settings.space_options)
+    assert isinstance(space, FlowNASSpace)
+    runner = get_target(settings.target, settings.target_options)
+    finished = out / "result.json"
+    if finished.is_file() and json.loads(finished.read_text()).get("settings") == settings.to_dict():
+        on_event({"stage": "done", "reused": str(finished)})
+        return json.loads(finished.read_text())
+    latency = latency_function(settings, space, runner, predictor, store)
+    floor_ms = latency(space.smallest())
+    if floor_ms > settings.latency_budget_ms:  # said before any training, not after it
+        raise UserError(
+            f"the smallest encoder takes {floor_ms:.4g} ms on {runner.name} ({settings.latency}), above the "
+            f"{settings.latency_budget_ms:g} ms budget: raise --latency-budget or lower the input size"
+        )
+    c = space.config
+    counts = dict(zip(("train", "val", "test"), settings.pairs))
+    data = load_flow_data(settings.data, c.input_height, c.input_width, seed=settings.seed, **counts)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(settings.seed)
+    started = time.perf_counter()
+    teacher = teacher_stage(settings, space, data, out, on_event)
+    teacher_s = time.perf_counter() - started
+    supernet, head = supernet_stage(settings, space, data, teacher, out, on_event)
+    supernet_s = time.perf_counter() - started - teacher_s
+    fitness = Fitness(supernet, head, teacher, data, settings)
+
+    def generation(record: dict[str, float]) -> None:
+        on_event({"stage": "evolution", "generations": settings.evolution_settings().generations, **record})
+
+    evolution_started = time.perf_counter()
+    found: EvolutionResult = evolve(
+        space, fitness, latency, settings.latency_budget_ms, settings.evolution_settings(),
+        np.random.default_rng(settings.seed), generation,
+    )  # fmt: skip
+    search_s = time.perf_counter() - evolution_started
+    best = found.best
+    encoder = fitness.encoder(best.arch)
+    test_epe = evaluate_epe(FlowModel(encoder, head), data.test, settings.eval_iterations, settings.batch_size)
+    teacher_test_epe = evaluate_epe(teacher, data.test, settings.eval_iterations, settings.batch_size)
+    torch.save(encoder.state_dict(), out / "encoder.pt")
+    (out / "encoder.txt").write_text(best.arch.to_text() + "\n")
+    exported = export_model(encoder.cpu(), space.input_shape, out / "encoder.onnx")
+    measurement = runner.measure(exported, TimingProtocol())
+    teacher_onnx = export_model(teacher.encoder.cpu(), space.input_shape, out / "teacher.onnx")
+    teacher_ms = runner.measure(teacher_onnx, TimingProtocol())
+    plot_pareto(found.population, fitness.scores, settings.latency_budget_ms, out / "pareto.png")
+    measured_ms = measurement.latency_ms.median
+    result = {
+        "encoder": best.arch.to_text(),
+        "val_epe": fitness.scores[best.arch.to_text()]["val_epe"],
+        "feature_distance": fitness.scores[best.arch.to_text()]["feature_distance"],
+        "fitness": best.fitness,
+        "test_epe": test_epe,
+        "latency_budget_ms": settings.latency_budget_ms,
+        "constraint_latency_ms": best.latency_ms,  # as the search saw it (settings.latency)
+        "measured_latency_ms": measurement.latency_ms.to_dict(),
+        "meets_budget_measured": measured_ms <= settings.latency_budget_ms,
+        "teacher": {"encoder": space.largest().to_text(), "test_epe": teacher_test_epe,
+                    "measured_latency_ms": teacher_ms.latency_ms.median},
+        "population": [
+            {"encoder": c.arch.to_text(), "latency_ms": c.latency_ms, **fitness.scores[c.arch.to_text()]}
+            for c in found.population
+        ],
+        "evolution": {"evaluated": len(found.seen), "drawn": found.drawn, "rejected": found.rejected,
+                      "rejected_share": found.rejected / found.drawn, "history": found.history},
+        "cost": {"teacher_s": teacher_s, "supernet_s": supernet_s, "search_s": search_s,
+                 "total_s": time.perf_counter() - started},
+        "target": runner.name,
+        "target_config": runner.config_dict(),
+        "host": measurement.host,
+        "data": data.name,
+        "space_config": space.config_dict(),
+        "settings": settings.to_dict(),
+    }  # fmt: skip
+    finished.write_text(json.dumps(result, indent=2) + "\n")
+    on_event({"stage": "done", "test_epe": test_epe, "measured_ms": measured_ms})
+    return result

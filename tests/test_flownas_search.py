@@ -1,0 +1,78 @@
+"""`search --space flownas`: teacher, supernet, evolution under a measured latency budget, the chosen encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from backends import TimingProtocol, get_target
+from ehdnas.errors import UserError
+from ehdnas.export import export_arch
+from ehdnas.flownas_search import FlowSearchSettings, flow_search_settings
+from ehdnas.spaces import get_space
+from tests.conftest import run_cli
+
+OPTIONS = ["--space-option", "input_height=32", "--space-option", "input_width=32"]
+EVOLUTION = ["population=4", "generations=2", "parents=2", "mutations=2", "crossovers=2"]
+
+
+def test_settings_are_checked_with_one_line_errors() -> None:
+    runner, space = get_target("systolic-edge32"), get_space("flownas")
+    settings = flow_search_settings(runner, space, None, 1.0, "measured", 1, 1, 4, ["population=12"], 0, [8, 4, 4])
+    assert settings.data == "photos" and settings.evolution["population"] == 12 and settings.evolution["parents"] == 10
+    assert settings.evolution_settings().generations == 20  # FlowNAS's defaults fill what is not set
+    for bad, message in (
+        ({"latency_budget_ms": 0.0}, "--latency-budget must be a positive"),
+        ({"latency_budget_ms": 1.0, "latency": "guessed"}, "latency 'guessed'; known: predictor, measured"),
+        ({"latency_budget_ms": 1.0, "pairs": [8, 4]}, "--pairs takes three counts"),
+        ({"latency_budget_ms": 1.0, "evolution": {"parents": 99}}, "parents cannot outnumber"),
+    ):
+        with pytest.raises(UserError, match=message):
+            FlowSearchSettings(**bad).check()
+    with pytest.raises(UserError, match="unknown evolution option 'generation'"):
+        flow_search_settings(runner, space, None, 1.0, "measured", 1, 1, 4, ["generation=3"], 0)
+
+
+@pytest.mark.slow
+def test_search_end_to_end_meets_a_measured_budget_and_resumes(tmp_path: Path, db_url: str) -> None:
+    space = get_space("flownas", {"input_height": 32, "input_width": 32})
+    runner = get_target("systolic-edge32")
+    ends = [
+        runner.measure(export_arch(space, arch, tmp_path / f"{i}.onnx"), TimingProtocol()).latency_ms.median
+        for i, arch in enumerate((space.smallest(), space.largest()))
+    ]
+    budget = sum(ends) / 2  # rules out part of the space, never all of it
+    out = tmp_path / "run"
+    args = ["search", "--space", "flownas", "-t", "systolic-edge32", *OPTIONS, "--latency-budget", f"{budget:.6f}"]
+    args += ["--latency-from", "measured", "--pairs", "8,4,4", "--teacher-epochs", "1", "--epochs", "1"]
+    args += ["--batch-size", "4", "--out", str(out)] + [f"--evolution={e}" for e in EVOLUTION]
+    proc = run_cli(*args, db=db_url)
+    result = json.loads((out / "result.json").read_text())
+    measured = result["measured_latency_ms"]["median"]
+    assert measured <= budget and result["meets_budget_measured"]
+    assert result["constraint_latency_ms"] == pytest.approx(measured)  # the searched and the exported graph agree
+    assert space.parse(result["encoder"]) and result["test_epe"] > 0 and result["teacher"]["test_epe"] > 0
+    assert result["teacher"]["measured_latency_ms"] == pytest.approx(ends[1])
+    evolution = result["evolution"]
+    assert evolution["drawn"] == 4 + 2 + 2 + evolution["rejected"]  # the population, then one breeding
+    assert evolution["rejected_share"] == evolution["rejected"] / evolution["drawn"]
+    assert all(row["latency_ms"] <= budget for row in result["population"])
+    assert [r["generation"] for r in evolution["history"]] == [1, 2]
+    for name in ("pareto.png", "encoder.onnx", "encoder.pt", "teacher.pt", "supernet.pt"):
+        assert (out / name).stat().st_size > 0
+    assert "teacher 1/1" in proc.stderr and "supernet 1/1" in proc.stderr and "evolution 2/2" in proc.stderr
+    assert f"budget {float(f'{budget:.6f}'):g} ms met" in proc.stdout
+
+    again = run_cli(*args, db=db_url)  # the same search again: the finished result, nothing retrained
+    assert "teacher 1/1" not in again.stderr and json.loads((out / "result.json").read_text()) == result
+    (out / "result.json").unlink()  # a search cut off after its stages resumes after them
+    resumed = run_cli(*args, db=db_url)
+    assert "resumed: the teacher" in resumed.stderr and "resumed: the supernet" in resumed.stderr
+    assert json.loads((out / "result.json").read_text())["encoder"] == result["encoder"]
+
+    tight = [*args[: args.index("--latency-budget")], "--latency-budget", "1e-6", "--latency-from", "measured"]
+    refused = run_cli(*tight, "--out", str(tmp_path / "tight"), db=db_url, check=False)
+    assert refused.returncode == 2 and "the smallest encoder takes" in refused.stderr  # before any training
+    assert not (tmp_path / "tight" / "teacher.pt").exists()
