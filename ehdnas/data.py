@@ -96,6 +96,16 @@ def _fit(images: np.ndarray, size: int, channels: int) -> torch.Tensor:
     return x.contiguous()
 
 
+def require_folder(folder: Path, spec: str) -> None:
+    """A folder that a data spec names must exist (checked at submission too, without reading it)."""
+    try:
+        found = folder.is_dir()
+    except ValueError:  # a NUL byte in the name
+        found = False
+    if not found:
+        raise UserError(f"{spec!r}: no such folder {folder}")
+
+
 def check_data_spec(spec: str) -> tuple[str, Path]:
     """The kind and folder that `spec` names, checked without reading any data."""
     kind, _, location = spec.partition(":")
@@ -103,12 +113,7 @@ def check_data_spec(spec: str) -> tuple[str, Path]:
         return kind, Path()
     if kind in ("cifar10", "folder") and location:
         root = Path(location).expanduser()
-        try:
-            found = root.is_dir()
-        except ValueError:  # a NUL byte in the name
-            found = False
-        if not found:
-            raise UserError(f"{spec!r}: no such folder")
+        require_folder(root, spec)
         return kind, root
     raise UserError(f"--data {spec!r}: expected digits, cifar10:DIR or folder:DIR")
 

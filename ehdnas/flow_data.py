@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ehdnas.data import require_folder
 from ehdnas.errors import UserError
 
 FLO_MAGIC = 202021.25  # "PIEH" read as a little-endian float32
@@ -402,12 +403,7 @@ def check_flow_data_spec(spec: str) -> tuple[str, Path]:
         root = Path(location).expanduser()
         needed = [root] if kind == "chairs" else [root / "training" / "clean", root / "training" / "flow"]
         for folder in needed:
-            try:
-                found = folder.is_dir()
-            except ValueError:  # a NUL byte in the name
-                found = False
-            if not found:
-                raise UserError(f"{spec!r}: no such folder {folder}")
+            require_folder(folder, spec)
         return kind, root
     raise UserError(f"flow data {spec!r}: expected photos, chairs:DIR or sintel:DIR")
 

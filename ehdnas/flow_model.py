@@ -222,7 +222,7 @@ class FlowTrainSettings:
             raise UserError(f"flow training: grad_clip must be positive, got {self.grad_clip!r}")
 
 
-def _device() -> torch.device:
+def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when there is one, never required
 
 
@@ -264,7 +264,7 @@ def train_flow(model: nn.Module, data: FlowData, settings: FlowTrainSettings, on
     order comes from a generator seeded with settings.seed. Returns the model in eval mode, on the GPU if there is one.
     """
     settings.check()
-    device = _device()
+    device = default_device()
     model = model.to(device)
     train, val = _on(data.train, device), _on(data.val, device)
     generator = torch.Generator().manual_seed(settings.seed)

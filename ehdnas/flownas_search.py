@@ -31,13 +31,21 @@ import torch.nn.functional as F
 from ehdnas.errors import UserError
 from ehdnas.evolution import Candidate, EvolutionResult, EvolutionSettings, evolve
 from ehdnas.flow_data import FlowData, FlowSplit, load_flow_data
-from ehdnas.flow_model import FlowHead, FlowModel, FlowTrainSettings, evaluate_epe, sequence_loss, train_teacher
+from ehdnas.flow_model import (
+    Events,
+    FlowHead,
+    FlowModel,
+    FlowTrainSettings,
+    default_device,
+    evaluate_epe,
+    sequence_loss,
+    train_teacher,
+)
 from ehdnas.flownas_supernet import FlowNASSupernet, sandwich
 from ehdnas.options import make_config, parse_pairs
 from ehdnas.spaces import get_space
 from ehdnas.spaces.flownas import EncoderArch, FlowNASSpace
 
-Events = Callable[[dict[str, Any]], None]
 LATENCY_SOURCES = ("predictor", "measured")
 
 
@@ -106,15 +114,11 @@ def flow_search_settings(
     return make_config(FlowSearchSettings, values, "flownas search")
 
 
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when there is one, never required
-
-
 def _stage(path: Path, settings: FlowSearchSettings) -> dict[str, Any] | None:
     """A stage saved by this very search, or None."""
     if not path.is_file():
         return None
-    state = torch.load(path, map_location=_device(), weights_only=True)
+    state = torch.load(path, map_location=default_device(), weights_only=True)
     if state.get("settings") != settings.to_dict():
         raise UserError(f"{path.parent} holds a search with other settings; choose another --out or empty it")
     return state
@@ -136,7 +140,7 @@ def teacher_stage(
         _save(path, {"settings": settings.to_dict(), "model": teacher.state_dict()})
         return teacher
     on_event({"stage": "resume", "what": "teacher"})
-    teacher = FlowModel(space.build(space.largest()), FlowHead(space.config.out_dim)).to(_device())
+    teacher = FlowModel(space.build(space.largest()), FlowHead(space.config.out_dim)).to(default_device())
     teacher.load_state_dict(state["model"])
     return teacher.eval()
 
@@ -149,7 +153,7 @@ def train_supernet(
     Each step sums, over the sandwich rule's sub-networks, RAFT's sequence loss and `distill` times the mean
     squared distance of the sub-network's features to the teacher's encoder features (feature alignment).
     """
-    device = _device()
+    device = default_device()
     supernet = FlowNASSupernet(space.config, settings.seed).to(device)
     supernet.net.load_state_dict(teacher.encoder.state_dict())
     head = FlowHead(space.config.out_dim).to(device)
@@ -211,7 +215,10 @@ def supernet_stage(
         _save(path, {"settings": settings.to_dict(), "supernet": supernet.state_dict(), "head": head.state_dict()})
         return supernet, head
     on_event({"stage": "resume", "what": "supernet"})
-    supernet, head = FlowNASSupernet(space.config).to(_device()), FlowHead(space.config.out_dim).to(_device())
+    supernet, head = (
+        FlowNASSupernet(space.config).to(default_device()),
+        FlowHead(space.config.out_dim).to(default_device()),
+    )
     supernet.load_state_dict(state["supernet"])
     head.load_state_dict(state["head"])
     return supernet.eval(), head.eval()
