@@ -10,8 +10,10 @@ EPE, exported and measured on the target, and the Pareto plot of the last
 population. FlowNAS constrained a resource count; the constraint here is the
 target's latency, which FlowNAS itself did not enforce.
 
-Every stage is saved in the result folder (`teacher.pt`, `supernet.pt`), so a
-search run again with the same settings resumes after the last finished stage.
+Every stage is saved in the result folder (`teacher.pt`, `supernet.pt`), keyed
+by the settings it depends on: a search run again resumes after the last
+finished stage, and one with another budget, target or evolution setting
+reuses both trained stages.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ from ehdnas.spaces import get_space
 from ehdnas.spaces.flownas import EncoderArch, FlowNASSpace
 
 LATENCY_SOURCES = ("predictor", "measured")
+# The settings each trained stage depends on: another budget, target or evolution reuses both stages.
+TEACHER_KEYS = ("space_options", "data", "pairs", "teacher_epochs", "batch_size", "lr", "iterations", "seed")
+SUPERNET_KEYS = (*TEACHER_KEYS, "epochs", "distill", "random_subnets")
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,9 @@ class FlowSearchSettings:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def stage_key(self, keys: tuple[str, ...]) -> dict[str, Any]:
+        return {k: v for k, v in self.to_dict().items() if k in keys}
+
 
 def flow_search_settings(
     runner: Any, space: Any, data: str | None, budget_ms: float, latency: str, epochs: int, teacher_epochs: int,
@@ -114,13 +122,13 @@ def flow_search_settings(
     return make_config(FlowSearchSettings, values, "flownas search")
 
 
-def _stage(path: Path, settings: FlowSearchSettings) -> dict[str, Any] | None:
-    """A stage saved by this very search, or None."""
+def _stage(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """A stage saved under the same settings `key`, or None."""
     if not path.is_file():
         return None
     state = torch.load(path, map_location=default_device(), weights_only=True)
-    if state.get("settings") != settings.to_dict():
-        raise UserError(f"{path.parent} holds a search with other settings; choose another --out or empty it")
+    if state.get("key") != key:
+        raise UserError(f"{path} was trained with other settings; choose another --out or remove it")
     return state
 
 
@@ -133,11 +141,11 @@ def teacher_stage(
     settings: FlowSearchSettings, space: FlowNASSpace, data: FlowData, out: Path, on_event: Events
 ) -> FlowModel:
     """The trained teacher, from `out/teacher.pt` when this search made it already."""
-    path = out / "teacher.pt"
-    state = _stage(path, settings)
+    path, key = out / "teacher.pt", settings.stage_key(TEACHER_KEYS)
+    state = _stage(path, key)
     if state is None:
         teacher = train_teacher(space, data, settings.train_settings(settings.teacher_epochs), on_event)
-        _save(path, {"settings": settings.to_dict(), "model": teacher.state_dict()})
+        _save(path, {"key": key, "model": teacher.state_dict()})
         return teacher
     on_event({"stage": "resume", "what": "teacher"})
     teacher = FlowModel(space.build(space.largest()), FlowHead(space.config.out_dim)).to(default_device())
@@ -208,11 +216,11 @@ def supernet_stage(
     settings: FlowSearchSettings, space: FlowNASSpace, data: FlowData, teacher: FlowModel, out: Path, on_event: Events
 ) -> tuple[FlowNASSupernet, FlowHead]:
     """The trained supernet and flow head, from `out/supernet.pt` when this search made them already."""
-    path = out / "supernet.pt"
-    state = _stage(path, settings)
+    path, key = out / "supernet.pt", settings.stage_key(SUPERNET_KEYS)
+    state = _stage(path, key)
     if state is None:
         supernet, head = train_supernet(settings, space, data, teacher, on_event)
-        _save(path, {"settings": settings.to_dict(), "supernet": supernet.state_dict(), "head": head.state_dict()})
+        _save(path, {"key": key, "supernet": supernet.state_dict(), "head": head.state_dict()})
         return supernet, head
     on_event({"stage": "resume", "what": "supernet"})
     supernet, head = (

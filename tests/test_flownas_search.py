@@ -65,12 +65,18 @@ def test_search_end_to_end_meets_a_measured_budget_and_resumes(tmp_path: Path, d
     assert "teacher 1/1" in proc.stderr and "supernet 1/1" in proc.stderr and "evolution 2/2" in proc.stderr
     assert f"budget {float(f'{budget:.6f}'):g} ms met" in proc.stdout
 
-    again = run_cli(*args, db=db_url)  # the same search again: the finished result, nothing retrained
-    assert "teacher 1/1" not in again.stderr and json.loads((out / "result.json").read_text()) == result
-    (out / "result.json").unlink()  # a search cut off after its stages resumes after them
-    resumed = run_cli(*args, db=db_url)
+    same = run_cli(*args, db=db_url)  # the same search again: the finished result, nothing retrained
+    assert "teacher 1/1" not in same.stderr and json.loads((out / "result.json").read_text()) == result
+    looser = [
+        *args[: args.index("--latency-budget")],
+        "--latency-budget",
+        f"{1.01 * ends[1]:.6f}",
+        *args[args.index("--latency-from") :],
+    ]
+    resumed = run_cli(*looser, db=db_url)  # another budget: both trained stages are reused, only the evolution runs
     assert "resumed: the teacher" in resumed.stderr and "resumed: the supernet" in resumed.stderr
-    assert json.loads((out / "result.json").read_text())["encoder"] == result["encoder"]
+    again = json.loads((out / "result.json").read_text())
+    assert again["latency_budget_ms"] == pytest.approx(1.01 * ends[1]) and again["evolution"]["rejected"] == 0
 
     tight = [*args[: args.index("--latency-budget")], "--latency-budget", "1e-6", "--latency-from", "measured"]
     refused = run_cli(*tight, "--out", str(tmp_path / "tight"), db=db_url, check=False)
