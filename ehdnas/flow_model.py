@@ -257,6 +257,22 @@ def evaluate_epe(model: nn.Module | FlowFn, split: FlowSplit, iterations: int, b
     return total / pixels
 
 
+def raft_optimizer(
+    parameters: list[nn.Parameter], settings: FlowTrainSettings, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """RAFT's AdamW and one-cycle schedule (5% warm-up, linear decay), the schedule stepped once per batch."""
+    optimizer = torch.optim.AdamW(parameters, settings.lr, weight_decay=settings.weight_decay, eps=1e-8)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        settings.lr,
+        total_steps=settings.epochs * steps_per_epoch,
+        pct_start=0.05,
+        cycle_momentum=False,
+        anneal_strategy="linear",
+    )
+    return optimizer, schedule
+
+
 def train_flow(model: nn.Module, data: FlowData, settings: FlowTrainSettings, on_event: Events) -> nn.Module:
     """Trains `model` (img1, img2, iterations -> flows) on data.train, validating on data.val after every epoch.
 
@@ -269,15 +285,7 @@ def train_flow(model: nn.Module, data: FlowData, settings: FlowTrainSettings, on
     train, val = _on(data.train, device), _on(data.val, device)
     generator = torch.Generator().manual_seed(settings.seed)
     steps = math.ceil(len(train) / settings.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), settings.lr, weight_decay=settings.weight_decay, eps=1e-8)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        settings.lr,
-        total_steps=settings.epochs * steps,
-        pct_start=0.05,
-        cycle_momentum=False,
-        anneal_strategy="linear",
-    )
+    optimizer, schedule = raft_optimizer(list(model.parameters()), settings, steps)
     for epoch in range(settings.epochs):
         started, losses = time.perf_counter(), []
         model.train()

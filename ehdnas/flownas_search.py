@@ -40,6 +40,7 @@ from ehdnas.flow_model import (
     FlowTrainSettings,
     default_device,
     evaluate_epe,
+    raft_optimizer,
     sequence_loss,
     train_teacher,
 )
@@ -169,13 +170,9 @@ def train_supernet(
     teacher.eval()
     train = data.train
     generator, rng = torch.Generator().manual_seed(settings.seed), np.random.default_rng(settings.seed)
-    steps = -(-len(train) // settings.batch_size)
+    recipe = settings.train_settings(settings.epochs)
     parameters = [*supernet.parameters(), *head.parameters()]
-    optimizer = torch.optim.AdamW(parameters, settings.lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, settings.lr, total_steps=settings.epochs * steps, pct_start=0.05, cycle_momentum=False,
-        anneal_strategy="linear",
-    )  # fmt: skip
+    optimizer, schedule = raft_optimizer(parameters, recipe, -(-len(train) // settings.batch_size))
     size = (data.height, data.width)
     for epoch in range(settings.epochs):
         started, losses = time.perf_counter(), []
@@ -196,7 +193,7 @@ def train_supernet(
                 loss = loss + settings.distill * F.mse_loss(features, target)
                 loss.backward()  # one sub-network's graph at a time: the gradients add up
                 total += loss.item()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            torch.nn.utils.clip_grad_norm_(parameters, recipe.grad_clip)
             optimizer.step()
             schedule.step()
             losses.append(total)
@@ -223,10 +220,8 @@ def supernet_stage(
         _save(path, {"key": key, "supernet": supernet.state_dict(), "head": head.state_dict()})
         return supernet, head
     on_event({"stage": "resume", "what": "supernet"})
-    supernet, head = (
-        FlowNASSupernet(space.config).to(default_device()),
-        FlowHead(space.config.out_dim).to(default_device()),
-    )
+    device = default_device()
+    supernet, head = FlowNASSupernet(space.config).to(device), FlowHead(space.config.out_dim).to(device)
     supernet.load_state_dict(state["supernet"])
     head.load_state_dict(state["head"])
     return supernet.eval(), head.eval()
@@ -247,6 +242,13 @@ class Fitness:
     settings: FlowSearchSettings
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # The same for every architecture: calibration inputs, validation inputs and the teacher's features of them.
+        self.calibration = self._frames(self.data.train, self.settings.calibration_batches)
+        self.val_frames = self._frames(self.data.val)
+        with torch.no_grad():
+            self.teacher_features = [self.teacher.encoder(x) for x in self.val_frames]
+
     def _frames(self, split: FlowSplit, batches: int | None = None) -> list[torch.Tensor]:
         """Both frames of `split`'s pairs, `batch_size` pairs at a time: [(2b, 3, H, W)] on the supernet's device."""
         device, b = next(self.supernet.parameters()).device, self.settings.batch_size
@@ -255,14 +257,14 @@ class Fitness:
 
     def encoder(self, arch: EncoderArch) -> torch.nn.Module:
         """The sub-network as a standalone encoder with its BatchNorm statistics recomputed."""
-        return self.supernet.calibrate_bn(arch, self._frames(self.data.train, self.settings.calibration_batches))
+        return self.supernet.calibrate_bn(arch, self.calibration)
 
     def __call__(self, arch: EncoderArch) -> float:
         encoder = self.encoder(arch)
         s = self.settings
         val_epe = evaluate_epe(FlowModel(encoder, self.head), self.data.val, s.eval_iterations, s.batch_size)
         with torch.no_grad():
-            distances = [F.mse_loss(encoder(x), self.teacher.encoder(x)).item() for x in self._frames(self.data.val)]
+            distances = [F.mse_loss(encoder(x), t).item() for x, t in zip(self.val_frames, self.teacher_features)]
         distance = float(np.mean(distances))
         self.scores[self.supernet.space.to_text(arch)] = {"val_epe": val_epe, "feature_distance": distance}
         return val_epe + s.distill * distance
@@ -323,9 +325,10 @@ def run_flow_search(
     assert isinstance(space, FlowNASSpace)
     runner = get_target(settings.target, settings.target_options)
     finished = out / "result.json"
-    if finished.is_file() and json.loads(finished.read_text()).get("settings") == settings.to_dict():
+    previous = json.loads(finished.read_text()) if finished.is_file() else {}
+    if previous.get("settings") == settings.to_dict():  # this exact search already ran to the end
         on_event({"stage": "done", "reused": str(finished)})
-        return json.loads(finished.read_text())
+        return previous
     latency = latency_function(settings, space, runner, predictor, store)
     floor_ms = latency(space.smallest())
     if floor_ms > settings.latency_budget_ms:  # said before any training, not after it
