@@ -7,6 +7,7 @@ result, also written to `result.json` in the folder.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections.abc import Callable
@@ -64,46 +65,70 @@ def _train_predictor(spec: TrainPredictorSpec, folder: Path, store: Store, progr
 
 
 def _search(spec: SearchSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
+    from ehdnas.flownas_search import run_flow_search
     from ehdnas.search import ensure_predictor, run_search, run_sweep, search_settings
 
     runner, space = spec.runner(), spec.the_space()
-    settings = search_settings(
-        runner, space, spec.lambdas[0], spec.data, spec.loss_form, spec.epochs, spec.retrain_epochs,
-        spec.batch_size, spec.arch_lr, spec.gumbel_tau, spec.target_ms, spec.seed, spec.method, spec.dcp_lambda,
-        spec.dcp_mu,
-    )  # fmt: skip
-    auto = spec.auto_samples if spec.auto_predictor else None
-    collecting = _counted(lambda _, message: progress(0.0, message), "predictor: measured ")
-    predictor = ensure_predictor(runner, space, spec.predictor_path(), auto, spec.seed, store, collecting)
-    runs = len(set(spec.lambdas) | {0.0}) if len(spec.lambdas) > 1 else 1
-    track = SearchProgress(runs, spec.epochs + spec.retrain_epochs)
+    if spec.space == "flownas":
+        flow = spec.flow_settings(runner, space)
+        stages = {"flow-train": spec.teacher_epochs, "supernet": spec.epochs,
+                  "evolution": flow.evolution_settings().generations}  # fmt: skip
+    else:
+        settings = search_settings(
+            runner, space, spec.lambdas[0], spec.data or "digits", spec.loss_form, spec.epochs, spec.retrain_epochs,
+            spec.batch_size, spec.arch_lr, spec.gumbel_tau, spec.target_ms, spec.seed, spec.method, spec.dcp_lambda,
+            spec.dcp_mu,
+        )  # fmt: skip
+        stages = {"search": spec.epochs, "retrain": spec.retrain_epochs}
+    predictor = None
+    if spec.uses_predictor():
+        auto = spec.auto_samples if spec.auto_predictor else None
+        collecting = _counted(lambda _, message: progress(0.0, message), "predictor: measured ")
+        predictor = ensure_predictor(runner, space, spec.predictor_path(), auto, spec.seed, store, collecting)
+    runs = len(set(spec.lambdas) | {0.0}) if spec.space == "darts" and len(spec.lambdas) > 1 else 1
+    track = SearchProgress(stages, runs)
 
     def on_event(record: dict[str, Any]) -> None:
         progress(*track(record))
         event({k: v for k, v in record.items() if k != "alpha"})  # alpha is in the checkpoint and the plot
 
+    if spec.space == "flownas":
+        return run_flow_search(flow, predictor, store, folder, on_event)
     if len(spec.lambdas) > 1:
         return run_sweep(settings, spec.lambdas, predictor, folder, on_event)
     return run_search(settings, predictor, folder, on_event)
 
 
 class SearchProgress:
-    """The fraction of a search (or sweep) done, from the events it emits."""
+    """The fraction of a search (or sweep) done, from the events it emits.
 
-    def __init__(self, runs: int, units: int) -> None:
-        self.runs, self.units, self.run, self.done = runs, units, 0, 0
+    `stages` counts the units (epochs, generations) of each stage, in the order they run; an event of a stage
+    says how many of its units are done. A flownas search resumes after a saved stage, a darts one at an epoch.
+    """
+
+    COUNTS = (("epoch", "epochs"), ("generation", "generations"))  # units done, units in the stage
+    RESUMED = {"teacher": "flow-train", "supernet": "supernet"}  # flownas: a saved stage, reused
+
+    def __init__(self, stages: dict[str, int], runs: int = 1) -> None:
+        self.runs, self.run, self.done = runs, 0, 0
+        self.start = dict(zip(stages, itertools.accumulate(stages.values(), initial=0)))  # units before a stage
+        self.end = {stage: self.start[stage] + units for stage, units in stages.items()}
+        self.units = max(sum(stages.values()), 1)
 
     def __call__(self, event: dict[str, Any]) -> tuple[float, str]:
-        stage = event["stage"]
+        stage, message = event["stage"], event["stage"]
+        count = next(((event[done], event.get(total, "?")) for done, total in self.COUNTS if done in event), None)
+        if count is not None:
+            message = f"{stage} {count[0]}/{count[1]}"
         if stage == "sweep":
             self.run, self.done = event["index"] - 1, 0
-        elif stage in ("search", "resume"):
-            self.done = event["epoch"]
-        elif stage == "retrain":
-            self.done = self.units - event["epochs"] + event["epoch"]
+        elif stage in self.start and count is not None:
+            self.done = self.start[stage] + count[0]
+        elif stage == "resume":
+            self.done = self.end[self.RESUMED[event["what"]]] if "what" in event else event["epoch"]
+            message += f" after the {event['what']}" if "what" in event else ""
         elif stage == "done":
             self.done = self.units
-        message = f"{stage} {event['epoch']}/{event.get('epochs', '?')}" if "epoch" in event else stage
         if self.runs > 1:
             message = f"run {self.run + 1}/{self.runs}: {message}"
         return (self.run + self.done / self.units) / self.runs, message

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backends.protocol import TimingProtocol
 from ehdnas.errors import UserError
@@ -32,6 +32,8 @@ class Limits:
     retrain_epochs: int = 300
     lambdas: int = 8  # searches in one sweep
     auto_samples: int = 5_000
+    pairs: int = 10_000  # flow pairs in each split of a flownas search
+    evaluations: int = 10_000  # fitness evaluations of a flownas search's evolution
     repeats: int = 10_000  # timed runs per model
     min_time: float = 60.0  # timed seconds per model
     body_bytes: int = 64 * 1024  # request body
@@ -106,38 +108,89 @@ class TrainPredictorSpec(_Spec):
 
 
 class SearchSpec(_Spec):
-    space: Literal["darts"] = "darts"
-    lambdas: list[Annotated[float, Field(ge=0)]] = Field(
-        default_factory=lambda: [0.5], min_length=1, description="Hardware-term weights; several run a sweep."
+    """The CLI's `search`: EH-DNAS or DCP-NAS on the darts space, or FlowNAS's encoder search (space flownas)."""
+
+    space: Literal["darts", "flownas"] = Field(
+        "darts", description="darts: EH-DNAS or DCP-NAS; flownas: an optical-flow encoder under a latency budget."
     )
-    loss_form: Literal["eh-dnas", "add#linear", "mul#log", "hinge"] = "eh-dnas"
-    data: str = Field("digits", description="digits, cifar10:DIR or folder:DIR (a folder on the server).")
-    epochs: int = Field(25, ge=1)
-    retrain_epochs: int = Field(30, ge=1)
+    lambdas: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: [0.5], min_length=1, description="darts: hardware-term weights; several run a sweep."
+    )
+    loss_form: Literal["eh-dnas", "add#linear", "mul#log", "hinge"] = Field("eh-dnas", description="darts only.")
+    data: str | None = Field(
+        None,
+        description="darts: digits (default), cifar10:DIR or folder:DIR; flownas: photos (default), chairs:DIR or "
+        "sintel:DIR (a folder on the server).",
+    )
+    epochs: int = Field(25, ge=1, description="Search epochs (flownas: supernet training).")
+    retrain_epochs: int = Field(30, ge=1, description="darts only.")
     batch_size: int = Field(64, ge=1, le=65_536)
-    arch_lr: float = Field(3e-4, gt=0, le=10)
-    gumbel_tau: float = Field(0.0, ge=0, le=1_000)
-    target_ms: float = Field(0.0, ge=0)
+    arch_lr: float = Field(3e-4, gt=0, le=10, description="darts only.")
+    gumbel_tau: float = Field(0.0, ge=0, le=1_000, description="darts only.")
+    target_ms: float = Field(0.0, ge=0, description="darts only: the hinge form's latency budget.")
     seed: int = Field(0, ge=0)
-    method: Literal["eh-dnas", "dcp-nas"] = Field("eh-dnas", description="dcp-nas: a 1-bit child (binary space).")
+    method: Literal["eh-dnas", "dcp-nas"] = Field("eh-dnas", description="darts: dcp-nas is a 1-bit child (binary).")
     dcp_lambda: float = Field(5e-3, ge=0, description="DCP-NAS: tangent-propagation weight; 0 is CP-NAS.")
-    dcp_mu: float = Field(0.2, ge=0, description="1-bit weights' reconstruction-loss weight.")
+    dcp_mu: float = Field(0.2, ge=0, description="DCP-NAS: 1-bit weights' reconstruction-loss weight.")
+    latency_budget_ms: float | None = Field(
+        None, gt=0, description="flownas, required: the encoder's latency budget on the target (ms)."
+    )
+    latency_from: Literal["predictor", "measured"] = Field(
+        "predictor", description="flownas: check the budget by the predictor's estimate or measured on the target."
+    )
+    teacher_epochs: int = Field(10, ge=1, description="flownas: teacher training epochs.")
+    pairs: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list, description="flownas: TRAIN, VAL, TEST pairs of the flow data [none: 320, 48, 48]."
+    )
+    evolution: dict[str, int | float] = Field(
+        default_factory=dict,
+        description="flownas: evolution settings (population, generations, parents, mutations, mutation_prob, "
+        "crossovers, max_draws) [FlowNAS's].",
+    )
     predictor: str | None = Field(
         None, description="A file that `GET /v1/predictors` lists [the one trained for this target and space]."
     )
     auto_predictor: bool = Field(False, description="Without a predictor: collect measurements and train one first.")
+    auto_samples: int = Field(200, ge=1)
+
+    @field_validator("pairs")
+    @classmethod
+    def _three_or_none(cls, pairs: list[int]) -> list[int]:
+        if len(pairs) not in (0, 3):
+            raise ValueError("three counts (TRAIN, VAL, TEST), or none for the defaults")
+        return pairs
 
     def the_space(self) -> Any:
         from ehdnas.search import search_space
 
-        return search_space(self.method, self.space, self.space_options)
+        if self.space == "flownas":
+            return super().the_space()
+        return search_space(self.method, self.space, self.space_options)  # dcp-nas sets the binary variant
 
     def predictor_path(self) -> Path | None:
         from perf_models.predictor import predictors_dir
 
         return predictors_dir() / self.predictor if self.predictor else None
 
-    auto_samples: int = Field(200, ge=1)
+    def uses_predictor(self) -> bool:
+        return self.space == "darts" or self.latency_from == "predictor"
+
+    def flow_settings(self, runner: Any, space: Any) -> Any:
+        """The flownas search's settings (checked: raises UserError)."""
+        from ehdnas.flownas_search import flow_search_settings
+
+        return flow_search_settings(
+            runner, space, self.data, self.latency_budget_ms or 0.0, self.latency_from, self.epochs,
+            self.teacher_epochs, self.batch_size, self.evolution, self.seed, self.pairs,
+        )  # fmt: skip
+
+
+# The fields that only one space's search reads: set for the other, they are refused rather than ignored.
+_ONLY_FOR = {
+    "darts": ("lambdas", "loss_form", "retrain_epochs", "arch_lr", "gumbel_tau", "target_ms", "method", "dcp_lambda",
+              "dcp_mu"),
+    "flownas": ("latency_budget_ms", "latency_from", "teacher_epochs", "pairs", "evolution"),
+}  # fmt: skip
 
 
 SPECS: dict[str, type[_Spec]] = {
@@ -147,7 +200,9 @@ SPECS: dict[str, type[_Spec]] = {
     "benchmark": BenchmarkSpec,
 }
 
-_BOUNDED = ("samples", "epochs", "retrain_epochs", "repeats", "min_time", "auto_samples")  # by the limit of that name
+# Spec fields bounded by a limit: of the same name, but teacher epochs count as epochs.
+_BOUNDED = {name: name for name in ("samples", "epochs", "retrain_epochs", "repeats", "min_time", "auto_samples")}
+_BOUNDED["teacher_epochs"] = "epochs"
 _BOUNDED_LENGTH = ("archs", "lambdas")
 
 
@@ -157,9 +212,10 @@ def check_spec(spec: _Spec, limits: Limits) -> list[tuple[tuple[str | int, ...],
     from ehdnas.spaces.base import SPACES
 
     problems: list[tuple[tuple[str | int, ...], str]] = []
-    for name in _BOUNDED:
-        value, limit = getattr(spec, name, None), getattr(limits, name)
-        if value is not None and value > limit:
+    unread = _unread(spec) if isinstance(spec, SearchSpec) else {}
+    for name, bound in _BOUNDED.items():
+        value, limit = getattr(spec, name, None), getattr(limits, bound)
+        if value is not None and value > limit and name not in unread:
             problems.append(((name,), f"at most {limit} on this server (the operator's --limit)"))
     for name in _BOUNDED_LENGTH:
         if len(getattr(spec, name, ())) > getattr(limits, name):
@@ -190,22 +246,78 @@ def check_spec(spec: _Spec, limits: Limits) -> list[tuple[tuple[str | int, ...],
             except UserError as err:
                 problems.append((("archs", i), str(err)))
     if isinstance(spec, SearchSpec):
-        problems += _check_search(spec, runner, space)
+        problems += [((name,), why) for name, why in unread.items() if getattr(spec, name) != _default(name)]
+        problems += _check_flownas(spec, runner, space, limits) if spec.space == "flownas" else _check_data(spec)
+        if spec.uses_predictor():
+            problems += _check_predictor(spec, runner, space)
     return problems
 
 
-def _check_search(spec: SearchSpec, runner: Any, space: Any) -> list[tuple[tuple[str | int, ...], str]]:
+def _unread(spec: SearchSpec) -> dict[str, str]:
+    """The fields this search does not read, with why: set to anything but their default, they are refused."""
+    other = "flownas" if spec.space == "darts" else "darts"
+    unread = {name: f"applies to {other} searches only, not to {spec.space}" for name in _ONLY_FOR[other]}
+    if not spec.uses_predictor():
+        why = "applies with latency_from 'predictor' only; this search measures latency on the target"
+        unread |= dict.fromkeys(("predictor", "auto_predictor", "auto_samples"), why)
+    return unread
+
+
+def _default(name: str) -> Any:
+    return SearchSpec.model_fields[name].get_default(call_default_factory=True)
+
+
+def _check_data(spec: SearchSpec) -> list[tuple[tuple[str | int, ...], str]]:
     from ehdnas.data import check_data_spec
+
+    try:
+        check_data_spec(spec.data or "digits")
+    except UserError as err:
+        return [(("data",), str(err))]
+    return []
+
+
+def _check_flownas(
+    spec: SearchSpec, runner: Any, space: Any, limits: Limits
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """What the CLI's flownas search would refuse at its start: no budget, a bad evolution setting, no data."""
+    from ehdnas.flow_data import check_flow_data_spec
+
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    if spec.latency_budget_ms is None:
+        problems.append((("latency_budget_ms",), "a flownas search needs a latency budget (ms) on the target"))
+    if any(count > limits.pairs for count in spec.pairs):
+        problems.append((("pairs",), f"at most {limits.pairs} pairs each on this server (the operator's --limit)"))
+    try:
+        check_flow_data_spec(spec.data or "photos")
+    except UserError as err:
+        problems.append((("data",), str(err)))
+    if runner is None or space is None or spec.latency_budget_ms is None:
+        return problems
+    try:
+        evolution = spec.flow_settings(runner, space).evolution_settings()
+    except UserError as err:  # pydantic bounds the other settings: what is left is the evolution's
+        problems.append((("evolution",) if "evolution" in str(err) else (), str(err)))
+        return problems
+    evaluations = evolution.population + (evolution.generations - 1) * (evolution.mutations + evolution.crossovers)
+    if evaluations > limits.evaluations:
+        problems.append(
+            (
+                ("evolution",),
+                f"{evaluations} fitness evaluations (population + (generations - 1) x (mutations + crossovers)); "
+                f"at most {limits.evaluations} on this server (the operator's --limit)",
+            )
+        )
+    return problems
+
+
+def _check_predictor(spec: SearchSpec, runner: Any, space: Any) -> list[tuple[tuple[str | int, ...], str]]:
     from ehdnas.search import predictor_path
     from perf_models.train import MIN_MEASUREMENTS
 
     problems: list[tuple[tuple[str | int, ...], str]] = []
     if spec.auto_predictor and spec.auto_samples < MIN_MEASUREMENTS:
         problems.append((("auto_samples",), f"a predictor needs at least {MIN_MEASUREMENTS} measurements"))
-    try:
-        check_data_spec(spec.data)
-    except UserError as err:
-        problems.append((("data",), str(err)))
     if spec.predictor is not None:
         path = spec.predictor_path()
         if Path(spec.predictor).name != spec.predictor or path is None or not path.is_file():
@@ -216,7 +328,8 @@ def _check_search(spec: SearchSpec, runner: Any, space: Any) -> list[tuple[tuple
                 (
                     ("auto_predictor",),
                     f"no latency predictor for {space.name} on {runner.name} with these settings: run a collect and "
-                    "a train_predictor job with the same target and space settings first, or set auto_predictor",
+                    "a train_predictor job with the same target and space settings first, or set auto_predictor"
+                    + (" (or latency_from 'measured')" if spec.space == "flownas" else ""),
                 )
             )
     return problems

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import subprocess
 import sys
@@ -14,6 +15,9 @@ import httpx
 import psutil
 import pytest
 
+from backends import TimingProtocol, get_target
+from ehdnas.export import export_arch
+from ehdnas.spaces import get_space
 from server.jobs import JobStore
 from server.local import LocalServer, start_server
 from tests.conftest import run_cli
@@ -137,15 +141,17 @@ def test_serve_refuses_bad_settings_in_one_line(launch, tmp_path: Path, monkeypa
         assert proc.returncode == 2 and proc.stderr.startswith(message), proc.stderr
 
 
+def refusal(client: httpx.Client, kind: str, **spec) -> dict:
+    """The 422 answer to a submission: message by location within the spec."""
+    response = client.post("/v1/jobs", json={"kind": kind, "spec": spec})
+    assert response.status_code == 422, response.text
+    return {tuple(p["loc"][3:]): p["msg"] for p in response.json()["detail"]}
+
+
 def test_bad_specs_are_refused_with_the_field_named(launch) -> None:
     server = launch(workers=0, args=("--limit", "samples=100"))
     client = server.client(TOKEN)
-
-    def problems(kind: str, **spec) -> dict:
-        response = client.post("/v1/jobs", json={"kind": kind, "spec": spec})
-        assert response.status_code == 422, response.text
-        return {tuple(p["loc"][3:]): p["msg"] for p in response.json()["detail"]}
-
+    problems = functools.partial(refusal, client)
     assert "unknown target 'nope'" in problems("benchmark", target="nope")[("target",)]
     assert "unknown space 'nope'" in problems("collect", target="ort-cpu", space="nope", samples=5)[("space",)]
     assert "option 'x'" in problems("collect", target="ort-cpu", samples=5, options={"x": 1})[("options",)]
@@ -164,6 +170,32 @@ def test_bad_specs_are_refused_with_the_field_named(launch) -> None:
     assert client.post("/v1/jobs", json=huge).status_code == 413
     assert client.get("/v1/jobs").json()["total"] == 0  # nothing was queued
     assert client.get("/v1/jobs/12345").status_code == 404
+
+
+def test_bad_flownas_search_specs_are_refused_with_the_field_named(launch) -> None:
+    server = launch(workers=0)
+    client = server.client(TOKEN)
+    problems = functools.partial(refusal, client, "search", target="systolic-edge32", space="flownas")
+    measured = {"latency_budget_ms": 2.0, "latency_from": "measured"}
+    assert "needs a latency budget" in problems(latency_from="measured")[("latency_budget_ms",)]
+    assert "greater than 0" in problems(latency_budget_ms=0)[("latency_budget_ms",)]
+    unknown = problems(**measured, evolution={"generation": 3})[("evolution",)]
+    assert unknown.startswith("unknown evolution option 'generation'; known: crossovers, generations")
+    assert "parents cannot outnumber" in problems(**measured, evolution={"parents": 99})[("evolution",)]
+    too_long = problems(**measured, evolution={"generations": 1000})[("evolution",)]
+    assert too_long.startswith("50000 fitness evaluations") and "at most 10000 on this server" in too_long
+    assert "three counts (TRAIN, VAL, TEST)" in problems(**measured, pairs=[8, 4])[("pairs",)]
+    assert ("pairs", 0) in problems(**measured, pairs=[0, 4, 4])
+    assert "expected photos, chairs:DIR or sintel:DIR" in problems(**measured, data="digits")[("data",)]
+    darts_only = problems(**measured, method="dcp-nas", lambdas=[0, 1], retrain_epochs=5)
+    assert darts_only == dict.fromkeys([("lambdas",), ("retrain_epochs",), ("method",)], darts_only[("method",)])
+    assert darts_only[("method",)] == "applies to darts searches only, not to flownas"
+    assert "with latency_from 'predictor' only" in problems(**measured, auto_predictor=True)[("auto_predictor",)]
+    assert "or latency_from 'measured'" in problems(latency_budget_ms=2.0)[("auto_predictor",)]  # no predictor
+    flownas_only = problems(space="darts", latency_budget_ms=2.0, teacher_epochs=3)
+    assert flownas_only[("teacher_epochs",)] == "applies to flownas searches only, not to darts"
+    assert ("latency_budget_ms",) in flownas_only
+    assert client.get("/v1/jobs").json()["total"] == 0  # nothing was queued
 
 
 def test_benchmark_jobs_reuse_stored_measurements_and_serve_their_artifacts(launch) -> None:
@@ -222,6 +254,41 @@ def test_a_search_job_runs_end_to_end_and_shows_its_plot(launch) -> None:
         assert plot in page and "test accuracy" in page
         image = browser.get(plot)
         assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_a_flownas_search_job_meets_a_measured_budget(launch, tmp_path: Path) -> None:
+    space_options = {"input_height": 32, "input_width": 32}
+    space, runner = get_space("flownas", space_options), get_target("systolic-edge32")
+    ends = [
+        runner.measure(export_arch(space, arch, tmp_path / f"{i}.onnx"), TimingProtocol()).latency_ms.median
+        for i, arch in enumerate((space.smallest(), space.largest()))
+    ]
+    budget = sum(ends) / 2  # rules out part of the space, never all of it
+    server = launch()
+    client = server.client(TOKEN)
+    evolution = {"population": 4, "generations": 2, "parents": 2, "mutations": 2, "crossovers": 2}
+    spec = {"target": "systolic-edge32", "space": "flownas", "space_options": space_options,
+            "latency_budget_ms": budget, "latency_from": "measured", "pairs": [8, 4, 4], "teacher_epochs": 1,
+            "epochs": 1, "batch_size": 4, "evolution": evolution}  # fmt: skip
+    seen: list[float] = []
+    job = wait_for(client, submit(client, "search", **spec)["id"], lambda j: seen.append(j["progress"]) or finished(j),
+                   timeout=600)  # fmt: skip
+    assert job["status"] == "succeeded", job["error"]
+    assert job["progress"] == 1.0 and seen == sorted(seen)  # never backwards
+    result = job["result"]
+    assert result["meets_budget_measured"] and result["measured_latency_ms"]["median"] <= budget
+    assert result["latency_budget_ms"] == budget and result["settings"]["latency"] == "measured"
+    assert {"pareto.png", "encoder.onnx", "encoder.txt", "teacher.pt", "supernet.pt", "result.json"} <= set(
+        job["artifacts"]
+    )
+    for name in ("pareto.png", "encoder.onnx"):
+        artifact = client.get(f"/v1/jobs/{job['id']}/artifacts/{name}")
+        assert artifact.status_code == 200 and len(artifact.content) > 0, name
+    events = [e["data"] for e in client.get(f"/v1/jobs/{job['id']}/events").json()]
+    stages = [e["stage"] for e in events]
+    assert stages == ["queued", "started", "flow-train", "supernet", "evolution", "evolution", "done", "succeeded"]
+    assert [e["generation"] for e in events if e["stage"] == "evolution"] == [1, 2]
 
 
 @pytest.mark.slow
