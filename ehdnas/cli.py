@@ -107,7 +107,7 @@ def spaces(as_json: JsonOpt = False) -> None:
             {
                 "name": name,
                 "decisions": len(space.decisions),
-                "choices": sorted({c for d in space.decisions for c in d.choices}),
+                "choices": {d.name: list(d.choices) for d in space.decisions},  # each decision's own list
                 "settings": space.config_dict(),
             }
         )

@@ -25,7 +25,10 @@ def test_targets_and_spaces_json() -> None:
     targets = {row["name"]: row for row in json.loads(run_cli("targets", "--json").stdout)}
     assert {"name": "ort-cpu", "available": True, "reason": ""}.items() <= targets["ort-cpu"].items()
     spaces = json.loads(run_cli("spaces", "--json").stdout)
-    assert spaces[0]["name"] == "darts" and spaces[0]["decisions"] == 28
+    assert spaces[0]["name"] == "darts" and spaces[0]["decisions"] == 28 and len(spaces[0]["choices"]) == 28
+    assert "sep_conv_3x3" in spaces[0]["choices"]["normal.0->2"]
+    flownas = next(row for row in spaces if row["name"] == "flownas")
+    assert flownas["choices"]["stage1.kernel"] == ["3", "5"] and flownas["choices"]["stage3.width"] == ["88", "96"]
 
 
 def test_benchmark_onnx_files_json_document(tiny_model: Path) -> None:
