@@ -274,7 +274,7 @@ def raft_optimizer(
 
 
 def train_flow(model: nn.Module, data: FlowData, settings: FlowTrainSettings, on_event: Events) -> nn.Module:
-    """Trains `model` (img1, img2, iterations -> flows) on data.train, validating on data.val after every epoch.
+    """Trains `model` (img1, img2, iterations -> flows) on data.train_split(epoch), validating on data.val after each.
 
     AdamW with RAFT's one-cycle schedule (5% warm-up, linear decay) stepped per batch, gradient clipping; the batch
     order comes from a generator seeded with settings.seed. Returns the model in eval mode, on the GPU if there is one.
@@ -282,12 +282,13 @@ def train_flow(model: nn.Module, data: FlowData, settings: FlowTrainSettings, on
     settings.check()
     device = default_device()
     model = model.to(device)
-    train, val = _on(data.train, device), _on(data.val, device)
+    val = _on(data.val, device)
     generator = torch.Generator().manual_seed(settings.seed)
-    steps = math.ceil(len(train) / settings.batch_size)
+    steps = math.ceil(len(data.train) / settings.batch_size)
     optimizer, schedule = raft_optimizer(list(model.parameters()), settings, steps)
     for epoch in range(settings.epochs):
         started, losses = time.perf_counter(), []
+        train = _on(data.train_split(epoch), device)
         model.train()
         for rows in torch.randperm(len(train), generator=generator).split(settings.batch_size):
             rows = rows.to(device)

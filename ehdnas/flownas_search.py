@@ -168,14 +168,14 @@ def train_supernet(
     head = FlowHead(space.config.out_dim).to(device)
     head.load_state_dict(teacher.head.state_dict())
     teacher.eval()
-    train = data.train
     generator, rng = torch.Generator().manual_seed(settings.seed), np.random.default_rng(settings.seed)
     recipe = settings.train_settings(settings.epochs)
     parameters = [*supernet.parameters(), *head.parameters()]
-    optimizer, schedule = raft_optimizer(parameters, recipe, -(-len(train) // settings.batch_size))
+    optimizer, schedule = raft_optimizer(parameters, recipe, -(-len(data.train) // settings.batch_size))
     size = (data.height, data.width)
     for epoch in range(settings.epochs):
         started, losses = time.perf_counter(), []
+        train = data.train_split(epoch)
         supernet.train()
         head.train()
         for rows in torch.randperm(len(train), generator=generator).split(settings.batch_size):

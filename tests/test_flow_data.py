@@ -108,6 +108,10 @@ def test_photos_are_seeded() -> None:
         a, b, c = (getattr(d, name) for d in (first, again, other))
         assert torch.equal(a.images, b.images) and torch.equal(a.flow, b.flow) and torch.equal(a.valid, b.valid)
         assert not torch.equal(a.flow, c.flow)
+    fresh, fresh_again = first.train_split(1), again.train_split(1)  # every epoch after the first: new pairs, seeded
+    assert first.train_split(0) is first.train and torch.equal(fresh.flow, fresh_again.flow)
+    assert len(fresh) == len(first.train) and not torch.equal(fresh.flow, first.train.flow)
+    assert not torch.equal(fresh.flow, first.train_split(2).flow)
 
 
 def test_photo_splits_share_no_source_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,6 +121,8 @@ def test_photo_splits_share_no_source_pixels(monkeypatch: pytest.MonkeyPatch) ->
     columns = [split.images[:, :, 0] for split in (data.train, data.val, data.test)]  # normalised x: order kept
     assert float(columns[0].max()) < float(columns[1].min())
     assert float(columns[1].max()) < float(columns[2].min())
+    fresh = data.train_split(3).images[:, :, 0]  # an epoch's new training pairs come from the training band too
+    assert float(fresh.max()) < float(columns[1].min())
 
 
 def write_image(path: Path, value: np.ndarray) -> None:
