@@ -22,7 +22,9 @@ def _summary(job: Job) -> str:
     text = f"{spec.get('space', '')} on {spec.get('target', '')}"
     if job.kind in ("collect", "benchmark") and spec.get("samples"):
         text += f", {spec['samples']} samples"
-    if job.kind == "search":
+    if job.kind == "search" and spec.get("space") == "flownas":
+        text += f", budget {spec.get('latency_budget_ms')} ms ({spec.get('latency_from', 'predictor')})"
+    elif job.kind == "search":
         text += f", λ {','.join(f'{lam:g}' for lam in spec['lambdas'])}, {spec['epochs']} epochs"
     return text
 
@@ -34,6 +36,10 @@ def _outcome(job: Job) -> str:
     if job.kind == "search" and "test_accuracy" in result:
         measured = result["measured_latency_ms"]["median"]
         return f"test accuracy {result['test_accuracy']:.4f}, measured {measured:.3f} ms"
+    if job.kind == "search" and "test_epe" in result:  # flownas
+        measured, met = result["measured_latency_ms"]["median"], result["meets_budget_measured"]
+        budget = "met" if met else "NOT met"
+        return f"test EPE {result['test_epe']:.3f} px, measured {measured:.3f} ms (budget {budget})"
     if job.kind == "search" and "runs" in result:
         return f"{len(result['runs'])} searches; see the plot"
     return escape(job.message)

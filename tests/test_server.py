@@ -289,6 +289,10 @@ def test_a_flownas_search_job_meets_a_measured_budget(launch, tmp_path: Path) ->
     stages = [e["stage"] for e in events]
     assert stages == ["queued", "started", "flow-train", "supernet", "evolution", "evolution", "done", "succeeded"]
     assert [e["generation"] for e in events if e["stage"] == "evolution"] == [1, 2]
+    with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
+        browser.get(f"/?token={TOKEN}")
+        page = browser.get("/").text
+        assert f"budget {budget} ms (measured)" in page and "(budget met)" in page and "test EPE" in page
 
 
 @pytest.mark.slow
