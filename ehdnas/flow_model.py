@@ -130,8 +130,16 @@ class FlowHead(nn.Module):
         )
 
     def forward(self, f1: Tensor, f2: Tensor, iterations: int, image_size: tuple[int, int]) -> list[Tensor]:
-        """Frame features (B, D, h, w) to the flow after each iteration, (B, 2, H, W) pixels, H x W = image_size."""
+        """Frame features (B, D, h, w) to the flow after each iteration, (B, 2, H, W) pixels, H x W = image_size.
+
+        Each frame's features are first standardised per channel over its own image (instance norm, no
+        parameters), so match scores do not depend on an image's contrast. RAFT puts instance norm inside its
+        feature encoder; here it sits in the head, so the searched encoder keeps BatchNorm, which folds into its
+        convolutions on every target. Measured at 48x64 on `photos`, the smallest encoder trained 15 epochs: val
+        EPE 7.43 px with it, 8.19 px without (zero flow 8.88 px).
+        """
         b, _, h, w = f1.shape
+        f1, f2 = F.instance_norm(f1), F.instance_norm(f2)
         pyramid = correlation_pyramid(f1, f2, self.levels)
         state, context = self.context(f1).split(self.hidden, 1)
         state, context = torch.tanh(state), torch.relu(context)  # (B, hidden, h, w) each

@@ -73,6 +73,19 @@ def test_flows_have_one_full_resolution_field_per_iteration() -> None:
     assert [tuple(flow.shape) for flow in flows] == [(1, 2, 32, 48)] * 2
 
 
+def test_the_head_ignores_each_images_feature_scale_and_offset() -> None:
+    """Features are standardised per image and channel first: a contrast change of one frame changes no flow."""
+    torch.manual_seed(0)
+    head = FlowHead(16, hidden=8).eval()
+    f1, f2 = torch.randn(2, 16, 4, 6), torch.randn(2, 16, 4, 6)
+    scale, offset = torch.rand(2, 16, 1, 1) + 0.5, torch.randn(2, 16, 1, 1)  # per image and channel
+    with torch.no_grad():
+        plain, rescaled = head(f1, f2, 2, (32, 48)), head(f1, scale * f2 + offset, 2, (32, 48))
+        other = head(f1, f2.flip(-1), 2, (32, 48))
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(plain, rescaled))
+    assert not torch.allclose(plain[-1], other[-1], atol=1e-4)  # and the features themselves still count
+
+
 @pytest.mark.parametrize(("dx", "dy"), [(2, -1), (-3, 0), (0, 3), (1, 1)])
 def test_lookup_peaks_at_the_displacement_of_shifted_features(dx: int, dy: int) -> None:
     """f2 is f1 moved by (dx, dy) grid pixels; with unit-norm features the match is the unique maximum of the window."""
