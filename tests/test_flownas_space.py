@@ -87,6 +87,9 @@ def test_residual_only_where_the_shapes_allow() -> None:
         with torch.no_grad():
             y = block(x)
         assert torch.equal(y, x) if identity else not y.any()
+    # A new residual block starts as that identity; a plain one does not start at zero.
+    assert not MBConv(64, 64, 3, 1, expand=2).body[-1][1].weight.any()
+    assert MBConv(64, 56, 3, 1, expand=2).body[-1][1].weight.all()
 
 
 def test_expand_ratio_one_has_no_expand_conv() -> None:

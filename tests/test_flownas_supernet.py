@@ -97,7 +97,7 @@ def test_training_mode_uses_batch_statistics_and_moves_the_shared_running_ones()
 
 
 def test_gradients_reach_only_the_slices_a_subnetwork_used() -> None:
-    supernet = FlowNASSupernet(CONFIG).train()
+    supernet = supernet_with_random_norms().train()  # trained-like: residual bodies no longer start at zero
     smallest = supernet.space.smallest()
     supernet(images(3), smallest).square().mean().backward()
     stage4 = supernet.net.stages[3]  # smallest: c_in 88, expand 4 (hidden 352), kernel 3, width 96, depth 1

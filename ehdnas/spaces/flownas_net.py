@@ -30,7 +30,11 @@ def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1
 
 
 class MBConv(nn.Module):
-    """Inverted residual block (MobileNetV2): 1x1 expand, kxk depthwise, 1x1 project; ReLU, no squeeze-excite."""
+    """Inverted residual block (MobileNetV2): 1x1 expand, kxk depthwise, 1x1 project; ReLU, no squeeze-excite.
+
+    A residual block's last BatchNorm scale starts at zero. Measured on the 48x64 `photos` pairs, the largest
+    encoder's flow estimator after 8 of 15 teacher epochs: val EPE 8.03 px with it, 8.50 px without (zero flow 8.88).
+    """
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, expand: int) -> None:
         super().__init__()
@@ -43,6 +47,8 @@ class MBConv(nn.Module):
             conv_bn(hidden, c_out, 1, relu=False),  # linear bottleneck
         )
         self.residual = stride == 1 and c_in == c_out  # the identity path needs the output's shape
+        if self.residual:  # starts as the identity (Goyal et al., 2017): a deep encoder trains like a shallow one
+            nn.init.zeros_(self.body[-1][1].weight)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, c_in, H, W) -> (B, c_out, H/stride, W/stride)
         y = self.body(x)
