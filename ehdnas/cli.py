@@ -471,7 +471,7 @@ def _flow_search(
 def search(
     target: TargetOpt,
     out: Annotated[Path, typer.Option("--out", help="Result folder (resumes the search it holds).")],
-    space: Annotated[str, typer.Option("--space", help="Search space (darts).")] = "darts",
+    space: Annotated[str, typer.Option("--space", help="Search space: darts (EH-DNAS, DCP-NAS) or flownas.")] = "darts",
     lambdas: Annotated[
         str,
         typer.Option(
