@@ -200,10 +200,10 @@ class FlowTrainSettings:
 
     Measured on the 48x64 `photos` pairs (320 new training pairs per epoch, 48 val; zero flow scores 8.88 px) with
     one intra-op thread: an epoch (40 steps of batch 8 at 6 iterations, then validation at 12) takes 58-67 s for the
-    largest-encoder teacher and 12 s for the smallest encoder. After 15 epochs the teacher's val EPE was 8.54 px and
-    the smallest encoder's 7.43 px: the deep encoder learns slowest, and these defaults are a short start, not a
-    converged RAFT. With two intra-op threads on 2 shared cores a step took anywhere from 1.7 s to minutes, the
-    threads waiting on each other: set torch.set_num_threads(1) on shared cores.
+    largest-encoder teacher and 12 s for the smallest encoder. After 15 epochs the teacher's val EPE was 7.26 px
+    (8.54 before residual blocks started as the identity) and the smallest encoder's 7.43 px: these defaults are a
+    short start, not a converged RAFT. With two intra-op threads on 2 shared cores a step took anywhere from 1.7 s
+    to minutes, the threads waiting on each other: set torch.set_num_threads(1) on shared cores.
     """
 
     epochs: int = 10
