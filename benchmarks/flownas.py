@@ -34,7 +34,6 @@ import torch
 from backends import TimingProtocol, get_target
 from benchmarks.common import verdict
 from ehdnas.flow_data import epe, load_flow_data
-from ehdnas.flow_model import FlowModel, evaluate_epe
 from ehdnas.flownas_search import (
     Fitness,
     flow_search_settings,
@@ -115,7 +114,7 @@ def main() -> None:
     random_s = time.perf_counter() - started
     scores = {text: fitness.scores[text] for text in seen}
     best_random = min(scores, key=lambda t: scores[t]["val_epe"])
-    random_test = fitness_test_epe(fitness, space.parse(best_random))
+    random_test = fitness.epe(fitness.encoder(space.parse(best_random)), data.test)  # as the search's own choice
     val = data.val
     zero_val = float(epe(torch.zeros_like(val.flow), val.flow, val.valid))
 
@@ -141,13 +140,6 @@ def main() -> None:
     print(f"budget met when measured ({measured:.3f} <= {budget:.3f} ms): {verdict(result['meets_budget_measured'])}")
     print(f"searched val EPE below the best random one's ({searched_val:.3f} < {best_val:.3f}): "
           f"{verdict(searched_val < best_val)}")  # fmt: skip
-
-
-def fitness_test_epe(fitness: Fitness, arch: Any) -> float:
-    """Test EPE of `arch` through the supernet, its BatchNorm recalibrated, as the search reports its choice."""
-    s = fitness.settings
-    model = FlowModel(fitness.encoder(arch), fitness.head)
-    return evaluate_epe(model, fitness.data.test, s.eval_iterations, s.batch_size)
 
 
 if __name__ == "__main__":

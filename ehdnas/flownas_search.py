@@ -259,10 +259,15 @@ class Fitness:
         """The sub-network as a standalone encoder with its BatchNorm statistics recomputed."""
         return self.supernet.calibrate_bn(arch, self.calibration)
 
+    def epe(self, encoder: torch.nn.Module, split: FlowSplit) -> float:
+        """EPE on `split` of a standalone encoder (from `encoder`) with the shared flow head."""
+        s = self.settings
+        return evaluate_epe(FlowModel(encoder, self.head), split, s.eval_iterations, s.batch_size)
+
     def __call__(self, arch: EncoderArch) -> float:
         encoder = self.encoder(arch)
         s = self.settings
-        val_epe = evaluate_epe(FlowModel(encoder, self.head), self.data.val, s.eval_iterations, s.batch_size)
+        val_epe = self.epe(encoder, self.data.val)
         with torch.no_grad():
             distances = [F.mse_loss(encoder(x), t).item() for x, t in zip(self.val_frames, self.teacher_features)]
         distance = float(np.mean(distances))
@@ -359,7 +364,7 @@ def run_flow_search(
     search_s = time.perf_counter() - evolution_started
     best = found.best
     encoder = fitness.encoder(best.arch)
-    test_epe = evaluate_epe(FlowModel(encoder, head), data.test, settings.eval_iterations, settings.batch_size)
+    test_epe = fitness.epe(encoder, data.test)
     teacher_test_epe = evaluate_epe(teacher, data.test, settings.eval_iterations, settings.batch_size)
     torch.save(encoder.state_dict(), out / "encoder.pt")
     (out / "encoder.txt").write_text(best.arch.to_text() + "\n")
