@@ -18,12 +18,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.host import host_info
 from backends.onnx_model import OnnxModel, load_model
 from backends.protocol import LatencyStats, TimingProtocol
-from ehdnas.errors import UserError
-from ehdnas.options import make_config, parse_pairs
-from ehdnas.registry import Registry
+from ehdnas.core.errors import UserError
+from ehdnas.core.host import host_info
+from ehdnas.core.options import make_config, parse_pairs
+from ehdnas.core.registry import Registry
 
 
 @dataclass(frozen=True)

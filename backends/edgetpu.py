@@ -26,11 +26,11 @@ from typing import Any
 
 from backends import litert
 from backends.base import Availability, register_target
-from backends.cache import cache_dir
-from backends.host import fingerprint
 from backends.onnx_model import OnnxModel
 from backends.tflite_cpu import CalibratedConfig, TfliteCpuRunner
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
+from ehdnas.core.host import fingerprint
+from ehdnas.core.paths import cache_dir
 
 DELEGATE = "libedgetpu.so.1"
 COMPILER = "edgetpu_compiler"

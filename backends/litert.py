@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from backends.base import Availability
-from backends.cache import cache_dir
-from backends.host import fingerprint
 from backends.onnx_model import OnnxModel
 from backends.output import redirected_output
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
+from ehdnas.core.host import fingerprint
+from ehdnas.core.paths import cache_dir
 
 PRECISIONS = ("float32", "int8")
 CONVERSION_VERSION = 2  # in every cache key: 2 rewrites average pools that exclude padding

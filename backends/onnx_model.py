@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 
 Shape = tuple[int, ...]
 

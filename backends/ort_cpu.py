@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from backends.base import Availability, Runner, register_target
 from backends.onnx_model import OnnxModel
 from backends.protocol import TimingProtocol, time_runs
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
 

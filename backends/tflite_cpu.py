@@ -20,7 +20,8 @@ from backends import litert
 from backends.base import Availability, Runner, register_target
 from backends.onnx_model import OnnxModel
 from backends.protocol import TimingProtocol, time_runs
-from ehdnas.errors import UserError
+from ehdnas.core.datasets import image_source
+from ehdnas.core.errors import UserError
 
 RANDOM = "random"
 _IN_MEMORY = 4  # conversions remembered per runner: the retries of one measurement reuse one
@@ -38,9 +39,7 @@ class CalibratedConfig:
         if self.threads < 1 or self.calibration_samples < 1:
             raise UserError("options 'threads' and 'calibration_samples' must be at least 1")
         if self.calibration != RANDOM:
-            from ehdnas.data import check_data_spec
-
-            check_data_spec(self.calibration)
+            image_source().check(self.calibration)
 
 
 @dataclass(frozen=True)
@@ -100,11 +99,9 @@ class TfliteCpuRunner(Runner):
         rng = np.random.default_rng(0)
         if self.config.calibration == RANDOM:
             return rng.standard_normal((count, *shape[1:])).astype(np.float32)
-        from ehdnas.data import load_data
-
         if len(shape) != 4 or shape[2] != shape[3]:
             raise UserError(f"{model.path}: calibration on images needs a square image input, not {list(shape)}")
-        images = load_data(self.config.calibration, input_size=shape[2], in_channels=shape[1]).train_x.numpy()
+        images = image_source().load(self.config.calibration, input_size=shape[2], in_channels=shape[1])
         return images[rng.permutation(len(images))[:count]]
 
     def session(self, model: OnnxModel) -> litert.Session:

@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 
 from backends.base import Availability, Runner, register_target
-from backends.cache import cache_dir
-from backends.host import fingerprint
 from backends.onnx_model import OnnxModel
 from backends.output import redirected_output
 from backends.protocol import TimingProtocol
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
+from ehdnas.core.host import fingerprint
+from ehdnas.core.paths import cache_dir
 
 MODES = ("untuned", "tuned")
 MATCH = "anchor-block"  # a fused conv+add+relu reuses the record of the same conv fused otherwise

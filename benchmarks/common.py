@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backends import TimingProtocol, get_target
-from ehdnas.measure import collect
+from ehdnas.pipeline.dataset import load_dataset
+from ehdnas.pipeline.key import MeasurementKey
+from ehdnas.pipeline.measure import collect
+from ehdnas.pipeline.store import Store
 from ehdnas.spaces import get_space
-from ehdnas.store import Store
-from perf_models.dataset import Dataset, load_dataset
+from perf_models.dataset import Dataset
 from server.local import LocalServer, start_server
 
 SERVER_TOKEN = "benchmark-token"
@@ -33,7 +35,7 @@ def measured_darts(
     report = collect(runner, space, samples, seed, TimingProtocol(), store, progress)
     if report.measured:
         print(file=sys.stderr)
-    data = load_dataset(store, space, runner.name, runner.config_dict(), runner.host())
+    data = load_dataset(store, space, MeasurementKey.of(runner, space))
     wanted = {space.to_text(a) for a in space.sample_many(samples, seed)}
     return data.subset([i for i, arch in enumerate(data.archs) if arch in wanted])
 

@@ -25,12 +25,13 @@ import numpy as np
 
 from backends import TimingProtocol, get_target
 from benchmarks.common import verdict
-from ehdnas.data import load_data
-from ehdnas.export import export_model
-from ehdnas.search import ensure_predictor, retrain, run_search, search_settings, search_space
+from ehdnas.methods.darts import retrain, run_search, search_settings, search_space
+from ehdnas.pipeline.export import export_model
+from ehdnas.pipeline.predictors import ensure_predictor
+from ehdnas.pipeline.store import Store
 from ehdnas.spaces import get_space
 from ehdnas.spaces.binary_ops import memory_bits
-from ehdnas.store import Store
+from ehdnas.tasks.images import load_data
 
 
 def quiet(event: dict) -> None:

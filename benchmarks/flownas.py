@@ -33,8 +33,7 @@ import torch
 
 from backends import TimingProtocol, get_target
 from benchmarks.common import verdict
-from ehdnas.flow_data import epe, load_flow_data
-from ehdnas.flownas_search import (
+from ehdnas.methods.flownas import (
     Fitness,
     flow_search_settings,
     latency_function,
@@ -42,9 +41,10 @@ from ehdnas.flownas_search import (
     supernet_stage,
     teacher_stage,
 )
-from ehdnas.measure import measure_archs
+from ehdnas.pipeline.measure import measure_archs
+from ehdnas.pipeline.store import Store
 from ehdnas.spaces import get_space
-from ehdnas.store import Store
+from ehdnas.tasks.flow_data import epe, load_flow_data
 
 EVOLUTION = ["population=20", "generations=8", "parents=5", "mutations=10", "crossovers=10"]
 

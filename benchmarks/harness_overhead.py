@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 
 from backends import TimingProtocol, get_target, load_model
-from ehdnas.export import export_arch
+from ehdnas.pipeline.export import export_arch
 from ehdnas.spaces import get_space
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"

@@ -19,13 +19,13 @@ from pathlib import Path
 
 from backends import TimingProtocol, get_target
 from benchmarks.common import verdict
-from ehdnas.measure import collect
-from ehdnas.search import SearchSettings, run_sweep
+from ehdnas.methods.darts import SearchSettings, run_sweep
+from ehdnas.pipeline.key import MeasurementKey
+from ehdnas.pipeline.measure import collect
+from ehdnas.pipeline.predictors import train_and_save
+from ehdnas.pipeline.store import Store
 from ehdnas.spaces import get_space
-from ehdnas.store import Store
 from perf_models import load_predictor
-from perf_models.predictor import default_predictor_path
-from perf_models.train import train_and_save
 
 
 def main() -> None:
@@ -41,12 +41,12 @@ def main() -> None:
     args = parser.parse_args()
 
     runner, space, store = get_target("ort-cpu"), get_space("darts", args.space_option), Store(args.db)
-    key = (runner.name, runner.config_dict(), runner.host())
-    path = default_predictor_path("darts", space.config_dict(), *key)
+    key = MeasurementKey.of(runner, space)
+    path = key.predictor_path()
     if not path.is_file():
         print(f"no predictor at {path}: measuring {args.samples} architectures and training one", flush=True)
         collect(runner, space, args.samples, 0, TimingProtocol(), store)
-        report, _, path = train_and_save(store, space, *key, kinds=["mlp", "lut"])
+        report, _, path = train_and_save(store, space, key, kinds=["mlp", "lut"])
         print(f"trained {report.best}: held-out MAPE {report.metrics[report.best]['mape']:.2f}%")
     predictor = load_predictor(path, space="darts", space_config=space.config_dict())
     settings = SearchSettings(

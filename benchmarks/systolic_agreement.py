@@ -33,7 +33,7 @@ from backends.systolic.analytical import gemm_cost
 from backends.systolic.layers import ConvLayer, graph_layers
 from backends.systolic.scalesim_engine import simulate
 from benchmarks.common import verdict
-from ehdnas.export import export_arch
+from ehdnas.pipeline.export import export_arch
 from ehdnas.spaces import get_space
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"

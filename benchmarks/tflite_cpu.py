@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from backends import TimingProtocol, get_target
-from ehdnas.export import build_seeded, export_model
+from ehdnas.pipeline.export import build_seeded, export_model
 from ehdnas.spaces import get_space
 
 

@@ -22,7 +22,7 @@ import onnx
 
 from backends import TimingProtocol, get_target, load_model
 from benchmarks.common import verdict
-from ehdnas.export import export_arch
+from ehdnas.pipeline.export import export_arch
 from ehdnas.spaces import get_space
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from backends.protocol import TimingProtocol
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 
 app = typer.Typer(
     help="Hardware-aware neural architecture search: measure, model and search for a target.",
@@ -215,9 +215,9 @@ def benchmark(
 ) -> None:
     """Measure ONNX files (--model) or architectures of a space (--space) on a target."""
     from backends import parse_input_shapes
-    from ehdnas import measure
+    from ehdnas.pipeline import measure
+    from ehdnas.pipeline.store import Store
     from ehdnas.spaces import get_space
-    from ehdnas.store import Store
 
     if bool(model) == bool(space):
         raise UserError("give either --model FILE.onnx or --space NAME")
@@ -279,9 +279,9 @@ def collect(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure sampled architectures into the store; rerun the same command to resume."""
-    from ehdnas import measure
+    from ehdnas.pipeline import measure
+    from ehdnas.pipeline.store import Store
     from ehdnas.spaces import get_space
-    from ehdnas.store import Store
 
     if samples < 1:
         raise UserError("--samples must be at least 1")
@@ -327,7 +327,9 @@ def train_predictor(
             "--out", help="Where to save the best differentiable predictor [the user data dir, where search looks]."
         ),
     ] = None,
-    kinds: Annotated[str, typer.Option("--kinds", help="Comma-separated kinds to train.")] = "mlp,lut,flops,xgboost",
+    kinds: Annotated[
+        str | None, typer.Option("--kinds", help="Comma-separated kinds to train [every kind: mlp,lut,flops,xgboost].")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split and of the initialisations.")] = 0,
     option: TargetOptions = None,
     accelerator: AcceleratorOpt = None,
@@ -336,13 +338,15 @@ def train_predictor(
     as_json: JsonOpt = False,
 ) -> None:
     """Train every predictor kind on the stored measurements, compare them on a held-out split, save the best."""
+    from ehdnas.pipeline.store import Store
     from ehdnas.spaces import get_space
-    from ehdnas.store import Store
 
     runner = _runner(target, option, accelerator)
     the_space = get_space(space, space_option or [])
     store = Store(db)
-    kind_list = [k.strip() for k in kinds.split(",") if k.strip()]
+    from perf_models.kinds import kind_names
+
+    kind_list = [k.strip() for k in kinds.split(",") if k.strip()] if kinds is not None else kind_names()
     report, data, out = _train_and_save(runner, the_space, store, out, kind_list, seed, option, space_option)
     if as_json:
         _print_json({**report.metrics, "best": report.best, "split": report.sizes, "out": str(out)})
@@ -375,14 +379,14 @@ def _train_and_save(
     option: list[str] | None,
     space_option: list[str] | None,
 ) -> tuple[Any, Any, Path]:
-    """perf_models.train.train_and_save with progress, and the collect command to run when data is short."""
-    from perf_models.train import TooFewMeasurements, train_and_save
+    """ehdnas.pipeline.predictors.train_and_save with progress, and the collect command to run when data is short."""
+    from ehdnas.pipeline.key import MeasurementKey
+    from ehdnas.pipeline.predictors import train_and_save
+    from perf_models.train import TooFewMeasurements
 
     try:
         with _progress(len(kinds), "trained") as progress:
-            return train_and_save(
-                store, space, runner.name, runner.config_dict(), runner.host(), out, kinds, seed, progress
-            )
+            return train_and_save(store, space, MeasurementKey.of(runner, space), out, kinds, seed, progress)
     except TooFewMeasurements as short:
         flags = _flags(option, space_option)
         raise UserError(
@@ -396,9 +400,9 @@ def _ensure_predictor(
     runner: Any, space: Any, path: Path | None, auto: bool, samples: int, seed: int, db: str | None,
     option: list[str] | None, space_option: list[str] | None,
 ) -> Any:  # fmt: skip
-    """The search's predictor (see ehdnas.search.ensure_predictor); without one, the commands that make it."""
-    from ehdnas.search import NoPredictor, ensure_predictor
-    from ehdnas.store import Store
+    """The search's predictor (`ensure_predictor`); without one, the commands that make it."""
+    from ehdnas.pipeline.predictors import NoPredictor, ensure_predictor
+    from ehdnas.pipeline.store import Store
 
     try:
         with _progress(samples, "measured") as progress:
@@ -436,9 +440,9 @@ def _flow_search(
     predictor: tuple[Path | None, bool, int], db: str | None, option: list[str] | None, out: Path, as_json: bool,
 ) -> None:  # fmt: skip
     """`search --space flownas`: teacher, supernet, evolution under the budget; the chosen encoder measured."""
-    from ehdnas.flownas_search import flow_search_settings, run_flow_search
+    from ehdnas.methods.flownas import flow_search_settings, run_flow_search
+    from ehdnas.pipeline.store import Store
     from ehdnas.spaces import get_space
-    from ehdnas.store import Store
 
     space = get_space("flownas", space_option or [])
     try:
@@ -541,7 +545,7 @@ def search(
     With several lambdas (`ehdnas sweep --lambdas 0.25,0.5,1 ...`) it runs one search per lambda, the lambda-0
     DARTS baseline included, into DIR/lambda-<L>, and plots accuracy against measured latency in DIR/pareto.png.
     """
-    from ehdnas.search import run_search, run_sweep, search_settings, search_space
+    from ehdnas.methods.darts import run_search, run_sweep, search_settings, search_space
 
     try:
         lam_values = [float(v) for v in lambdas.split(",") if v.strip()]
@@ -629,8 +633,8 @@ def serve(
     db: DbOpt = None,
 ) -> None:
     """The job server: the HTTP API (DESIGN.md section 3), its status page at /, and the workers."""
-    from ehdnas.options import make_config, parse_pairs
-    from ehdnas.store import default_db_url
+    from ehdnas.core.options import make_config, parse_pairs
+    from ehdnas.core.paths import default_db_url
     from server.serve import serve as run_server
     from server.specs import Limits
 

@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 from perf_models.predictor import Predictor, SoftArch
 
 FORMS = ("eh-dnas", "add#linear", "mul#log", "hinge")

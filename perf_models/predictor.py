@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 
 FORMAT = "ehdnas-predictor"
 VERSION = 1
@@ -82,24 +82,9 @@ class Predictor(nn.Module):
         return path
 
 
-def default_predictor_path(space: str, space_config: dict, target: str, target_config: dict, host: dict) -> Path:
-    """Where `train-predictor` saves, and `search` looks, when no file is named: the user data directory."""
-    from backends.host import fingerprint
-
-    keys = "-".join(fingerprint(value)[:8] for value in (space_config, target_config, host))
-    return predictors_dir() / f"{space}-{target}-{keys}.pt"
-
-
-def predictors_dir() -> Path:
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("ehdnas")) / "predictors"
-
-
 def load_predictor(path: Path | str, space: str | None = None, space_config: dict | None = None) -> Predictor:
     """Load a predictor file; with `space` (and its settings) given, refuse one trained for another."""
-    from perf_models.baselines import LUTPredictor
-    from perf_models.mlp import MLPPredictor
+    from perf_models.kinds import KINDS
 
     path = Path(path)
     if not path.is_file():
@@ -120,8 +105,9 @@ def load_predictor(path: Path | str, space: str | None = None, space_config: dic
             f"{path}: this predictor was trained for {meta['space']} with settings {meta['space_config']}, "
             f"not {space_config}"
         )
-    classes = {cls.kind: cls for cls in (MLPPredictor, LUTPredictor)}
-    predictor = classes[payload["kind"]](**payload["hparams"])
+    module = KINDS.get(payload["kind"]).module
+    assert module is not None, "only differentiable kinds are saved"
+    predictor = module(**payload["hparams"])
     predictor.load_state_dict(payload["state_dict"])
     predictor.meta = meta
     return predictor.eval()

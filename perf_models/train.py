@@ -6,20 +6,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from ehdnas.errors import UserError
-from ehdnas.spaces import SearchSpace
-from ehdnas.store import Store
-from perf_models.baselines import fit_flops, fit_lut, fit_xgboost
-from perf_models.dataset import Dataset, load_dataset, split
+from ehdnas.core.errors import UserError
+from perf_models.dataset import Dataset, split
+from perf_models.kinds import KINDS, differentiable_kinds, kind_names
 from perf_models.metrics import evaluate
-from perf_models.mlp import fit_mlp
-from perf_models.predictor import Predictor, default_predictor_path
+from perf_models.predictor import Predictor
 
-KINDS: dict[str, Callable[..., Any]] = {"mlp": fit_mlp, "lut": fit_lut, "flops": fit_flops, "xgboost": fit_xgboost}
-DIFFERENTIABLE = ("mlp", "lut")  # the kinds that are torch modules over the soft architecture
 MIN_MEASUREMENTS = 50  # below this the held-out split is too small to say anything
 
 
@@ -51,16 +45,17 @@ class TrainReport:
 
 def train_predictors(
     data: Dataset,
-    kinds: Sequence[str] = tuple(KINDS),
+    kinds: Sequence[str] | None = None,
     seed: int = 0,
     on_progress: Callable[[int, int, str], None] = lambda done, total, label: None,
 ) -> TrainReport:
-    """Fit each kind on the train split, pick among differentiable kinds on validation, report on test."""
-    unknown = sorted(set(kinds) - set(KINDS))
-    if unknown:
-        raise UserError(f"unknown predictor kind {unknown[0]!r}; known: {', '.join(KINDS)}")
-    if not set(kinds) & set(DIFFERENTIABLE):
-        raise UserError(f"choose at least one differentiable kind ({' or '.join(DIFFERENTIABLE)}) to save")
+    """Fit each kind (default: every one) on the train split, pick among differentiable kinds on validation,
+    report on test."""
+    kinds = list(kinds or kind_names())
+    for kind in kinds:
+        KINDS.get(kind)  # an unknown kind is refused with the known ones
+    if not set(kinds) & set(differentiable_kinds()):
+        raise UserError(f"choose at least one differentiable kind ({' or '.join(differentiable_kinds())}) to save")
     if len(data) < MIN_MEASUREMENTS:
         raise TooFewMeasurements(len(data))
     train_rows, val_rows, test_rows = split(len(data), seed)
@@ -68,33 +63,11 @@ def train_predictors(
     metrics, fitted, validation = {}, {}, {}
     for i, kind in enumerate(kinds):
         start = time.perf_counter()
-        fitted[kind] = KINDS[kind](train, val, seed=seed)
+        fitted[kind] = KINDS.get(kind).fit(train, val, seed=seed)
         seconds = time.perf_counter() - start
         metrics[kind] = {**evaluate(fitted[kind].predict(test), test.latency_ms), "fit_s": seconds}
         validation[kind] = evaluate(fitted[kind].predict(val), val.latency_ms)["mape"]
         on_progress(i + 1, len(kinds), kind)
-    best = min((k for k in kinds if k in DIFFERENTIABLE), key=validation.__getitem__)
+    best = min((k for k in kinds if KINDS.get(k).differentiable), key=validation.__getitem__)
     sizes = {"train": len(train), "val": len(val), "test": len(test)}
     return TrainReport(metrics=metrics, best=best, predictor=fitted[best], sizes=sizes)
-
-
-def train_and_save(
-    store: Store,
-    space: SearchSpace,
-    target: str,
-    target_config: dict,
-    host: dict,
-    out: Path | None = None,
-    kinds: Sequence[str] = tuple(KINDS),
-    seed: int = 0,
-    on_progress: Callable[[int, int, str], None] = lambda done, total, label: None,
-) -> tuple[TrainReport, Dataset, Path]:
-    """Train on the stored measurements of (space, target, host); save the best differentiable kind.
-
-    Without `out`, the file goes where `search` looks for it (`default_predictor_path`).
-    """
-    out = out or default_predictor_path(space.name, space.config_dict(), target, target_config, host)
-    data = load_dataset(store, space, target, target_config, host)
-    report = train_predictors(data, kinds, seed, on_progress)
-    report.predictor.save(out, report.meta(data))
-    return report, data, out

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ehdnas.store import MeasurementRow
+from ehdnas.pipeline.store import MeasurementRow
 from server.jobs import FINISHED, KINDS, STATUSES, Job, JobStore
 from server.page import status_page
 from server.specs import BenchmarkSpec, CollectSpec, Limits, SearchSpec, TrainPredictorSpec, check_spec
@@ -259,7 +259,7 @@ def create_app(jobs: JobStore, jobs_dir: Path, limits: Limits, token: str) -> Fa
     @api.get("/predictors")
     def predictors() -> list[dict[str, Any]]:
         """The predictors saved where searches look for them, with what each was trained on and how well."""
-        from perf_models.predictor import predictors_dir
+        from ehdnas.core.paths import predictors_dir
 
         return [_predictor_info(path, path.stat().st_mtime) for path in sorted(predictors_dir().glob("*.pt"))]
 
@@ -302,7 +302,7 @@ def _targets() -> list[dict[str, Any]]:
 
 @lru_cache(maxsize=64)
 def _predictor_info(path: Path, mtime: float) -> dict[str, Any]:
-    from ehdnas.errors import UserError
+    from ehdnas.core.errors import UserError
     from perf_models import load_predictor
 
     try:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ehdnas import measure
-from ehdnas.store import Store
+from ehdnas.pipeline import measure
+from ehdnas.pipeline.store import Store
 from server.specs import SPECS, BenchmarkSpec, CollectSpec, SearchSpec, TrainPredictorSpec
 
 Progress = Callable[[float, str], None]  # fraction done, what is happening
@@ -52,12 +52,18 @@ def _collect(spec: CollectSpec, folder: Path, store: Store, progress: Progress, 
 
 
 def _train_predictor(spec: TrainPredictorSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
-    from perf_models.train import train_and_save
+    from ehdnas.pipeline.key import MeasurementKey
+    from ehdnas.pipeline.predictors import train_and_save
 
     runner, space = spec.runner(), spec.the_space()
-    key = (runner.name, runner.config_dict(), runner.host())
     report, data, path = train_and_save(
-        store, space, *key, None, list(spec.kinds), spec.seed, _counted(progress, "trained ")
+        store,
+        space,
+        MeasurementKey.of(runner, space),
+        None,
+        list(spec.kinds),
+        spec.seed,
+        _counted(progress, "trained "),
     )
     shutil.copyfile(path, folder / "predictor.pt")  # the artifact; the original is where searches look
     return {"metrics": report.metrics, "best": report.best, "split": report.sizes, "measurements": len(data),
@@ -65,8 +71,9 @@ def _train_predictor(spec: TrainPredictorSpec, folder: Path, store: Store, progr
 
 
 def _search(spec: SearchSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
-    from ehdnas.flownas_search import run_flow_search
-    from ehdnas.search import ensure_predictor, run_search, run_sweep, search_settings
+    from ehdnas.methods.darts import run_search, run_sweep, search_settings
+    from ehdnas.methods.flownas import run_flow_search
+    from ehdnas.pipeline.predictors import ensure_predictor
 
     runner, space = spec.runner(), spec.the_space()
     if spec.space == "flownas":

@@ -19,7 +19,7 @@ from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, func, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ehdnas.store import make_engine
+from ehdnas.pipeline.store import make_engine
 
 KINDS = ("search", "collect", "train_predictor", "benchmark")
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 from server.specs import Limits
 
 TOKEN_ENV = "EHDNAS_API_TOKEN"

@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+import ehdnas.tasks.images  # noqa: F401  (registers image data sets: int8 targets calibrate on them)
 from backends.protocol import TimingProtocol
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 
 _PROTOCOL = TimingProtocol()
 Setting = str | int | float | bool
@@ -79,7 +80,7 @@ class _ProtocolSpec(_Spec):
     max_cv: float = Field(_PROTOCOL.max_cv, gt=0, le=10, description="Time a model again while its cv is above.")
 
     def protocol(self) -> TimingProtocol:
-        from ehdnas.measure import timing_protocol
+        from ehdnas.pipeline.measure import timing_protocol
 
         return timing_protocol(self.repeats, self.min_time, self.warmup, self.max_cv)
 
@@ -100,10 +101,24 @@ class CollectSpec(_ProtocolSpec):
     strategy: Literal["uniform", "uncertain"] = "uniform"
 
 
+def _kind_names() -> list[str]:
+    from perf_models.kinds import kind_names
+
+    return kind_names()
+
+
 class TrainPredictorSpec(_Spec):
-    kinds: list[Literal["mlp", "lut", "flops", "xgboost"]] = Field(
-        default_factory=lambda: ["mlp", "lut", "flops", "xgboost"], min_length=1
-    )
+    kinds: list[str] = Field(default_factory=lambda: _kind_names(), min_length=1, description="Predictor kinds.")
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str]) -> list[str]:
+        known = _kind_names()
+        for kind in kinds:
+            if kind not in known:
+                raise ValueError(f"unknown predictor kind {kind!r}; known: {', '.join(known)}")
+        return kinds
+
     seed: int = Field(0, ge=0)
 
 
@@ -161,14 +176,14 @@ class SearchSpec(_Spec):
         return pairs
 
     def the_space(self) -> Any:
-        from ehdnas.search import search_space
+        from ehdnas.methods.darts import search_space
 
         if self.space == "flownas":
             return super().the_space()
         return search_space(self.method, self.space, self.space_options)  # dcp-nas sets the binary variant
 
     def predictor_path(self) -> Path | None:
-        from perf_models.predictor import predictors_dir
+        from ehdnas.core.paths import predictors_dir
 
         return predictors_dir() / self.predictor if self.predictor else None
 
@@ -177,7 +192,7 @@ class SearchSpec(_Spec):
 
     def flow_settings(self, runner: Any, space: Any) -> Any:
         """The flownas search's settings (checked: raises UserError)."""
-        from ehdnas.flownas_search import flow_search_settings
+        from ehdnas.methods.flownas import flow_search_settings
 
         return flow_search_settings(
             runner, space, self.data, self.latency_budget_ms or 0.0, self.latency_from, self.epochs,
@@ -268,7 +283,7 @@ def _default(name: str) -> Any:
 
 
 def _check_data(spec: SearchSpec) -> list[tuple[tuple[str | int, ...], str]]:
-    from ehdnas.data import check_data_spec
+    from ehdnas.tasks.images import check_data_spec
 
     try:
         check_data_spec(spec.data or "digits")
@@ -281,7 +296,7 @@ def _check_flownas(
     spec: SearchSpec, runner: Any, space: Any, limits: Limits
 ) -> list[tuple[tuple[str | int, ...], str]]:
     """What the CLI's flownas search would refuse at its start: no budget, a bad evolution setting, no data."""
-    from ehdnas.flow_data import check_flow_data_spec
+    from ehdnas.tasks.flow_data import check_flow_data_spec
 
     problems: list[tuple[tuple[str | int, ...], str]] = []
     if spec.latency_budget_ms is None:
@@ -312,7 +327,7 @@ def _check_flownas(
 
 
 def _check_predictor(spec: SearchSpec, runner: Any, space: Any) -> list[tuple[tuple[str | int, ...], str]]:
-    from ehdnas.search import predictor_path
+    from ehdnas.pipeline.key import MeasurementKey
     from perf_models.train import MIN_MEASUREMENTS
 
     problems: list[tuple[tuple[str | int, ...], str]] = []
@@ -323,7 +338,7 @@ def _check_predictor(spec: SearchSpec, runner: Any, space: Any) -> list[tuple[tu
         if Path(spec.predictor).name != spec.predictor or path is None or not path.is_file():
             problems.append((("predictor",), f"no predictor {spec.predictor!r}: GET /v1/predictors lists them"))
     elif runner is not None and space is not None and not spec.auto_predictor:
-        if not predictor_path(runner, space).is_file():
+        if not MeasurementKey.of(runner, space).predictor_path().is_file():
             problems.append(
                 (
                     ("auto_predictor",),

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 from server.jobs import Job, JobStore
 
 POLL_S = 0.5  # how often a worker looks for work, heartbeats, and checks for a cancel

@@ -11,8 +11,8 @@ import torch
 from backends import TimingProtocol, get_target, list_targets, load_model, parse_input_shapes
 from backends.base import TARGETS
 from backends.protocol import LatencyStats, time_runs
-from ehdnas.errors import UserError
-from ehdnas.export import export_model
+from ehdnas.core.errors import UserError
+from ehdnas.pipeline.export import export_model
 from tests.conftest import LIGHT_MODELS, tiny_conv_model
 
 QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0)

@@ -10,10 +10,10 @@ import torch
 
 from backends import OnnxModel, TimingProtocol, get_target
 from backends.systolic.layers import ConvLayer, graph_layers
-from ehdnas.export import build_seeded, export_arch, export_model
+from ehdnas.pipeline.export import build_seeded, export_arch, export_model
 from ehdnas.spaces import get_space
 from ehdnas.spaces.binary_ops import BinaryConv2d, binarize, memory_bits, reconstruction_loss
-from ehdnas.supernet import Supernet
+from ehdnas.supernets.darts import Supernet
 
 SMALL = {"layers": 5, "channels": 8, "input_size": 16}
 

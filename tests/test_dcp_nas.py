@@ -9,9 +9,9 @@ import onnx
 import pytest
 import torch
 
-from ehdnas.dcp_nas import DcpNas
-from ehdnas.errors import UserError
-from ehdnas.search import SearchSettings, search_space
+from ehdnas.core.errors import UserError
+from ehdnas.methods.darts import SearchSettings, search_space
+from ehdnas.methods.dcp_nas import DcpNas
 from ehdnas.spaces.binary_ops import memory_bits
 from perf_models.mlp import MLPPredictor
 from server.specs import Limits, SearchSpec, check_spec

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ehdnas.errors import UserError
-from ehdnas.evolution import EvolutionSettings, evolve
+from ehdnas.core.errors import UserError
+from ehdnas.methods.evolution import EvolutionSettings, evolve
 from ehdnas.spaces import get_space
 
 SPACE = get_space("flownas")

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ehdnas import flow_data
-from ehdnas.errors import UserError
-from ehdnas.flow_data import check_flow_data_spec, epe, load_flow_data, read_flo, synthetic_pairs, warp, write_flo
+from ehdnas.core.errors import UserError
+from ehdnas.tasks import flow_data
+from ehdnas.tasks.flow_data import check_flow_data_spec, epe, load_flow_data, read_flo, synthetic_pairs, warp, write_flo
 
 
 def coordinate_photo(height: int, width: int) -> torch.Tensor:

@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ehdnas.errors import UserError
-from ehdnas.flow_data import FlowData, FlowSplit, load_flow_data
-from ehdnas.flow_model import (
+from ehdnas.core.errors import UserError
+from ehdnas.spaces.flownas import FlowNASConfig, FlowNASSpace
+from ehdnas.tasks.flow_data import FlowData, FlowSplit, load_flow_data
+from ehdnas.tasks.flow_model import (
     FlowHead,
     FlowModel,
     FlowTrainSettings,
@@ -22,7 +23,6 @@ from ehdnas.flow_model import (
     train_flow,
     train_teacher,
 )
-from ehdnas.spaces.flownas import FlowNASConfig, FlowNASSpace
 
 
 def pixel_grid(height: int, width: int) -> torch.Tensor:

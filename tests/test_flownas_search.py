@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from backends import TimingProtocol, get_target
-from ehdnas.errors import UserError
-from ehdnas.export import export_arch
-from ehdnas.flownas_search import FlowSearchSettings, flow_search_settings
+from ehdnas.core.errors import UserError
+from ehdnas.methods.flownas import FlowSearchSettings, flow_search_settings
+from ehdnas.pipeline.export import export_arch
 from ehdnas.spaces import get_space
 from tests.conftest import run_cli
 

@@ -11,13 +11,14 @@ import torch
 
 from backends import Measurement, get_target
 from backends.protocol import LatencyStats
-from ehdnas import measure
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
+from ehdnas.pipeline import measure
+from ehdnas.pipeline.dataset import load_dataset
+from ehdnas.pipeline.key import MeasurementKey
+from ehdnas.pipeline.store import Store
 from ehdnas.spaces import get_space
 from ehdnas.spaces.flownas import EncoderArch, StageChoice
 from ehdnas.spaces.flownas_net import MBConv
-from ehdnas.store import Store
-from perf_models.dataset import load_dataset
 from perf_models.mlp import fit_mlp
 
 # FlowNAS (arXiv 2207.01271), written out again here as the oracle: per stage widths, depths, expand ratios.
@@ -160,7 +161,7 @@ def test_measurements_of_the_space_load_as_a_dataset(tmp_path: Path) -> None:
     )
     archs = space.sample_many(2, seed=0)
     measure.measure_archs(runner, space, archs, measure.timing_protocol(1, 0.0, 0, 1.0), store)
-    data = load_dataset(store, space, runner.name, runner.config_dict(), runner.host())
+    data = load_dataset(store, space, MeasurementKey.of(runner, space))
     assert data.indices.tolist() == [space.encode(a) for a in archs]
     assert (data.latency_ms > 0).all() and (data.macs > 0).all()
     assert data.meta["choice_macs"] is None and len(data.meta["decisions"]) == 24
@@ -189,7 +190,11 @@ def synthetic_store(space, path: Path, n: int) -> Store:
 
 def test_mlp_predictor_is_differentiable_in_the_soft_architecture(tmp_path: Path) -> None:
     space = get_space("flownas", SMALL)
-    data = load_dataset(synthetic_store(space, tmp_path / "s.db", 60), space, "synthetic", {}, {})
+    data = load_dataset(
+        synthetic_store(space, tmp_path / "s.db", 60),
+        space,
+        MeasurementKey("synthetic", {}, {}, space.name, space.config_dict()),
+    )
     assert len(data) == 60 and data.indices.shape == (60, 24)
     model = fit_mlp(data, data, epochs=5, members=2, hidden=(16, 8), dropout=0.0)
     assert model.choices == [len(d.choices) for d in space.decisions]

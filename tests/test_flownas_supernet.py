@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ehdnas.flownas_supernet import FlowNASSupernet, sandwich
 from ehdnas.spaces import get_space
 from ehdnas.spaces.flownas import EncoderArch, FlowNASConfig, StageChoice
+from ehdnas.supernets.flownas import FlowNASSupernet, sandwich
 
 CONFIG = FlowNASConfig(input_height=32, input_width=32, out_dim=16)
 LARGEST = "k5w64d2e1|k5w72d3e4|k5w96d3e6|k5w112d3e6|k5w128d4e6|k5w136d2e6"

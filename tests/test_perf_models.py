@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 from ehdnas.spaces import get_space
 from perf_models import HardwareLoss, load_predictor
 from perf_models.active import most_uncertain

@@ -10,7 +10,7 @@ import pytest
 from backends.systolic.accelerator import Accelerator
 from backends.systolic.layers import ConvLayer
 from backends.systolic.scalesim_engine import simulate
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 
 TINY = ConvLayer("conv", ifmap_h=8, ifmap_w=8, filter_h=3, filter_w=3, channels=4, filters=8)
 KEYS = {

@@ -10,12 +10,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from ehdnas.data import load_data
-from ehdnas.errors import UserError
-from ehdnas.search import SearchSettings, run_search
+from ehdnas.core.errors import UserError
+from ehdnas.methods.darts import SearchSettings, run_search
 from ehdnas.spaces import get_space
 from ehdnas.spaces.darts import EDGES, OPS
-from ehdnas.supernet import Supernet, derive_genotype
+from ehdnas.supernets.darts import Supernet, derive_genotype
+from ehdnas.tasks.images import load_data
 from perf_models.baselines import fit_lut
 from perf_models.dataset import Dataset
 
@@ -143,7 +143,7 @@ def test_search_end_to_end_and_resume(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sweep_adds_the_darts_baseline_and_plots_the_pareto_view(tmp_path: Path) -> None:
-    from ehdnas.search import run_sweep
+    from ehdnas.methods.darts import run_sweep
 
     space = get_space("darts", TINY)
     settings = SearchSettings(space_options=space.config_dict(), epochs=1, retrain_epochs=1, batch_size=256)

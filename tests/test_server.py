@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from backends import TimingProtocol, get_target
-from ehdnas.export import export_arch
+from ehdnas.pipeline.export import export_arch
 from ehdnas.spaces import get_space
 from server.jobs import JobStore
 from server.local import LocalServer, start_server

@@ -10,8 +10,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from ehdnas.errors import UserError
-from ehdnas.export import build_seeded, export_arch
+from ehdnas.core.errors import UserError
+from ehdnas.pipeline.export import build_seeded, export_arch
 from ehdnas.spaces import get_space, list_spaces
 
 SMALL = {  # settings that keep the contract tests fast

@@ -7,7 +7,8 @@ import sqlite3
 from pathlib import Path
 
 from backends import LatencyStats, Measurement
-from ehdnas.store import Store
+from ehdnas.pipeline.key import MeasurementKey
+from ehdnas.pipeline.store import Store
 
 HOST = {"cpu": "test cpu", "cores": 2, "libraries": {"onnxruntime": "1.0"}}
 CONFIG = {"threads": 1}
@@ -30,7 +31,7 @@ def fake_measurement(median: float, target: str = "ort-cpu", host: dict = HOST) 
 
 
 def lookup(store: Store, arch: str, host: dict = HOST) -> Measurement | None:
-    return store.lookup("ort-cpu", CONFIG, host, "darts", SPACE_CONFIG, arch)
+    return store.lookup(MeasurementKey("ort-cpu", CONFIG, host, "darts", SPACE_CONFIG), arch)
 
 
 def test_a_key_is_stored_once_and_fresh_replaces_it(db_url: str) -> None:
@@ -53,7 +54,7 @@ def test_host_config_and_space_settings_are_part_of_the_key(db_url: str) -> None
     store.record(fake_measurement(2.0, host=other_host), "darts", SPACE_CONFIG, "a")
     store.record(fake_measurement(3.0), "darts", {"layers": 20}, "a")
     assert store.count() == 3
-    assert store.stored_archs("ort-cpu", CONFIG, HOST, "darts", SPACE_CONFIG) == {"a"}
+    assert store.stored_archs(MeasurementKey("ort-cpu", CONFIG, HOST, "darts", SPACE_CONFIG)) == {"a"}
 
 
 def test_the_store_survives_reopening(db_url: str) -> None:

@@ -17,7 +17,7 @@ from backends.systolic.accelerator import PRESETS, Accelerator, load_accelerator
 from backends.systolic.analytical import gemm_cost
 from backends.systolic.layers import ConvLayer, VectorLayer, graph_layers
 from backends.systolic.scalesim_engine import simulate
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 from tests.conftest import run_cli, search_end_to_end, tiny_conv_model
 
 

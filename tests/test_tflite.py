@@ -13,10 +13,10 @@ import torch
 
 from backends import TimingProtocol, get_target, list_targets, litert
 from backends.edgetpu import EDGETPU_OP, compiler_version, first_unmapped, parse_compiler_output
-from ehdnas.data import load_data
-from ehdnas.errors import UserError
-from ehdnas.export import export_arch, export_model
+from ehdnas.core.errors import UserError
+from ehdnas.pipeline.export import export_arch, export_model
 from ehdnas.spaces import get_space
+from ehdnas.tasks.images import load_data
 from tests.conftest import FAST, run_cli
 
 TINY = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]

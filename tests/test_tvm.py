@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from backends import TimingProtocol, get_target, load_model
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 from tests.conftest import FAST, LIGHT_MODELS, run_cli, search_end_to_end, tiny_conv_model
 
 QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0)

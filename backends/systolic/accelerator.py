@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ehdnas.errors import UserError
-from ehdnas.options import make_config
+from ehdnas.core.errors import UserError
+from ehdnas.core.options import make_config
 
 DATAFLOWS = ("os", "ws", "is")  # output, weight, input stationary
 

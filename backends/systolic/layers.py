@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.onnx_model import inferred_shapes
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from backends.protocol import TimingProtocol
 from backends.systolic.accelerator import PRESETS, Accelerator, load_accelerator
 from backends.systolic.analytical import ENGINE_VERSION, LayerCost, as_words, gemm_cost, vector_cost
 from backends.systolic.layers import ConvLayer, graph_layers
-from ehdnas.errors import UserError
-from ehdnas.options import make_config
+from ehdnas.core.errors import UserError
+from ehdnas.core.options import make_config
 
 ENGINES = ("analytical", "scalesim")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from backends.systolic.accelerator import Accelerator
 from backends.systolic.layers import ConvLayer
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 
 _RUN_NAME = "ehdnas"
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
-from ehdnas.errors import UserError
-from ehdnas.options import make_config, parse_pairs
-from ehdnas.registry import Registry
+from ehdnas.core.errors import UserError
+from ehdnas.core.options import make_config, parse_pairs
+from ehdnas.core.registry import Registry
 
 if TYPE_CHECKING:
     import torch

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 from ehdnas.spaces.base import Decision, SearchSpace, register_space
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ What is RAFT's, and what is simpler here:
 
 Shapes in comments: B batch, D feature channels, (h, w) the 1/8 grid, (H, W)
 the input. Flow is in pixels of its own grid, channels (u, v) = (x, y), from
-frame 1 to frame 2 (the convention of ehdnas.flow_data).
+frame 1 to frame 2 (the convention of ehdnas.tasks.flow_data).
 """
 
 from __future__ import annotations
@@ -29,17 +29,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ehdnas.errors import UserError
-from ehdnas.flow_data import FlowData, FlowSplit, epe
+from ehdnas.core.errors import UserError
+from ehdnas.core.events import Events
 from ehdnas.spaces.flownas import FlowNASSpace
+from ehdnas.tasks.flow_data import FlowData, FlowSplit, epe
 
-Events = Callable[[dict[str, Any]], None]  # one record per finished epoch
 FlowFn = Callable[[Tensor, Tensor, int], list[Tensor]]  # (img1, img2, iterations) -> flow after each iteration
 
 

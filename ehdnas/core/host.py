@@ -13,7 +13,7 @@ import platform
 from functools import cache
 from typing import Any
 
-from ehdnas.options import canonical_json
+from ehdnas.core.options import canonical_json
 
 
 @cache

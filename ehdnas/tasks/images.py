@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ehdnas.errors import UserError
+from ehdnas.core import datasets
+from ehdnas.core.errors import UserError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm"}
 
@@ -139,3 +140,10 @@ def load_data(spec: str, input_size: int, in_channels: int) -> ImageData:
         test_y=torch.as_tensor(test_y, dtype=torch.long),
         classes=classes,
     )
+
+
+def _calibration_images(spec: str, input_size: int, in_channels: int) -> np.ndarray:
+    return load_data(spec, input_size, in_channels).train_x.numpy()
+
+
+datasets.provide(datasets.ImageSource(check=check_data_spec, load=_calibration_images))  # for int8 calibration

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 
 T = TypeVar("T")
 
@@ -33,5 +33,6 @@ class Registry(Generic[T]):
             known = ", ".join(sorted(self._entries)) or "none"
             raise UserError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
-    def names(self) -> list[str]:
-        return sorted(self._entries)
+    def names(self, order: str = "sorted") -> list[str]:
+        """Every name, sorted, or in the order they were registered (`order="registered"`)."""
+        return list(self._entries) if order == "registered" else sorted(self._entries)

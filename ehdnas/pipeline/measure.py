@@ -7,7 +7,7 @@ import math
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,18 +15,17 @@ from typing import Any
 
 import numpy as np
 
+import ehdnas.tasks.images  # noqa: F401  (registers image data sets: int8 targets calibrate on them)
 from backends import Measurement, Runner, TimingProtocol, load_model
 from backends.onnx_model import Shape
-from ehdnas.export import export_arch
+from ehdnas.core.events import Progress, no_progress
+from ehdnas.pipeline.dataset import load_dataset
+from ehdnas.pipeline.export import export_arch
+from ehdnas.pipeline.key import MeasurementKey
+from ehdnas.pipeline.store import Store
 from ehdnas.spaces import SearchSpace
-from ehdnas.store import Store
 
-Progress = Callable[[int, int, str], None]  # (done, total, what was just done)
 _PER_WORKER = 50  # fewer networks than this per worker: starting the pool costs more than it saves
-
-
-def _no_progress(done: int, total: int, label: str) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ class Result:
 
 def timing_protocol(repeats: int, min_time: float, warmup: int, max_cv: float) -> TimingProtocol:
     """The protocol from the options users set (the CLI's flags, a job's spec), checked."""
-    from ehdnas.options import make_config
+    from ehdnas.core.options import make_config
 
     values = {"min_repeats": repeats, "min_time_s": min_time, "warmup": warmup, "max_cv": max_cv}
     return make_config(TimingProtocol, values, "timing protocol")
@@ -79,7 +78,7 @@ def benchmark_files(
     paths: Sequence[Path],
     protocol: TimingProtocol,
     input_shapes: dict[str, Shape] | None = None,
-    on_progress: Progress = _no_progress,
+    on_progress: Progress = no_progress,
 ) -> list[Result]:
     """Measure ONNX files as given: always a fresh measurement, nothing stored."""
     models = [load_model(path, input_shapes) for path in paths]  # every file is checked before any is timed
@@ -132,7 +131,7 @@ def measure_archs(
     protocol: TimingProtocol,
     store: Store,
     fresh: bool = False,
-    on_progress: Progress = _no_progress,
+    on_progress: Progress = no_progress,
 ) -> list[Result]:
     """Measure architectures of `space`, reusing stored measurements unless `fresh`.
 
@@ -142,9 +141,9 @@ def measure_archs(
     a timed one, one network at a time, after preparing a batch of them on every
     core when the runner needs preparation (`runner.prepares`).
     """
-    host, config, space_config = runner.host(), runner.config_dict(), space.config_dict()
+    key = MeasurementKey.of(runner, space)
     texts = [space.to_text(arch) for arch in archs]
-    stored = {} if fresh else store.lookup_many(runner.name, config, host, space.name, space_config, texts)
+    stored = {} if fresh else store.lookup_many(key, texts)
     todo = [arch for arch, text in zip(archs, texts, strict=True) if text not in stored]
     cores = os.cpu_count() or 1
     if runner.simulated:
@@ -172,7 +171,7 @@ def measure_archs(
             if text in stored:
                 result = Result(model=name, measurement=stored[text], cached=True, arch=text)
             else:
-                measurement = store.record(next(fresh_measurements), space.name, space_config, text, replace=fresh)
+                measurement = store.record(next(fresh_measurements), space.name, key.space_config, text, replace=fresh)
                 result = Result(model=name, measurement=measurement, arch=text)
             results.append(result)
             on_progress(i + 1, len(archs), f"{name}: {result.measurement.latency_ms.median:.3f} ms")
@@ -202,7 +201,7 @@ def collect(
     seed: int,
     protocol: TimingProtocol,
     store: Store,
-    on_progress: Progress = _no_progress,
+    on_progress: Progress = no_progress,
 ) -> CollectReport:
     """Make sure the first `samples` architectures drawn with `seed` are in the store.
 
@@ -210,8 +209,7 @@ def collect(
     same command again after an interruption measures only what is missing.
     """
     archs = list({space.to_text(a): a for a in space.sample_many(samples, seed)}.values())
-    key = (runner.name, runner.config_dict(), runner.host(), space.name, space.config_dict())
-    stored_cv = {arch: m.latency_ms.cv for arch, m in store.measurements(*key)}
+    stored_cv = {arch: m.latency_ms.cv for arch, m in store.measurements(MeasurementKey.of(runner, space))}
     # A stored measurement noisier than the protocol allows counts as missing: it is taken again.
     todo = [a for a in archs if stored_cv.get(space.to_text(a), math.inf) > protocol.max_cv]
     noisy = sum(space.to_text(a) in stored_cv for a in todo)
@@ -228,7 +226,7 @@ def collect_uncertain(
     seed: int,
     protocol: TimingProtocol,
     store: Store,
-    on_progress: Progress = _no_progress,
+    on_progress: Progress = no_progress,
     pool_factor: int = 3,  # measured: 3 matches uniform sampling, 20 (the most extreme picks) does worse
 ) -> CollectReport:
     """Grow the store to `samples` measurements of this key, choosing what the predictor is least sure of.
@@ -239,16 +237,15 @@ def collect_uncertain(
     The state is the store itself, so an interrupted run resumes where it stopped.
     """
     from perf_models.active import fit_for_selection, most_uncertain
-    from perf_models.dataset import load_dataset
     from perf_models.train import MIN_MEASUREMENTS
 
-    key = (runner.name, runner.config_dict(), runner.host(), space.name, space.config_dict())
-    start = len(store.stored_archs(*key))
+    key = MeasurementKey.of(runner, space)
+    start = len(store.stored_archs(key))
     if start < min(samples, MIN_MEASUREMENTS):
         collect(runner, space, min(samples, MIN_MEASUREMENTS), seed, protocol, store, on_progress)
-    while (have := len(stored := store.stored_archs(*key))) < samples:
+    while (have := len(stored := store.stored_archs(key))) < samples:
         batch_size = min(max(10, have // 5), samples - have)
-        predictor = fit_for_selection(load_dataset(store, space, *key[:3]), seed + have)
+        predictor = fit_for_selection(load_dataset(store, space, key), seed + have)
         pool = [a for a in space.sample_many(pool_factor * batch_size, seed + have) if space.to_text(a) not in stored]
         chosen = most_uncertain(predictor, np.array([space.encode(a) for a in pool]), batch_size)
         measure_archs(

@@ -10,7 +10,6 @@ SQLite's lock (WAL mode, generous busy timeout) rather than failing.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,20 +32,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from backends.base import Measurement
-from backends.host import fingerprint
-from ehdnas.errors import UserError
-from ehdnas.options import canonical_json
-
-DB_ENV = "EHDNAS_DB"
-
-
-def default_db_url() -> str:
-    """`EHDNAS_DB` if set, else a SQLite file in the user's data directory."""
-    if os.environ.get(DB_ENV):
-        return os.environ[DB_ENV]
-    from platformdirs import user_data_dir
-
-    return f"sqlite:///{Path(user_data_dir('ehdnas')) / 'ehdnas.db'}"
+from ehdnas.core.errors import UserError
+from ehdnas.core.options import canonical_json
+from ehdnas.core.paths import default_db_url
+from ehdnas.pipeline.key import MeasurementKey
 
 
 class Base(DeclarativeBase):
@@ -105,46 +94,29 @@ class Store:
         self.url = url or default_db_url()
         self.engine = make_engine(self.url)
 
-    def _key(self, target: str, target_config: dict, host: dict, space: str, space_config: dict) -> dict[str, str]:
-        return {
-            "target": target,
-            "config_key": fingerprint(target_config),
-            "host_key": fingerprint(host),
-            "space": space,
-            "space_key": fingerprint(space_config),
-        }
-
-    def lookup(
-        self, target: str, target_config: dict, host: dict, space: str, space_config: dict, arch: str
-    ) -> Measurement | None:
-        key = self._key(target, target_config, host, space, space_config)
+    def lookup(self, key: MeasurementKey, arch: str) -> Measurement | None:
         with Session(self.engine) as session:
-            row = session.scalars(select(MeasurementRow).filter_by(**key, arch=arch)).first()
+            row = session.scalars(select(MeasurementRow).filter_by(**key.columns(), arch=arch)).first()
             return Measurement.from_dict(json.loads(row.measurement)) if row else None
 
-    def lookup_many(
-        self, target: str, target_config: dict, host: dict, space: str, space_config: dict, archs: list[str]
-    ) -> dict[str, Measurement]:
+    def lookup_many(self, key: MeasurementKey, archs: list[str]) -> dict[str, Measurement]:
         """The stored measurements of those of `archs` that have one, in one query."""
-        key = self._key(target, target_config, host, space, space_config)
         wanted = set(archs)
         with Session(self.engine) as session:
-            rows = session.execute(select(MeasurementRow.arch, MeasurementRow.measurement).filter_by(**key))
+            rows = session.execute(select(MeasurementRow.arch, MeasurementRow.measurement).filter_by(**key.columns()))
             return {arch: Measurement.from_dict(json.loads(data)) for arch, data in rows if arch in wanted}
 
-    def stored_archs(self, target: str, target_config: dict, host: dict, space: str, space_config: dict) -> set[str]:
-        key = self._key(target, target_config, host, space, space_config)
+    def stored_archs(self, key: MeasurementKey) -> set[str]:
         with Session(self.engine) as session:
-            return set(session.scalars(select(MeasurementRow.arch).filter_by(**key)))
+            return set(session.scalars(select(MeasurementRow.arch).filter_by(**key.columns())))
 
-    def measurements(
-        self, target: str, target_config: dict, host: dict, space: str, space_config: dict
-    ) -> list[tuple[str, Measurement]]:
-        """Every (architecture, measurement) of one key prefix, oldest first."""
-        key = self._key(target, target_config, host, space, space_config)
+    def measurements(self, key: MeasurementKey) -> list[tuple[str, Measurement]]:
+        """Every (architecture, measurement) of one key, oldest first."""
         with Session(self.engine) as session:
             rows = session.execute(
-                select(MeasurementRow.arch, MeasurementRow.measurement).filter_by(**key).order_by(MeasurementRow.id)
+                select(MeasurementRow.arch, MeasurementRow.measurement)
+                .filter_by(**key.columns())
+                .order_by(MeasurementRow.id)
             )
             return [(arch, Measurement.from_dict(json.loads(data))) for arch, data in rows]
 
@@ -152,9 +124,9 @@ class Store:
         self, measurement: Measurement, space: str, space_config: dict, arch: str, replace: bool = False
     ) -> Measurement:
         """Store `measurement`; if the key is already there, keep the stored one unless `replace`."""
-        key = self._key(measurement.target, measurement.target_config, measurement.host, space, space_config)
+        key = MeasurementKey(measurement.target, measurement.target_config, measurement.host, space, space_config)
         row = MeasurementRow(
-            **key,
+            **key.columns(),
             arch=arch,
             space_config=canonical_json(space_config),
             median_ms=measurement.latency_ms.median,
@@ -163,15 +135,13 @@ class Store:
         )
         with Session(self.engine) as session:
             if replace:
-                session.execute(delete(MeasurementRow).filter_by(**key, arch=arch))
+                session.execute(delete(MeasurementRow).filter_by(**key.columns(), arch=arch))
             session.add(row)
             try:
                 session.commit()
             except IntegrityError:  # a concurrent writer stored the same key first
                 session.rollback()
-                stored = self.lookup(
-                    measurement.target, measurement.target_config, measurement.host, space, space_config, arch
-                )
+                stored = self.lookup(key, arch)
                 assert stored is not None
                 return stored
         return measurement

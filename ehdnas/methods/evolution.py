@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 from ehdnas.spaces.base import SearchSpace
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,16 +20,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ehdnas.data import ImageData, load_data
-from ehdnas.errors import UserError
-from ehdnas.export import export_model
+from ehdnas.core.errors import UserError
+from ehdnas.core.events import Events
+from ehdnas.pipeline.export import export_model
 from ehdnas.spaces import get_space
 from ehdnas.spaces.binary_ops import memory_bits, reconstruction_loss
 from ehdnas.spaces.darts import DartsSpace, Genotype
-from ehdnas.supernet import Supernet
+from ehdnas.supernets.darts import Supernet
+from ehdnas.tasks.images import ImageData, load_data
 from perf_models import HardwareLoss, Predictor
 
-Events = Callable[[dict[str, Any]], None]  # one record per finished stage or epoch
 CHECKPOINT = "checkpoint.pt"
 METHODS = ("eh-dnas", "dcp-nas")
 Batch = tuple[torch.Tensor, torch.Tensor]  # images, labels
@@ -164,7 +163,7 @@ class EhDnas:
 def _method(name: str) -> type:
     """The search method's step class (EH-DNAS here; DCP-NAS in its own module, which imports this one)."""
     if name == "dcp-nas":
-        from ehdnas.dcp_nas import DcpNas
+        from ehdnas.methods.dcp_nas import DcpNas
 
         return DcpNas
     return EhDnas
@@ -372,7 +371,7 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
 
 def search_space(method: str, name: str, options: dict[str, Any] | list[str]) -> DartsSpace:
     """The space a method searches: DCP-NAS's child lives in the binary variant, which it sets itself."""
-    from ehdnas.options import parse_pairs
+    from ehdnas.core.options import parse_pairs
 
     if name != "darts":
         raise UserError(f"search supports the darts space; {name!r} is not searchable yet")
@@ -392,7 +391,7 @@ def search_settings(
     method: str = "eh-dnas", dcp_lambda: float = 5e-3, dcp_mu: float = 0.2,
 ) -> SearchSettings:  # fmt: skip
     """Settings from the options users set (the CLI's flags, a search job's spec), checked."""
-    from ehdnas.options import make_config
+    from ehdnas.core.options import make_config
 
     values = {
         "target": runner.name, "target_options": runner.config_dict(), "space_options": space.config_dict(),
@@ -401,49 +400,6 @@ def search_settings(
         "method": method, "dcp_lambda": dcp_lambda, "dcp_mu": dcp_mu,
     }  # fmt: skip
     return make_config(SearchSettings, values, "search")
-
-
-class NoPredictor(UserError):
-    """No predictor file where the search looks, and no permission to make one."""
-
-    def __init__(self, space: str, target: str, path: Path) -> None:
-        self.path = path
-        super().__init__(f"no latency predictor for {space} on {target} at {path}")
-
-
-def predictor_path(runner: Any, space: Any) -> Path:
-    """Where train-predictor saves, and a search looks, for this target, host and space settings."""
-    from perf_models.predictor import default_predictor_path
-
-    return default_predictor_path(space.name, space.config_dict(), runner.name, runner.config_dict(), runner.host())
-
-
-def ensure_predictor(
-    runner: Any,
-    space: Any,
-    path: Path | None,
-    auto_samples: int | None,
-    seed: int,
-    store: Any,
-    on_progress: Callable[[int, int, str], None],
-) -> Predictor:
-    """The predictor at `path` (default: where train-predictor saves for this key).
-
-    Missing, and with `auto_samples`: measure that many sampled networks into
-    `store` and train one (mlp and lut) first; without it, `NoPredictor`.
-    """
-    from backends import TimingProtocol
-    from ehdnas import measure
-    from perf_models import load_predictor
-    from perf_models.train import train_and_save
-
-    path = path or predictor_path(runner, space)
-    if not path.is_file():
-        if not auto_samples:
-            raise NoPredictor(space.name, runner.name, path)
-        measure.collect(runner, space, auto_samples, seed, TimingProtocol(), store, on_progress)
-        train_and_save(store, space, runner.name, runner.config_dict(), runner.host(), path, ["mlp", "lut"], seed)
-    return load_predictor(path, space=space.name, space_config=space.config_dict())
 
 
 def run_sweep(

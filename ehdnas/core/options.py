@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from types import UnionType
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
 
 C = TypeVar("C")
 

@@ -30,11 +30,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ehdnas.errors import UserError
-from ehdnas.evolution import Candidate, EvolutionResult, EvolutionSettings, evolve
-from ehdnas.flow_data import FlowData, FlowSplit, load_flow_data
-from ehdnas.flow_model import (
-    Events,
+from ehdnas.core.errors import UserError
+from ehdnas.core.events import Events
+from ehdnas.core.options import make_config, parse_pairs
+from ehdnas.methods.evolution import Candidate, EvolutionResult, EvolutionSettings, evolve
+from ehdnas.spaces import get_space
+from ehdnas.spaces.flownas import EncoderArch, FlowNASSpace
+from ehdnas.supernets.flownas import FlowNASSupernet, sandwich
+from ehdnas.tasks.flow_data import FlowData, FlowSplit, load_flow_data
+from ehdnas.tasks.flow_model import (
     FlowHead,
     FlowModel,
     FlowTrainSettings,
@@ -44,10 +48,6 @@ from ehdnas.flow_model import (
     sequence_loss,
     train_teacher,
 )
-from ehdnas.flownas_supernet import FlowNASSupernet, sandwich
-from ehdnas.options import make_config, parse_pairs
-from ehdnas.spaces import get_space
-from ehdnas.spaces.flownas import EncoderArch, FlowNASSpace
 
 LATENCY_SOURCES = ("predictor", "measured")
 # The settings each trained stage depends on: another budget, target or evolution reuses both stages.
@@ -287,7 +287,7 @@ def latency_function(
 
         return predicted
     from backends import TimingProtocol
-    from ehdnas.measure import measure_archs
+    from ehdnas.pipeline.measure import measure_archs
 
     def measured(arch: EncoderArch) -> float:
         (result,) = measure_archs(runner, space, [arch], TimingProtocol(), store)
@@ -323,7 +323,7 @@ def run_flow_search(
 ) -> dict[str, Any]:
     """Teacher, supernet, evolution under the budget, the chosen encoder measured; writes `out`, returns the result."""
     from backends import TimingProtocol, get_target
-    from ehdnas.export import export_model
+    from ehdnas.pipeline.export import export_model
 
     settings.check()
     space = get_space("flownas", settings.space_options)

@@ -32,11 +32,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ehdnas.search import Batch, SearchSettings, arch_optimizer, hardware_loss, weight_optimizer
+from ehdnas.methods.darts import Batch, SearchSettings, arch_optimizer, hardware_loss, weight_optimizer
 from ehdnas.spaces import get_space
 from ehdnas.spaces.binary_ops import reconstruction_loss
 from ehdnas.spaces.darts import DartsSpace
-from ehdnas.supernet import Supernet
+from ehdnas.supernets.darts import Supernet
 from perf_models import Predictor
 
 STATE = ("parent", "supernet", "parent_w_opt", "parent_a_opt", "parent_schedule", "w_opt", "a_opt", "schedule")

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ehdnas.data import require_folder
-from ehdnas.errors import UserError
+from ehdnas.core.errors import UserError
+from ehdnas.tasks.images import require_folder
 
 FLO_MAGIC = 202021.25  # "PIEH" read as a little-endian float32
 UNKNOWN_FLOW = 1e9  # Middlebury: a component above this (in pixels) means "no ground truth here"

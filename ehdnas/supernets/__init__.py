@@ -1,0 +1,1 @@
+"""Weight-sharing supernets: DARTS's continuous relaxation and FlowNAS's sliced encoder."""
