@@ -25,7 +25,10 @@ import numpy as np
 
 from backends import TimingProtocol, get_target
 from benchmarks.common import verdict
-from ehdnas.methods.darts import retrain, run_search, search_settings, search_space
+from ehdnas.core.options import parse_pairs
+from ehdnas.methods.darts import retrain, run_search
+from ehdnas.methods.registry import get_method
+from ehdnas.methods.resolve import resolve
 from ehdnas.pipeline.export import export_model
 from ehdnas.pipeline.predictors import ensure_predictor
 from ehdnas.pipeline.store import Store
@@ -51,7 +54,7 @@ def main() -> None:
     parser.add_argument("--space-option", action="append", default=["layers=5", "channels=8", "input_size=16"])
     args = parser.parse_args()
 
-    space = search_space("dcp-nas", "darts", args.space_option)
+    space = get_method("dcp-nas").space("darts", parse_pairs(args.space_option, "--space-option"))
     real_space = get_space("darts", {**space.config_dict(), "binary": False})
     runner, protocol = get_target(args.target), TimingProtocol()
     predictor = ensure_predictor(runner, space, None, args.auto_samples, 0, Store(args.db), lambda *_: None)
@@ -61,10 +64,9 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             for name, dcp_lambda in (("DCP-NAS", 5e-3), ("CP-NAS", 0.0)):
                 print(f"{name}, seed {seed}", file=sys.stderr)
-                settings = search_settings(
-                    runner, space, args.lam, "digits", "eh-dnas", args.epochs, args.retrain_epochs, 64, 3e-3, 0.0,
-                    0.0, seed, "dcp-nas", dcp_lambda,
-                )  # fmt: skip
+                asked = {"lambdas": [args.lam], "epochs": args.epochs, "retrain_epochs": args.retrain_epochs,
+                         "arch_lr": 3e-3, "seed": seed, "dcp_lambda": dcp_lambda}  # fmt: skip
+                settings = resolve(args.target, {}, "darts", space.config_dict(), "dcp-nas", asked).settings
                 result = run_search(settings, predictor, Path(tmp) / f"{name}-{seed}", quiet)
                 genotype = space.parse(result["genotype"])
                 rows[name].append(

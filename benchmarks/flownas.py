@@ -33,14 +33,15 @@ import torch
 
 from backends import TimingProtocol, get_target
 from benchmarks.common import verdict
+from ehdnas.core.options import parse_pairs
 from ehdnas.methods.flownas import (
     Fitness,
-    flow_search_settings,
     latency_function,
     run_flow_search,
     supernet_stage,
     teacher_stage,
 )
+from ehdnas.methods.resolve import resolve
 from ehdnas.pipeline.measure import measure_archs
 from ehdnas.pipeline.store import Store
 from ehdnas.spaces import get_space
@@ -85,9 +86,16 @@ def main() -> None:
     )
     budget = args.budget_ms or smallest + args.budget_at * (largest - smallest)
     evolution = EVOLUTION + args.evolution
-    settings = flow_search_settings(
-        runner, space, "photos", budget, "measured", args.epochs, args.teacher_epochs, 8, evolution, args.seed
-    )
+    asked = {
+        "data": "photos",
+        "latency_budget_ms": budget,
+        "latency_from": "measured",
+        "epochs": args.epochs,
+        "teacher_epochs": args.teacher_epochs,
+        "evolution": parse_pairs(evolution, "--evolution"),
+        "seed": args.seed,
+    }
+    settings = resolve(args.target, args.option, "flownas", args.space_option, "flownas", asked).settings  # fmt: skip
     print(f"flownas on {runner.name} at {space.input_shape}: smallest encoder {smallest:.3f} ms, largest "
           f"{largest:.3f} ms, budget {budget:.3f} ms", file=sys.stderr, flush=True)  # fmt: skip
     result = run_flow_search(settings, None, store, args.out, show)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ehdnas.pipeline import measure
 from ehdnas.pipeline.store import Store
-from server.specs import SPECS, BenchmarkSpec, CollectSpec, SearchSpec, TrainPredictorSpec
+from server.specs import SPECS, BenchmarkSpec, CollectSpec, TrainPredictorSpec
 
 Progress = Callable[[float, str], None]  # fraction done, what is happening
 Event = Callable[[dict[str, Any]], None]
@@ -70,40 +70,25 @@ def _train_predictor(spec: TrainPredictorSpec, folder: Path, store: Store, progr
             "predictor": str(path)}  # fmt: skip
 
 
-def _search(spec: SearchSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
-    from ehdnas.methods.darts import run_search, run_sweep, search_settings
-    from ehdnas.methods.flownas import run_flow_search
+def _search(spec: Any, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
     from ehdnas.pipeline.predictors import ensure_predictor
 
-    runner, space = spec.runner(), spec.the_space()
-    if spec.space == "flownas":
-        flow = spec.flow_settings(runner, space)
-        stages = {"flow-train": spec.teacher_epochs, "supernet": spec.epochs,
-                  "evolution": flow.evolution_settings().generations}  # fmt: skip
-    else:
-        settings = search_settings(
-            runner, space, spec.lambdas[0], spec.data or "digits", spec.loss_form, spec.epochs, spec.retrain_epochs,
-            spec.batch_size, spec.arch_lr, spec.gumbel_tau, spec.target_ms, spec.seed, spec.method, spec.dcp_lambda,
-            spec.dcp_mu,
-        )  # fmt: skip
-        stages = {"search": spec.epochs, "retrain": spec.retrain_epochs}
+    resolved = spec.resolve()
+    method, settings, choice = resolved.method, resolved.settings, resolved.predictor
     predictor = None
-    if spec.uses_predictor():
-        auto = spec.auto_samples if spec.auto_predictor else None
+    if choice is not None:
+        auto = choice.auto_samples if choice.auto_predictor else None
         collecting = _counted(lambda _, message: progress(0.0, message), "predictor: measured ")
-        predictor = ensure_predictor(runner, space, spec.predictor_path(), auto, spec.seed, store, collecting)
-    runs = len(set(spec.lambdas) | {0.0}) if spec.space == "darts" and len(spec.lambdas) > 1 else 1
-    track = SearchProgress(stages, runs)
+        predictor = ensure_predictor(
+            resolved.runner, resolved.space, spec.predictor_path(), auto, settings.seed, store, collecting
+        )
+    track = SearchProgress(*method.stages(settings))
 
     def on_event(record: dict[str, Any]) -> None:
         progress(*track(record))
         event({k: v for k, v in record.items() if k != "alpha"})  # alpha is in the checkpoint and the plot
 
-    if spec.space == "flownas":
-        return run_flow_search(flow, predictor, store, folder, on_event)
-    if len(spec.lambdas) > 1:
-        return run_sweep(settings, spec.lambdas, predictor, folder, on_event)
-    return run_search(settings, predictor, folder, on_event)
+    return method.run(settings, predictor, store, folder, on_event)
 
 
 class SearchProgress:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 import ehdnas.tasks.images  # noqa: F401  (registers image data sets: int8 targets calibrate on them)
 from backends.protocol import TimingProtocol
@@ -122,90 +122,57 @@ class TrainPredictorSpec(_Spec):
     seed: int = Field(0, ge=0)
 
 
-class SearchSpec(_Spec):
-    """The CLI's `search`: EH-DNAS or DCP-NAS on the darts space, or FlowNAS's encoder search (space flownas)."""
+def _option_fields() -> dict[str, Any]:
+    """Every method's options (and the predictor's) as optional spec fields: unset takes the method's default."""
+    from ehdnas.core.settings import options
+    from ehdnas.methods.registry import get_method, method_names
+    from ehdnas.methods.resolve import PredictorChoice
 
-    space: Literal["darts", "flownas"] = Field(
-        "darts", description="darts: EH-DNAS or DCP-NAS; flownas: an optical-flow encoder under a latency budget."
-    )
-    lambdas: list[Annotated[float, Field(ge=0)]] = Field(
-        default_factory=lambda: [0.5], min_length=1, description="darts: hardware-term weights; several run a sweep."
-    )
-    loss_form: Literal["eh-dnas", "add#linear", "mul#log", "hinge"] = Field("eh-dnas", description="darts only.")
-    data: str | None = Field(
-        None,
-        description="darts: digits (default), cifar10:DIR or folder:DIR; flownas: photos (default), chairs:DIR or "
-        "sintel:DIR (a folder on the server).",
-    )
-    epochs: int = Field(25, ge=1, description="Search epochs (flownas: supernet training).")
-    retrain_epochs: int = Field(30, ge=1, description="darts only.")
-    batch_size: int = Field(64, ge=1, le=65_536)
-    arch_lr: float = Field(3e-4, gt=0, le=10, description="darts only.")
-    gumbel_tau: float = Field(0.0, ge=0, le=1_000, description="darts only.")
-    target_ms: float = Field(0.0, ge=0, description="darts only: the hinge form's latency budget.")
-    seed: int = Field(0, ge=0)
-    method: Literal["eh-dnas", "dcp-nas"] = Field("eh-dnas", description="darts: dcp-nas is a 1-bit child (binary).")
-    dcp_lambda: float = Field(5e-3, ge=0, description="DCP-NAS: tangent-propagation weight; 0 is CP-NAS.")
-    dcp_mu: float = Field(0.2, ge=0, description="DCP-NAS: 1-bit weights' reconstruction-loss weight.")
-    latency_budget_ms: float | None = Field(
-        None, gt=0, description="flownas, required: the encoder's latency budget on the target (ms)."
-    )
-    latency_from: Literal["predictor", "measured"] = Field(
-        "predictor", description="flownas: check the budget by the predictor's estimate or measured on the target."
-    )
-    teacher_epochs: int = Field(10, ge=1, description="flownas: teacher training epochs.")
-    pairs: list[Annotated[int, Field(ge=1)]] = Field(
-        default_factory=list, description="flownas: TRAIN, VAL, TEST pairs of the flow data [none: 320, 48, 48]."
-    )
-    evolution: dict[str, int | float] = Field(
-        default_factory=dict,
-        description="flownas: evolution settings (population, generations, parents, mutations, mutation_prob, "
-        "crossovers, max_draws) [FlowNAS's].",
-    )
-    predictor: str | None = Field(
-        None, description="A file that `GET /v1/predictors` lists [the one trained for this target and space]."
-    )
-    auto_predictor: bool = Field(False, description="Without a predictor: collect measurements and train one first.")
-    auto_samples: int = Field(200, ge=1)
+    found: dict[str, tuple[Any, list[str], str]] = {}
+    for name in method_names():
+        for option in options(get_method(name).settings):
+            kind, defaults, help_ = found.get(option.name, (option.kind, [], option.help))
+            found[option.name] = (kind, [*defaults, f"{name}: {option.describe_default()}"], help_)
+    for option in options(PredictorChoice):
+        found[option.name] = (option.kind, [option.describe_default()], option.help)
+    return {
+        name: (kind | None, Field(None, description=f"{help_} [{'; '.join(defaults)}]"))
+        for name, (kind, defaults, help_) in found.items()
+    }
 
-    @field_validator("pairs")
-    @classmethod
-    def _three_or_none(cls, pairs: list[int]) -> list[int]:
-        if len(pairs) not in (0, 3):
-            raise ValueError("three counts (TRAIN, VAL, TEST), or none for the defaults")
-        return pairs
+
+class _SearchBase(_Spec):
+    """The CLI's `search`: a method (eh-dnas, dcp-nas, flownas; `ehdnas methods`) on one of its spaces."""
+
+    method: str | None = Field(None, description="The search method [eh-dnas; flownas for space flownas].")
+    space: str | None = Field(None, description="The space to search [the method's first].")  # type: ignore[assignment]
+
+    def resolve(self) -> Any:
+        """The method's checked settings (raises SettingErrors naming each field at fault)."""
+        from ehdnas.methods.resolve import resolve
+
+        values = self.model_dump(exclude_none=True, exclude=set(_Spec.model_fields) | {"method"})
+        return resolve(self.target, self.target_options(), self.space, self.space_options, self.method, values)
 
     def the_space(self) -> Any:
-        from ehdnas.methods.darts import search_space
-
-        if self.space == "flownas":
-            return super().the_space()
-        return search_space(self.method, self.space, self.space_options)  # dcp-nas sets the binary variant
+        return self.resolve().space
 
     def predictor_path(self) -> Path | None:
         from ehdnas.core.paths import predictors_dir
 
-        return predictors_dir() / self.predictor if self.predictor else None
-
-    def uses_predictor(self) -> bool:
-        return self.space == "darts" or self.latency_from == "predictor"
-
-    def flow_settings(self, runner: Any, space: Any) -> Any:
-        """The flownas search's settings (checked: raises UserError)."""
-        from ehdnas.methods.flownas import flow_search_settings
-
-        return flow_search_settings(
-            runner, space, self.data, self.latency_budget_ms or 0.0, self.latency_from, self.epochs,
-            self.teacher_epochs, self.batch_size, self.evolution, self.seed, self.pairs,
-        )  # fmt: skip
+        name = getattr(self, "predictor", None)
+        return predictors_dir() / name if name else None
 
 
-# The fields that only one space's search reads: set for the other, they are refused rather than ignored.
-_ONLY_FOR = {
-    "darts": ("lambdas", "loss_form", "retrain_epochs", "arch_lr", "gumbel_tau", "target_ms", "method", "dcp_lambda",
-              "dcp_mu"),
-    "flownas": ("latency_budget_ms", "latency_from", "teacher_epochs", "pairs", "evolution"),
-}  # fmt: skip
+def stored_spec(spec: _Spec) -> dict[str, Any]:
+    """What a job records of its spec: a search's every option as resolved, so a later default never changes it."""
+    if not isinstance(spec, _SearchBase):
+        return spec.model_dump(mode="json")
+    base = spec.model_dump(mode="json", include=set(_Spec.model_fields))
+    return base | spec.resolve().options()
+
+
+SearchSpec = create_model("SearchSpec", __base__=_SearchBase, **_option_fields())
 
 
 SPECS: dict[str, type[_Spec]] = {
@@ -221,21 +188,17 @@ _BOUNDED["teacher_epochs"] = "epochs"
 _BOUNDED_LENGTH = ("archs", "lambdas")
 
 
-def check_spec(spec: _Spec, limits: Limits) -> list[tuple[tuple[str | int, ...], str]]:
+Problems = list[tuple[tuple[str | int, ...], str]]
+
+
+def check_spec(spec: _Spec, limits: Limits) -> Problems:
     """Every problem with a well-formed spec, as (location within the spec, message); empty when it can run."""
     from backends.base import TARGETS
-    from ehdnas.spaces.base import SPACES
 
-    problems: list[tuple[tuple[str | int, ...], str]] = []
-    unread = _unread(spec) if isinstance(spec, SearchSpec) else {}
-    for name, bound in _BOUNDED.items():
-        value, limit = getattr(spec, name, None), getattr(limits, bound)
-        if value is not None and value > limit and name not in unread:
-            problems.append(((name,), f"at most {limit} on this server (the operator's --limit)"))
-    for name in _BOUNDED_LENGTH:
-        if len(getattr(spec, name, ())) > getattr(limits, name):
-            problems.append(((name,), f"at most {getattr(limits, name)} items on this server"))
-    runner = space = None
+    problems: Problems = []
+    if not isinstance(spec, _SearchBase):
+        problems += _over_limits(spec, limits, {name: getattr(spec, name, None) for name in _BOUNDED})
+    runner = None
     if spec.target not in TARGETS.names():
         problems.append((("target",), f"unknown target {spec.target!r}; known: {', '.join(TARGETS.names())}"))
     else:
@@ -247,6 +210,11 @@ def check_spec(spec: _Spec, limits: Limits) -> list[tuple[tuple[str | int, ...],
             status = type(runner).availability()
             if not status.available:
                 problems.append((("target",), f"target {spec.target!r} is unavailable here: {status.reason}"))
+    if isinstance(spec, _SearchBase):
+        return problems + (_check_search(spec, limits) if runner is not None else [])
+    from ehdnas.spaces.base import SPACES
+
+    space = None
     if spec.space not in SPACES.names():
         problems.append((("space",), f"unknown space {spec.space!r}; known: {', '.join(SPACES.names())}"))
     else:
@@ -260,91 +228,46 @@ def check_spec(spec: _Spec, limits: Limits) -> list[tuple[tuple[str | int, ...],
                 space.parse(text)
             except UserError as err:
                 problems.append((("archs", i), str(err)))
-    if isinstance(spec, SearchSpec):
-        problems += [((name,), why) for name, why in unread.items() if getattr(spec, name) != _default(name)]
-        problems += _check_flownas(spec, runner, space, limits) if spec.space == "flownas" else _check_data(spec)
-        if spec.uses_predictor():
-            problems += _check_predictor(spec, runner, space)
     return problems
 
 
-def _unread(spec: SearchSpec) -> dict[str, str]:
-    """The fields this search does not read, with why: set to anything but their default, they are refused."""
-    other = "flownas" if spec.space == "darts" else "darts"
-    unread = {name: f"applies to {other} searches only, not to {spec.space}" for name in _ONLY_FOR[other]}
-    if not spec.uses_predictor():
-        why = "applies with latency_from 'predictor' only; this search measures latency on the target"
-        unread |= dict.fromkeys(("predictor", "auto_predictor", "auto_samples"), why)
-    return unread
+def _over_limits(spec: Any, limits: Limits, values: dict[str, Any]) -> Problems:
+    problems: Problems = []
+    for name, value in values.items():
+        limit = getattr(limits, _BOUNDED[name])
+        if value is not None and value > limit:
+            problems.append(((name,), f"at most {limit} on this server (the operator's --limit)"))
+    for name in _BOUNDED_LENGTH:
+        if len(getattr(spec, name, None) or ()) > getattr(limits, name):
+            problems.append(((name,), f"at most {getattr(limits, name)} items on this server"))
+    return problems
 
 
-def _default(name: str) -> Any:
-    return SearchSpec.model_fields[name].get_default(call_default_factory=True)
-
-
-def _check_data(spec: SearchSpec) -> list[tuple[tuple[str | int, ...], str]]:
-    from ehdnas.tasks.images import check_data_spec
+def _check_search(spec: _SearchBase, limits: Limits) -> Problems:
+    """What the CLI's search would refuse at its start (the same resolution), then this server's limits."""
+    from ehdnas.methods.resolve import SettingErrors, missing_predictor
 
     try:
-        check_data_spec(spec.data or "digits")
-    except UserError as err:
-        return [(("data",), str(err))]
-    return []
-
-
-def _check_flownas(
-    spec: SearchSpec, runner: Any, space: Any, limits: Limits
-) -> list[tuple[tuple[str | int, ...], str]]:
-    """What the CLI's flownas search would refuse at its start: no budget, a bad evolution setting, no data."""
-    from ehdnas.tasks.flow_data import check_flow_data_spec
-
-    problems: list[tuple[tuple[str | int, ...], str]] = []
-    if spec.latency_budget_ms is None:
-        problems.append((("latency_budget_ms",), "a flownas search needs a latency budget (ms) on the target"))
-    if any(count > limits.pairs for count in spec.pairs):
+        resolved = spec.resolve()
+    except SettingErrors as errors:
+        return [(error.field, error.message) for error in errors.problems]
+    settings, choice = resolved.settings, resolved.predictor
+    public = {name: getattr(settings, name, None) for name in ("epochs", "retrain_epochs", "teacher_epochs")}
+    public["auto_samples"] = choice.auto_samples if choice else None
+    problems = _over_limits(spec, limits, public)
+    if any(count > limits.pairs for count in getattr(settings, "pairs", ())):
         problems.append((("pairs",), f"at most {limits.pairs} pairs each on this server (the operator's --limit)"))
-    try:
-        check_flow_data_spec(spec.data or "photos")
-    except UserError as err:
-        problems.append((("data",), str(err)))
-    if runner is None or space is None or spec.latency_budget_ms is None:
-        return problems
-    try:
-        evolution = spec.flow_settings(runner, space).evolution_settings()
-    except UserError as err:  # pydantic bounds the other settings: what is left is the evolution's
-        problems.append((("evolution",) if "evolution" in str(err) else (), str(err)))
-        return problems
-    evaluations = evolution.population + (evolution.generations - 1) * (evolution.mutations + evolution.crossovers)
-    if evaluations > limits.evaluations:
-        problems.append(
-            (
-                ("evolution",),
+    if hasattr(settings, "evolution_settings"):
+        evolution = settings.evolution_settings()
+        evaluations = evolution.population + (evolution.generations - 1) * (evolution.mutations + evolution.crossovers)
+        if evaluations > limits.evaluations:
+            problems.append((("evolution",),
                 f"{evaluations} fitness evaluations (population + (generations - 1) x (mutations + crossovers)); "
-                f"at most {limits.evaluations} on this server (the operator's --limit)",
-            )
-        )
-    return problems
-
-
-def _check_predictor(spec: SearchSpec, runner: Any, space: Any) -> list[tuple[tuple[str | int, ...], str]]:
-    from ehdnas.pipeline.key import MeasurementKey
-    from perf_models.train import MIN_MEASUREMENTS
-
-    problems: list[tuple[tuple[str | int, ...], str]] = []
-    if spec.auto_predictor and spec.auto_samples < MIN_MEASUREMENTS:
-        problems.append((("auto_samples",), f"a predictor needs at least {MIN_MEASUREMENTS} measurements"))
-    if spec.predictor is not None:
+                f"at most {limits.evaluations} on this server (the operator's --limit)"))  # fmt: skip
+    if choice is not None and choice.predictor is not None:
         path = spec.predictor_path()
-        if Path(spec.predictor).name != spec.predictor or path is None or not path.is_file():
-            problems.append((("predictor",), f"no predictor {spec.predictor!r}: GET /v1/predictors lists them"))
-    elif runner is not None and space is not None and not spec.auto_predictor:
-        if not MeasurementKey.of(runner, space).predictor_path().is_file():
-            problems.append(
-                (
-                    ("auto_predictor",),
-                    f"no latency predictor for {space.name} on {runner.name} with these settings: run a collect and "
-                    "a train_predictor job with the same target and space settings first, or set auto_predictor"
-                    + (" (or latency_from 'measured')" if spec.space == "flownas" else ""),
-                )
-            )
+        if Path(choice.predictor).name != choice.predictor or path is None or not path.is_file():
+            problems.append((("predictor",), f"no predictor {choice.predictor!r}: GET /v1/predictors lists them"))
+    elif (missing := missing_predictor(resolved)) is not None:
+        problems.append((missing.field, missing.message))
     return problems

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ehdnas.core.errors import UserError
-from ehdnas.methods.darts import SearchSettings, search_space
-from ehdnas.methods.dcp_nas import DcpNas
+from ehdnas.methods.dcp_nas import DcpNas, DcpNasSettings
+from ehdnas.methods.registry import get_method
 from ehdnas.spaces.binary_ops import memory_bits
 from perf_models.mlp import MLPPredictor
 from server.specs import Limits, SearchSpec, check_spec
@@ -21,8 +21,8 @@ TINY = {"layers": 3, "channels": 4, "input_size": 8, "binary": True}
 
 
 def _method(dcp_lambda: float) -> DcpNas:
-    space = search_space("dcp-nas", "darts", TINY)
-    settings = SearchSettings(space_options=space.config_dict(), method="dcp-nas", dcp_lambda=dcp_lambda, lam=0.0)
+    space = get_method("dcp-nas").space("darts", dict(TINY))
+    settings = DcpNasSettings(space_options=space.config_dict(), dcp_lambda=dcp_lambda, lambdas=[0.0])
     predictor = MLPPredictor([len(d.choices) for d in space.decisions])
     return DcpNas(settings, space, predictor, torch.Generator().manual_seed(0), torch.device("cpu"))
 
@@ -72,13 +72,13 @@ def test_state_round_trips_for_resuming() -> None:
 
 
 def test_settings_space_and_server_spec() -> None:
-    assert search_space("dcp-nas", "darts", ["layers=3"]).config.binary is True
+    assert get_method("dcp-nas").space("darts", {"layers": 3}).config.binary is True
     with pytest.raises(UserError, match="binary=false does not go with it"):
-        search_space("dcp-nas", "darts", ["binary=false"])
+        get_method("dcp-nas").space("darts", {"binary": False})
     with pytest.raises(UserError, match="set space option binary=true"):
-        SearchSettings(method="dcp-nas").check()
+        DcpNasSettings().check()
     with pytest.raises(UserError, match="unknown search method 'enas'"):
-        SearchSettings(method="enas").check()
+        get_method("enas")
     spec = SearchSpec(target="systolic-edge32", method="dcp-nas", auto_predictor=True, space_options={"layers": 3})
     assert check_spec(spec, Limits()) == [] and spec.the_space().config.binary is True
     bad = SearchSpec(target="systolic-edge32", method="dcp-nas", space_options={"binary": False}, auto_predictor=True)
@@ -94,7 +94,7 @@ def test_search_dcp_nas_end_to_end(tmp_path: Path, db_url: str) -> None:
     printed = run_cli(*args, "--epochs", "2", "--retrain-epochs", "1", "--out", str(out), db=db_url).stdout
     result = json.loads((out / "result.json").read_text())
     assert result["space_config"]["binary"] is True and result["settings"]["method"] == "dcp-nas"
-    space = search_space("dcp-nas", "darts", result["space_config"])
+    space = get_method("dcp-nas").space("darts", result["space_config"])
     genotype = space.parse(result["genotype"])
     assert result["memory_mbits"] == memory_bits(space.build(genotype)) / 1e6
     # At 3 cells of 4 channels the real-valued stem and classifier hold most of the memory: only ~3x less.

@@ -9,7 +9,8 @@ import pytest
 
 from backends import TimingProtocol, get_target
 from ehdnas.core.errors import UserError
-from ehdnas.methods.flownas import FlowSearchSettings, flow_search_settings
+from ehdnas.methods.flownas import FlowSearchSettings
+from ehdnas.methods.resolve import resolve
 from ehdnas.pipeline.export import export_arch
 from ehdnas.spaces import get_space
 from tests.conftest import run_cli
@@ -19,20 +20,23 @@ EVOLUTION = ["population=4", "generations=2", "parents=2", "mutations=2", "cross
 
 
 def test_settings_are_checked_with_one_line_errors() -> None:
-    runner, space = get_target("systolic-edge32"), get_space("flownas")
-    settings = flow_search_settings(runner, space, None, 1.0, "measured", 1, 1, 4, ["population=12"], 0, [8, 4, 4])
+    asked = {"latency_budget_ms": 1.0, "latency_from": "measured", "epochs": 1, "teacher_epochs": 1, "batch_size": 4,
+             "pairs": [8, 4, 4]}  # fmt: skip
+    settings = resolve(
+        "systolic-edge32", {}, None, {}, "flownas", {**asked, "evolution": {"population": "12"}}
+    ).settings
     assert settings.data == "photos" and settings.evolution["population"] == 12 and settings.evolution["parents"] == 10
     assert settings.evolution_settings().generations == 20  # FlowNAS's defaults fill what is not set
     for bad, message in (
-        ({"latency_budget_ms": 0.0}, "--latency-budget must be a positive"),
-        ({"latency_budget_ms": 1.0, "latency": "guessed"}, "latency 'guessed'; known: predictor, measured"),
-        ({"latency_budget_ms": 1.0, "pairs": [8, 4]}, "--pairs takes three counts"),
+        ({"latency_budget_ms": 0.0}, "latency_budget_ms: must be greater than 0"),
+        ({"latency_budget_ms": 1.0, "latency": "guessed"}, "'guessed' is not one of predictor, measured"),
+        ({"latency_budget_ms": 1.0, "pairs": [8, 4]}, "pairs: three counts"),
         ({"latency_budget_ms": 1.0, "evolution": {"parents": 99}}, "parents cannot outnumber"),
     ):
         with pytest.raises(UserError, match=message):
             FlowSearchSettings(**bad).check()
     with pytest.raises(UserError, match="unknown evolution option 'generation'"):
-        flow_search_settings(runner, space, None, 1.0, "measured", 1, 1, 4, ["generation=3"], 0)
+        resolve("systolic-edge32", {}, None, {}, "flownas", {**asked, "evolution": {"generation": 3}})
 
 
 @pytest.mark.slow

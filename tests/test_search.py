@@ -112,7 +112,9 @@ def test_image_folder_loads(tmp_path: Path) -> None:
 def test_search_end_to_end_and_resume(tmp_path: Path) -> None:
     space = get_space("darts", TINY)
     predictor = tiny_predictor(space)
-    settings = SearchSettings(space_options=space.config_dict(), epochs=2, retrain_epochs=1, batch_size=128, lam=1.0)
+    settings = SearchSettings(
+        space_options=space.config_dict(), epochs=2, retrain_epochs=1, batch_size=128, lambdas=[1.0]
+    )
     events: list[dict] = []
 
     def stop_after_first_epoch(event: dict) -> None:

@@ -21,12 +21,13 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _convert(value: Any, kind: type, where: str) -> Any:
+def convert(value: Any, kind: type, where: str) -> Any:
+    """`value` (often text) as a value of the declared type `kind`; a user error naming `where` if it is not."""
     if get_origin(kind) in (Union, UnionType):  # a value of any member; text converts to the first
         members = get_args(kind)
         if any(isinstance(value, get_origin(member) or member) for member in members):
             return value
-        return _convert(value, members[0], where)
+        return convert(value, members[0], where)
     kind = get_origin(kind) or kind  # dict[str, Any] -> dict
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
@@ -50,7 +51,7 @@ def make_config(cls: type[C], values: Mapping[str, Any], what: str) -> C:
     unknown = sorted(set(values) - fields)
     if unknown:
         raise UserError(f"unknown {what} option {unknown[0]!r}; known: {', '.join(sorted(fields))}")
-    converted = {k: _convert(v, hints[k], f"{what} option {k!r}") for k, v in values.items()}
+    converted = {k: convert(v, hints[k], f"{what} option {k!r}") for k, v in values.items()}
     config = cls(**converted)
     check = getattr(config, "check", None)
     if check is not None:

@@ -22,58 +22,74 @@ import torch.nn.functional as F
 
 from ehdnas.core.errors import UserError
 from ehdnas.core.events import Events
+from ehdnas.core.settings import SettingError, check_fields, setting
+from ehdnas.methods.registry import register_method
 from ehdnas.pipeline.export import export_model
 from ehdnas.spaces import get_space
 from ehdnas.spaces.binary_ops import memory_bits, reconstruction_loss
 from ehdnas.spaces.darts import DartsSpace, Genotype
 from ehdnas.supernets.darts import Supernet
-from ehdnas.tasks.images import ImageData, load_data
+from ehdnas.tasks.images import ImageData, check_data_spec, load_data
 from perf_models import HardwareLoss, Predictor
+from perf_models.loss import FORMS
 
 CHECKPOINT = "checkpoint.pt"
-METHODS = ("eh-dnas", "dcp-nas")
 Batch = tuple[torch.Tensor, torch.Tensor]  # images, labels
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """Everything that determines a search; stored with its checkpoint and result."""
+    """Everything that determines an EH-DNAS search; stored with its checkpoint and result.
+
+    The `setting(...)` fields are the method's options on both faces (flags, spec fields); the others are
+    DARTS's recipe, fixed here.
+    """
 
     target: str = "ort-cpu"
     target_options: dict[str, Any] = field(default_factory=dict)
     space_options: dict[str, Any] = field(default_factory=dict)
-    data: str = "digits"
-    lam: float = 0.5  # weight of the hardware term; 0 = hardware-agnostic DARTS
-    loss_form: str = "eh-dnas"
-    epochs: int = 25
-    batch_size: int = 64
+    data: str = setting("digits", help="Training data: digits (embedded), cifar10:DIR or folder:DIR.")
+    lambdas: list[float] = setting(
+        [0.5], item_ge=0, flag="--lambda",
+        help="Weight of the hardware term (0 = plain DARTS); several, comma-separated, run a sweep (lambda 0 added).",
+    )  # fmt: skip
+    loss_form: str = setting("eh-dnas", choices=FORMS, help="Hardware term: eh-dnas, add#linear, mul#log or hinge.")
+    epochs: int = setting(25, ge=1, help="Search epochs.")
+    batch_size: int = setting(64, ge=1, le=65_536, help="Batch size of the search and the retraining.")
     w_lr: float = 0.025
     w_lr_min: float = 0.001
     w_momentum: float = 0.9
     w_weight_decay: float = 3e-4
     grad_clip: float = 5.0
-    a_lr: float = 3e-4
+    a_lr: float = setting(
+        3e-4, gt=0, le=10, public="arch_lr",
+        help="Adam learning rate of alpha (DARTS: 3e-4; raise it for short searches).",
+    )  # fmt: skip
     a_weight_decay: float = 1e-3
-    target_ms: float = 0.0  # latency budget of the hinge form; 0: the uniform mixture's predicted latency
-    gumbel_tau: float = 0.0  # > 0: Gumbel-softmax sampling of the op weights at this temperature
-    retrain_epochs: int = 30
-    seed: int = 0
-    method: str = "eh-dnas"  # eh-dnas, or dcp-nas: a 1-bit child under a real-valued parent (binary space)
-    dcp_lambda: float = 5e-3  # DCP-NAS: weight of the tangent-propagation term; 0 is CP-NAS
-    dcp_mu: float = 0.2  # binary spaces: weight of the 1-bit weights' reconstruction loss (DCP-NAS's mu)
-    backtrack_share: float = 0.5  # DCP-NAS: share of edges, by weight-norm rank, whose alpha is backtracked
+    target_ms: float = setting(
+        0.0, ge=0, help="Latency budget of the hinge form (ms); 0: the predicted latency of the uniform mixture."
+    )
+    gumbel_tau: float = setting(
+        0.0, ge=0, le=1_000, help="> 0: Gumbel-softmax sampling of the op weights at this temperature."
+    )
+    retrain_epochs: int = setting(30, ge=1, help="Epochs to retrain the result.")
+    dcp_mu: float = setting(0.2, ge=0, help="Binary spaces: weight of the 1-bit weights' reconstruction loss.")
+    seed: int = setting(0, ge=0, help="Seed of the split, the initialisations and the retraining.")
+    method: str = "eh-dnas"  # the registered method these settings are for (stored with the result)
+
+    @property
+    def lam(self) -> float:
+        """This search's hardware-term weight (a sweep runs one search per lambda)."""
+        return self.lambdas[0]
 
     def check(self) -> None:
-        if self.epochs < 1 or self.retrain_epochs < 1 or self.batch_size < 1:
-            raise UserError("epochs, retrain epochs and batch size must be at least 1")
-        if self.lam < 0:
-            raise UserError("--lambda must be 0 or more")
-        if self.method not in METHODS:
-            raise UserError(f"unknown search method {self.method!r}; known: {', '.join(METHODS)}")
-        if self.method == "dcp-nas" and not self.space_options.get("binary"):
-            raise UserError("dcp-nas searches the binary variant of the space: set space option binary=true")
-        if self.dcp_lambda < 0 or self.dcp_mu < 0 or not 0 <= self.backtrack_share <= 1:
-            raise UserError("DCP-NAS: lambda and mu must be 0 or more, the backtracked share within 0..1")
+        check_fields(self)
+        if not self.lambdas:
+            raise SettingError("lambdas", "needs at least one value")
+        try:
+            check_data_spec(self.data)
+        except UserError as err:
+            raise SettingError("data", str(err)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -161,12 +177,10 @@ class EhDnas:
 
 
 def _method(name: str) -> type:
-    """The search method's step class (EH-DNAS here; DCP-NAS in its own module, which imports this one)."""
-    if name == "dcp-nas":
-        from ehdnas.methods.dcp_nas import DcpNas
+    """The search method's step class: its registered method's `step`."""
+    from ehdnas.methods.registry import get_method
 
-        return DcpNas
-    return EhDnas
+    return get_method(name).step
 
 
 def search_supernet(
@@ -369,39 +383,6 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
     return result
 
 
-def search_space(method: str, name: str, options: dict[str, Any] | list[str]) -> DartsSpace:
-    """The space a method searches: DCP-NAS's child lives in the binary variant, which it sets itself."""
-    from ehdnas.core.options import parse_pairs
-
-    if name != "darts":
-        raise UserError(f"search supports the darts space; {name!r} is not searchable yet")
-    values = dict(options) if isinstance(options, dict) else parse_pairs(options, "space 'darts'")
-    if method == "dcp-nas":
-        values.setdefault("binary", True)
-    space = get_space(name, values)
-    assert isinstance(space, DartsSpace)
-    if method == "dcp-nas" and not space.config.binary:
-        raise UserError("dcp-nas searches 1-bit networks: space option binary=false does not go with it")
-    return space
-
-
-def search_settings(
-    runner: Any, space: Any, lam: float, data: str, loss_form: str, epochs: int, retrain_epochs: int,
-    batch_size: int, arch_lr: float, gumbel_tau: float, target_ms: float, seed: int,
-    method: str = "eh-dnas", dcp_lambda: float = 5e-3, dcp_mu: float = 0.2,
-) -> SearchSettings:  # fmt: skip
-    """Settings from the options users set (the CLI's flags, a search job's spec), checked."""
-    from ehdnas.core.options import make_config
-
-    values = {
-        "target": runner.name, "target_options": runner.config_dict(), "space_options": space.config_dict(),
-        "data": data, "lam": lam, "loss_form": loss_form, "epochs": epochs, "retrain_epochs": retrain_epochs,
-        "batch_size": batch_size, "a_lr": arch_lr, "gumbel_tau": gumbel_tau, "target_ms": target_ms, "seed": seed,
-        "method": method, "dcp_lambda": dcp_lambda, "dcp_mu": dcp_mu,
-    }  # fmt: skip
-    return make_config(SearchSettings, values, "search")
-
-
 def run_sweep(
     settings: SearchSettings, lambdas: list[float], predictor: Predictor, out: Path, on_event: Events
 ) -> dict[str, Any]:
@@ -409,7 +390,7 @@ def run_sweep(
     lambdas = sorted(set(lambdas) | {0.0})
     rows = []
     for lam in lambdas:
-        run = dataclasses.replace(settings, lam=lam)
+        run = dataclasses.replace(settings, lambdas=[lam])
         on_event({"stage": "sweep", "lambda": lam, "index": len(rows) + 1, "count": len(lambdas)})
         result = run_search(run, predictor, out / f"lambda-{lam:g}", on_event)
         rows.append(
@@ -450,3 +431,33 @@ def plot_pareto(rows: list[dict[str, Any]], target: str, path: Path) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+@register_method
+class EhDnasMethod:
+    """EH-DNAS: first-order DARTS on the cell space, its loss plus lambda times a learned latency term."""
+
+    name = "eh-dnas"
+    summary = "EH-DNAS: DARTS with a differentiable latency predictor's term (lambda 0: plain DARTS)"
+    settings = SearchSettings
+    spaces = ("darts",)
+    step: type = EhDnas
+
+    def space(self, name: str, space_options: dict[str, Any]) -> DartsSpace:
+        space = get_space(name, space_options)
+        assert isinstance(space, DartsSpace)
+        return space
+
+    def uses_predictor(self, settings: SearchSettings) -> bool:
+        return True
+
+    def stages(self, settings: SearchSettings) -> tuple[dict[str, int], int]:
+        runs = len(set(settings.lambdas) | {0.0}) if len(settings.lambdas) > 1 else 1
+        return {"search": settings.epochs, "retrain": settings.retrain_epochs}, runs
+
+    def run(
+        self, settings: SearchSettings, predictor: Predictor, store: Any, out: Path, on_event: Events
+    ) -> dict[str, Any]:
+        if len(settings.lambdas) > 1:
+            return run_sweep(settings, settings.lambdas, predictor, out, on_event)
+        return run_search(settings, predictor, out, on_event)

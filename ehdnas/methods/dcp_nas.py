@@ -27,17 +27,47 @@ lambda = 0 is CP-NAS (no tangent propagation), a setting users choose.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ehdnas.methods.darts import Batch, SearchSettings, arch_optimizer, hardware_loss, weight_optimizer
+from ehdnas.core.errors import UserError
+from ehdnas.core.settings import SettingError, setting
+from ehdnas.methods.darts import (
+    Batch,
+    EhDnasMethod,
+    SearchSettings,
+    arch_optimizer,
+    hardware_loss,
+    weight_optimizer,
+)
+from ehdnas.methods.registry import register_method
 from ehdnas.spaces import get_space
 from ehdnas.spaces.binary_ops import reconstruction_loss
 from ehdnas.spaces.darts import DartsSpace
 from ehdnas.supernets.darts import Supernet
 from perf_models import Predictor
+
+
+@dataclass(frozen=True)
+class DcpNasSettings(SearchSettings):
+    """EH-DNAS's settings and DCP-NAS's own: the tangent-propagation weight and the backtracked share."""
+
+    dcp_lambda: float = setting(5e-3, ge=0, help="Weight of the tangent-propagation term; 0 is CP-NAS.")
+    backtrack_share: float = 0.5  # share of edges, by weight-norm rank, whose alpha is backtracked
+    method: str = "dcp-nas"
+
+    def check(self) -> None:
+        super().check()
+        if not self.space_options.get("binary"):
+            raise SettingError(
+                "space_options", "dcp-nas searches the binary variant of the space: set space option binary=true"
+            )
+        if not 0 <= self.backtrack_share <= 1:
+            raise SettingError("backtrack_share", "must lie within 0..1")
+
 
 STATE = ("parent", "supernet", "parent_w_opt", "parent_a_opt", "parent_schedule", "w_opt", "a_opt", "schedule")
 
@@ -161,3 +191,21 @@ def _tangent(probs: torch.Tensor, predicted: torch.Tensor, alpha: torch.Tensor, 
     """
     (gradient,) = torch.autograd.grad(probs.gather(1, predicted).mean(), alpha, retain_graph=keep_graph)
     return gradient.detach()
+
+
+@register_method
+class DcpNasMethod(EhDnasMethod):
+    """DCP-NAS: a 1-bit Child supernet searched under a real-valued Parent, on the binary DARTS space."""
+
+    name = "dcp-nas"
+    summary = "DCP-NAS: a 1-bit child under a real-valued parent (the binary variant of the darts space)"
+    settings = DcpNasSettings
+    step = DcpNas
+
+    def space(self, name: str, space_options: dict[str, Any]) -> DartsSpace:
+        """The binary variant, which this method sets itself; binary=false is refused."""
+        values = {"binary": True, **space_options}
+        space = super().space(name, values)
+        if not space.config.binary:
+            raise UserError("dcp-nas searches 1-bit networks: space option binary=false does not go with it")
+        return space

@@ -32,12 +32,14 @@ import torch.nn.functional as F
 
 from ehdnas.core.errors import UserError
 from ehdnas.core.events import Events
-from ehdnas.core.options import make_config, parse_pairs
+from ehdnas.core.options import make_config
+from ehdnas.core.settings import SettingError, check_fields, setting
 from ehdnas.methods.evolution import Candidate, EvolutionResult, EvolutionSettings, evolve
+from ehdnas.methods.registry import register_method
 from ehdnas.spaces import get_space
 from ehdnas.spaces.flownas import EncoderArch, FlowNASSpace
 from ehdnas.supernets.flownas import FlowNASSupernet, sandwich
-from ehdnas.tasks.flow_data import FlowData, FlowSplit, load_flow_data
+from ehdnas.tasks.flow_data import FlowData, FlowSplit, check_flow_data_spec, load_flow_data
 from ehdnas.tasks.flow_model import (
     FlowHead,
     FlowModel,
@@ -57,40 +59,62 @@ SUPERNET_KEYS = (*TEACHER_KEYS, "epochs", "distill", "random_subnets")
 
 @dataclass(frozen=True)
 class FlowSearchSettings:
-    """Everything that determines a FlowNAS search; stored with its stages and result."""
+    """Everything that determines a FlowNAS search; stored with its stages and result.
+
+    The `setting(...)` fields are the method's options on both faces; the others are the recipe, fixed here.
+    """
 
     target: str = "ort-cpu"
     target_options: dict[str, Any] = field(default_factory=dict)
     space_options: dict[str, Any] = field(default_factory=dict)
-    data: str = "photos"
-    pairs: list[int] = field(default_factory=list)  # train, val, test pairs (photos: made; folders: at most)
-    latency_budget_ms: float = 0.0  # the encoder's latency on the target must not exceed it
-    latency: str = "predictor"  # how the constraint is checked: a predictor's estimate, or measured on the target
-    teacher_epochs: int = 10
-    epochs: int = 10  # supernet training
-    batch_size: int = 8
+    data: str = setting("photos", help="Flow data: photos (embedded), chairs:DIR or sintel:DIR.")
+    pairs: list[int] = setting(
+        [], item_ge=1, help="TRAIN,VAL,TEST pairs of the flow data (photos: made; folders: at most) [320,48,48]."
+    )
+    latency_budget_ms: float | None = setting(
+        None, gt=0, flag="--latency-budget", help="Required: the encoder's latency budget on the target (ms)."
+    )
+    latency: str = setting(
+        "predictor", choices=LATENCY_SOURCES, public="latency_from",
+        help="Check the budget by the 'predictor' estimate or 'measured' on the target.",
+    )  # fmt: skip
+    teacher_epochs: int = setting(10, ge=1, help="Teacher training epochs.")
+    epochs: int = setting(10, ge=1, help="Supernet training epochs.")
+    batch_size: int = setting(8, ge=1, le=65_536, help="Batch size of the teacher and the supernet.")
     lr: float = 1e-3
     iterations: int = 6  # update iterations of the flow head in training
     eval_iterations: int = 12  # in validation and test
     distill: float = 1.0  # weight of the feature alignment in training, and of the feature distance in the fitness
     random_subnets: int = 2  # sandwich rule: the largest, the smallest and this many random sub-networks per step
     calibration_batches: int = 4  # training batches that recompute a sub-network's BatchNorm statistics
-    evolution: dict[str, Any] = field(default_factory=dict)  # EvolutionSettings fields (FlowNAS's defaults)
-    seed: int = 0
+    evolution: dict[str, Any] = setting(
+        {}, help="Evolution settings KEY=VALUE: population, generations, parents, mutations, mutation_prob, "
+        "crossovers, max_draws [FlowNAS's: 50, 20, 10, 25, 0.1, 25, 1000].",
+    )  # fmt: skip
+    seed: int = setting(0, ge=0, help="Seed of the data, the training and the evolution.")
+    method: str = "flownas"
+
+    def __post_init__(self) -> None:
+        try:  # every evolution setting spelled out, typed: what ran is what is stored
+            full = dataclasses.asdict(self.evolution_settings())
+        except UserError:
+            return  # check() reports it
+        object.__setattr__(self, "evolution", full)
 
     def check(self) -> None:
-        if not self.latency_budget_ms > 0:
-            raise UserError("flownas search: --latency-budget must be a positive number of ms")
-        if self.latency not in LATENCY_SOURCES:
-            raise UserError(f"flownas search: latency {self.latency!r}; known: {', '.join(LATENCY_SOURCES)}")
-        counts = (self.teacher_epochs, self.epochs, self.batch_size, self.iterations, self.eval_iterations)
-        if min(counts) < 1 or self.calibration_batches < 1 or self.random_subnets < 0:
-            raise UserError("flownas search: epochs, batch size, iterations and calibration batches must be >= 1")
-        if self.pairs and (len(self.pairs) != 3 or min(self.pairs) < 1):
-            raise UserError("flownas search: --pairs takes three counts of at least 1: TRAIN,VAL,TEST")
-        if self.distill < 0:
-            raise UserError("flownas search: distill must be 0 or more")
-        self.evolution_settings().check()
+        if self.latency_budget_ms is None:
+            raise SettingError("latency_budget_ms", "a flownas search needs a latency budget (ms) on the target")
+        check_fields(self)
+        if self.pairs and len(self.pairs) != 3:
+            raise SettingError("pairs", "three counts (TRAIN, VAL, TEST), or none for the defaults")
+        try:
+            check_flow_data_spec(self.data)
+        except UserError as err:
+            raise SettingError("data", str(err)) from None
+        try:
+            self.evolution_settings().check()
+        except UserError as err:
+            raise SettingError("evolution", str(err)) from None
 
     def evolution_settings(self) -> EvolutionSettings:
         return make_config(EvolutionSettings, self.evolution, "evolution")
@@ -106,21 +130,6 @@ class FlowSearchSettings:
 
     def stage_key(self, keys: tuple[str, ...]) -> dict[str, Any]:
         return {k: v for k, v in self.to_dict().items() if k in keys}
-
-
-def flow_search_settings(
-    runner: Any, space: Any, data: str | None, budget_ms: float, latency: str, epochs: int, teacher_epochs: int,
-    batch_size: int, evolution: dict[str, Any] | list[str], seed: int, pairs: list[int] | None = None,
-) -> FlowSearchSettings:  # fmt: skip
-    """Settings from the options users set (the CLI's flags, a search job's spec), checked."""
-    chosen = evolution if isinstance(evolution, dict) else parse_pairs(evolution, "--evolution")
-    values = {
-        "target": runner.name, "target_options": runner.config_dict(), "space_options": space.config_dict(),
-        "data": data or "photos", "latency_budget_ms": budget_ms, "latency": latency, "epochs": epochs,
-        "teacher_epochs": teacher_epochs, "batch_size": batch_size, "seed": seed, "pairs": list(pairs or []),
-        "evolution": dataclasses.asdict(make_config(EvolutionSettings, chosen, "evolution")),  # every field, typed
-    }  # fmt: skip
-    return make_config(FlowSearchSettings, values, "flownas search")
 
 
 def _stage(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
@@ -404,3 +413,30 @@ def run_flow_search(
     finished.write_text(json.dumps(result, indent=2) + "\n")
     on_event({"stage": "done", "test_epe": test_epe, "measured_ms": measured_ms})
     return result
+
+
+@register_method
+class FlowNasMethod:
+    """FlowNAS: a RAFT-style estimator's encoder, by evolution over a weight-sharing supernet, under a budget."""
+
+    name = "flownas"
+    summary = "FlowNAS: an optical-flow encoder by evolution over a supernet, under a latency budget on the target"
+    settings = FlowSearchSettings
+    spaces = ("flownas",)
+
+    def space(self, name: str, space_options: dict[str, Any]) -> FlowNASSpace:
+        space = get_space(name, space_options)
+        assert isinstance(space, FlowNASSpace)
+        return space
+
+    def uses_predictor(self, settings: FlowSearchSettings) -> bool:
+        return settings.latency == "predictor"
+
+    def stages(self, settings: FlowSearchSettings) -> tuple[dict[str, int], int]:
+        generations = settings.evolution_settings().generations
+        return {"flow-train": settings.teacher_epochs, "supernet": settings.epochs, "evolution": generations}, 1
+
+    def run(
+        self, settings: FlowSearchSettings, predictor: Any, store: Any, out: Path, on_event: Events
+    ) -> dict[str, Any]:
+        return run_flow_search(settings, predictor, store, out, on_event)

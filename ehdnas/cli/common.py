@@ -1,0 +1,92 @@
+"""What every `ehdnas` command shares: the app, the consoles, the common options, progress, the runner."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from backends.protocol import TimingProtocol
+from ehdnas.core.errors import UserError
+
+app = typer.Typer(
+    help="Hardware-aware neural architecture search: measure, model and search for a target.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+if not console.is_terminal:  # piped or logged: don't squeeze tables into 80 columns
+    console.width = 160
+
+# Options shared by the commands that measure.
+TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Target name (see `ehdnas targets`).")]
+TargetOptions = Annotated[
+    list[str] | None, typer.Option("--option", "-o", help="Target setting KEY=VALUE, e.g. threads=2.")
+]
+AcceleratorOpt = Annotated[
+    Path | None,
+    typer.Option("--accelerator", help="A TOML accelerator description for a systolic-* target (see README)."),
+]
+SpaceOptions = Annotated[
+    list[str] | None, typer.Option("--space-option", help="Space setting KEY=VALUE, e.g. layers=5.")
+]
+RepeatsOpt = Annotated[int, typer.Option("--repeats", help="Minimum timed runs per model.")]
+MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Minimum total timed seconds per model.")]
+WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs per model.")]
+MaxCvOpt = Annotated[
+    float, typer.Option("--max-cv", help="Time a model again (twice at most) while its cv (std/mean) is above this.")
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="SQLAlchemy URL of the measurement store (default: env EHDNAS_DB, else a file in the user data dir).",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
+
+
+DEFAULT_PROTOCOL = TimingProtocol()
+NOISY_CV = 0.10  # coefficient of variation above which the table flags a measurement
+
+
+@contextmanager
+def _progress(total: int, what: str) -> Iterator[Any]:
+    """A progress callback: a live bar on a terminal, one line per item otherwise (logs, CI)."""
+    if not err.is_terminal:
+
+        def line(done: int, total_: int, label: str) -> None:
+            err.print(f"[{done}/{total_}] {what} {label}", markup=False, highlight=False, soft_wrap=True)
+
+        yield line
+        return
+    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda done, total_, label: bar.update(task, completed=done)
+
+
+def _print_json(document: Any) -> None:
+    print(json.dumps(document, indent=2))
+
+
+def _runner(target: str, options: list[str] | None, accelerator: Path | None) -> Any:
+    """The target's runner; `--accelerator FILE` is the systolic targets' `accelerator` setting."""
+    from backends import get_target
+
+    if accelerator is not None and not target.startswith("systolic-"):
+        raise UserError(f"--accelerator goes with a systolic-* target, not {target!r}")
+    return get_target(target, [*(options or []), *([f"accelerator={accelerator}"] if accelerator else [])])
+
+
+def _flags(option: list[str] | None, space_option: list[str] | None) -> str:
+    """The settings flags to repeat in a command we suggest."""
+    return "".join(f" --space-option {o}" for o in space_option or []) + "".join(f" -o {o}" for o in option or [])

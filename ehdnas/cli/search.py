@@ -1,0 +1,289 @@
+"""`methods`, `search` (and its alias `sweep`): a registered method on a space, for a target."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import typer
+from rich.table import Table
+
+from ehdnas.cli.common import (
+    AcceleratorOpt,
+    DbOpt,
+    JsonOpt,
+    SpaceOptions,
+    TargetOpt,
+    TargetOptions,
+    _flags,
+    _print_json,
+    _progress,
+    app,
+    console,
+    err,
+)
+from ehdnas.core.errors import UserError
+
+
+def _ensure_predictor(
+    runner: Any, space: Any, path: Path | None, auto: bool, samples: int, seed: int, db: str | None,
+    option: list[str] | None, space_option: list[str] | None,
+) -> Any:  # fmt: skip
+    """The search's predictor (`ensure_predictor`); without one, the commands that make it."""
+    from ehdnas.pipeline.predictors import NoPredictor, ensure_predictor
+    from ehdnas.pipeline.store import Store
+
+    try:
+        with _progress(samples, "measured") as progress:
+            return ensure_predictor(runner, space, path, samples if auto else None, seed, Store(db), progress)
+    except NoPredictor as missing:
+        flags = _flags(option, space_option)
+        raise UserError(
+            f"{missing}; run `ehdnas collect --space {space.name} --target {runner.name} --samples {samples}{flags}` "
+            f"and `ehdnas train-predictor --space {space.name} --target {runner.name}{flags}`, or add --auto-predictor"
+        ) from None
+
+
+def _show_flow(event: dict[str, Any]) -> None:
+    """One line per finished stage of a flownas search."""
+    stage = event["stage"]
+    if stage in ("flow-train", "supernet"):
+        what = "teacher" if stage == "flow-train" else "supernet"
+        extra = f", val EPE {event['val_epe']:.3f} px" if "val_epe" in event else ""
+        line = f"{what} {event['epoch']}/{event['epochs']}: loss {event['loss']:.3f}{extra}, {event['epoch_s']:.1f} s"
+    elif stage == "evolution":
+        line = (
+            f"evolution {event['generation']}/{event['generations']}: best fitness {event['best_fitness']:.3f} "
+            f"at {event['best_latency_ms']:.3f} ms"
+        )
+    elif stage == "resume":
+        line = f"resumed: the {event['what']} of this folder"
+    else:
+        return
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _show(event: dict[str, Any]) -> None:
+    """One line per finished epoch or stage of any method's search."""
+    if event["stage"] == "search":
+        err.print(
+            f"search {event['epoch']}/{event['epochs']}: loss {event['loss']:.3f}, "
+            f"val acc {event['val_acc']:.3f}, predicted {event['predicted_ms_soft']:.3f} ms "
+            f"(derived {event['predicted_ms_derived']:.3f} ms), {event['epoch_s']:.1f} s",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    elif event["stage"] == "sweep":
+        err.print(f"sweep {event['index']}/{event['count']}: lambda {event['lambda']:g}")
+    elif event["stage"] == "retrain" or (event["stage"] == "resume" and "epoch" in event):
+        err.print(f"{event['stage']} {event['epoch']}/{event.get('epochs', '?')}", markup=False, highlight=False)
+    else:
+        _show_flow(event)
+
+
+@app.command()
+def methods(as_json: JsonOpt = False) -> None:
+    """List every search method, the spaces it searches and its options with their defaults."""
+    from ehdnas.methods.registry import describe, method_names
+
+    rows = [describe(name) for name in method_names()]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("method", "spaces", "options", "summary")
+    for row in rows:
+        table.add_row(row["name"], ", ".join(row["spaces"]), ", ".join(row["options"]), row["summary"])
+    console.print(table)
+
+
+def _flag_kind(kind: Any) -> Any:
+    """The CLI type of an option of declared type `kind`: lists as comma-separated text, dicts as KEY=VALUE items."""
+    origin = get_origin(kind)
+    if origin is list:
+        return str
+    if origin is dict:
+        return list[str]
+    members = [k for k in get_args(kind) if k is not type(None)]
+    return members[0] if origin in (Union, UnionType) else kind
+
+
+def _cli_value(text: Any, kind: Any, flag: str) -> Any:
+    """A flag's value in the form the resolver takes."""
+    from ehdnas.core.options import parse_pairs
+
+    origin = get_origin(kind)
+    if origin is list:
+        return [item.strip() for item in text.split(",") if item.strip()]
+    if origin is dict:
+        return parse_pairs(text, flag)
+    return text
+
+
+def _method_options() -> list[Any]:
+    """Each option of every method (and the predictor's) once, as the CLI shows it, defaults named per method."""
+    from ehdnas.core.settings import options
+    from ehdnas.methods.registry import get_method, method_names
+    from ehdnas.methods.resolve import PredictorChoice
+
+    found: dict[str, Any] = {}
+    defaults: dict[str, list[str]] = {}
+    for name in method_names():
+        for option in options(get_method(name).settings):
+            found.setdefault(option.name, option)
+            defaults.setdefault(option.name, []).append(f"{name}: {option.describe_default()}")
+    for option in options(PredictorChoice):
+        found[option.name] = option
+        defaults[option.name] = [option.describe_default()]
+    return [(option, "; ".join(defaults[option.name])) for option in found.values()]
+
+
+def _search(
+    target: str, out: Path | None, method: str | None, space: str | None, option: list[str] | None,
+    accelerator: Path | None, space_option: list[str] | None, db: str | None, as_json: bool, dry_run: bool,
+    **values: Any,
+) -> None:  # fmt: skip
+    """Resolve the method's settings from the flags set, then run it (or, with --dry-run, print them)."""
+    from ehdnas.methods.resolve import SettingErrors, missing_predictor, resolve
+
+    kinds = {o.name: o for o, _ in _method_options()}
+    given = {name: _cli_value(v, kinds[name].kind, kinds[name].flag) for name, v in values.items() if v is not None}
+    if accelerator is not None and not target.startswith("systolic-"):
+        raise UserError(f"--accelerator goes with a systolic-* target, not {target!r}")
+    target_options = [*(option or []), *([f"accelerator={accelerator}"] if accelerator else [])]
+    try:
+        resolved = resolve(target, target_options, space, space_option or [], method, given)
+    except SettingErrors as errors:
+        raise UserError(_with_flags(errors.problems[0], kinds)) from None
+    for note in resolved.notes:
+        err.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
+    if dry_run:
+        missing = missing_predictor(resolved, Path(resolved.predictor.predictor) if resolved.predictor
+                                    and resolved.predictor.predictor else None)  # fmt: skip
+        if missing is not None:
+            raise UserError(_with_flags(missing, kinds))
+        _print_json(resolved.document()) if as_json else console.print_json(data=resolved.document())
+        return
+    if out is None:
+        raise UserError("--out DIR is needed to run a search (the result folder; --dry-run runs nothing)")
+    choice, the_predictor = resolved.predictor, None
+    if choice is not None:
+        path = Path(choice.predictor) if choice.predictor else None
+        the_predictor = _ensure_predictor(
+            resolved.runner, resolved.space, path, choice.auto_predictor, choice.auto_samples,
+            resolved.settings.seed, db, option, space_option,
+        )  # fmt: skip
+    from ehdnas.pipeline.store import Store
+
+    result = resolved.method.run(resolved.settings, the_predictor, Store(db), out, _show)
+    if as_json:
+        _print_json(result)
+    elif "runs" in result:
+        _print_sweep(result, out)
+    elif "encoder" in result:
+        _print_flow(result, resolved.runner.name, out)
+    else:
+        _print_darts(result, resolved.runner.name, out)
+
+
+def _with_flags(problem: Any, kinds: dict[str, Any]) -> str:
+    """A setting's problem, named by its flag."""
+    name = problem.field[0]
+    flag = kinds[name].flag if name in kinds else f"--{str(name).replace('_', '-')}"
+    return f"{flag}: {problem.message}"
+
+
+def _print_sweep(sweep: dict[str, Any], out: Path) -> None:
+    table = Table("λ", "test accuracy", "measured ms", "predicted ms", "speed-up vs λ=0", title=f"sweep in {out}")
+    for row in sweep["runs"]:
+        table.add_row(
+            f"{row['lambda']:g}", f"{row['test_accuracy']:.4f}", f"{row['measured_ms']:.3f}",
+            f"{row['predicted_ms']:.3f}", f"{row['speedup_vs_lambda0']:.2f}x",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _print_flow(result: dict[str, Any], target: str, out: Path) -> None:
+    measured, teacher, budget_ms = (
+        result["measured_latency_ms"]["median"],
+        result["teacher"],
+        result["latency_budget_ms"],
+    )
+    console.print(
+        f"encoder: {result['encoder']}\ntest EPE {result['test_epe']:.3f} px (teacher {teacher['test_epe']:.3f}); "
+        f"latency on {target}: measured {measured:.3f} ms, budget {budget_ms:g} ms "
+        f"{'met' if result['meets_budget_measured'] else 'NOT met'} (teacher {teacher['measured_latency_ms']:.3f} ms); "
+        f"{100 * result['evolution']['rejected_share']:.0f}% of the candidates drawn were over the budget; "
+        f"results in {out}",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+
+
+def _print_darts(result: dict[str, Any], target: str, out: Path) -> None:
+    measured = result["measured_latency_ms"]["median"]
+    on_target = result.get("on_target")
+    accuracy = f"test accuracy {result['test_accuracy']:.4f}" + (
+        f" (float32), {on_target['test_accuracy']:.4f} in {on_target['precision']} on the target" if on_target else ""
+    )
+    if "memory_mbits" in result:
+        ratio = result["real_memory_mbits"] / result["memory_mbits"]
+        accuracy += f" (1-bit network: {result['memory_mbits']:.3f} Mbit, {ratio:.1f}x less than real-valued)"
+    console.print(
+        f"genotype: {result['genotype']}\n{accuracy}; latency on {target}: "
+        f"measured {measured:.3f} ms, predicted {result['predicted_latency_ms']:.3f} ms "
+        f"({100 * result['prediction_error']:+.1f}%); results in {out}",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+
+
+def _escaped(text: str) -> str:
+    """Help text shown as written: square brackets are rich markup otherwise."""
+    return text.replace("[", "\\[")
+
+
+def _search_signature() -> tuple[list[inspect.Parameter], dict[str, Any]]:
+    """`search`'s parameters: the fixed ones, then one flag per method option, from the settings classes."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    fixed: list[tuple[str, Any, Any]] = [
+        ("target", TargetOpt, inspect.Parameter.empty),
+        ("out", Annotated[Path | None, typer.Option("--out", help="Result folder (resumes the search it holds).")],
+         None),
+        ("method", Annotated[str | None, typer.Option("--method", help=_escaped("Search method (see `ehdnas methods`) "
+                                                                      "[eh-dnas]."))], None),
+        ("space", Annotated[str | None, typer.Option("--space", help=_escaped("Space to search [the method's "
+                                                                           "first]."))], None),
+        ("option", TargetOptions, None),
+        ("accelerator", AcceleratorOpt, None),
+        ("space_option", SpaceOptions, None),
+        ("db", DbOpt, None),
+        ("as_json", JsonOpt, False),
+        ("dry_run", Annotated[bool, typer.Option("--dry-run", help="Print the fully resolved settings; run nothing.")],
+         False),
+    ]  # fmt: skip
+    params = [inspect.Parameter(name, keyword, annotation=kind, default=default) for name, kind, default in fixed]
+    for option, defaults in _method_options():
+        flags = [option.flag] + ([f"--{option.name.replace('_', '-')}"] if option.flag != f"--{option.name}" and
+                                 option.flag != f"--{option.name.replace('_', '-')}" else [])  # fmt: skip
+        kind = Annotated[
+            _flag_kind(option.kind) | None, typer.Option(*flags, help=_escaped(f"{option.help} [{defaults}]"))
+        ]
+        params.append(inspect.Parameter(option.name, keyword, annotation=kind, default=None))
+    return params, {p.name: p.annotation for p in params}
+
+
+def search(**kwargs: Any) -> None:
+    """Search with a registered method (`ehdnas methods`) for the target: EH-DNAS (default) and DCP-NAS on darts,
+    FlowNAS (--method flownas) under --latency-budget; the result is retrained, exported and measured.
+
+    Flags of another method than the chosen one are refused. With several lambdas (`--lambda 0.25,0.5,1`) an
+    EH-DNAS or DCP-NAS search runs once per lambda, lambda 0 included, into DIR/lambda-<L>, and plots accuracy
+    against measured latency in DIR/pareto.png.
+    """
+    _search(**kwargs)
+
+
+_params, _annotations = _search_signature()
+search.__signature__ = inspect.Signature(_params)  # type: ignore[attr-defined]
+search.__annotations__ = {**_annotations, "return": None}
+app.command()(search)
+app.command("sweep", help="Alias of search, for several --lambda values: one search each, and the Pareto plot.")(search)

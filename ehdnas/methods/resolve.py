@@ -1,0 +1,216 @@
+"""From what a user set (CLI flags or a search job's spec) to a method's checked settings: one function, two faces.
+
+Both faces hand `resolve` the same things: the target and space with their
+options, the method name and the option values the user set. Unset options take
+the method's defaults; an option of another method is refused by name, never
+ignored. `Resolved.document()` is what `search --dry-run --json` prints and
+what `POST /v1/jobs` with `dry_run` returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from ehdnas.core.errors import UserError
+from ehdnas.core.options import convert
+from ehdnas.core.settings import SettingError, check_fields, options, setting
+from ehdnas.methods.registry import Method, default_method, get_method, method_names, owners
+from ehdnas.pipeline.key import MeasurementKey
+from perf_models.train import MIN_MEASUREMENTS
+
+DEPRECATED_SPACE_CHOICE = (
+    "space 'flownas' without a method is deprecated and will stop choosing the method in the next release: "
+    'name the method (--method flownas; "method": "flownas")'
+)
+
+
+@dataclass(frozen=True)
+class PredictorChoice:
+    """Where a search that needs a latency predictor gets it."""
+
+    predictor: str | None = setting(None, help="Predictor file [the one train-predictor saved for this key].")
+    auto_predictor: bool = setting(False, help="Without a predictor: collect measurements and train one first.")
+    auto_samples: int = setting(200, ge=MIN_MEASUREMENTS, help="Measurements auto_predictor collects.")
+
+
+PREDICTOR_OPTIONS = tuple(o.name for o in options(PredictorChoice))
+
+
+class SettingErrors(UserError):
+    """Every problem found in one request, each with its field; reads as the first."""
+
+    def __init__(self, problems: list[SettingError]) -> None:
+        self.problems = problems
+        super().__init__(str(problems[0]))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    method: Method
+    runner: Any
+    space: Any
+    settings: Any
+    predictor: PredictorChoice | None  # None: this search needs no predictor
+    notes: tuple[str, ...] = field(default=())
+
+    def options(self) -> dict[str, Any]:
+        """Every option of this search by its public name, as resolved (a job stores these, not the defaults)."""
+        found = {o.name: getattr(self.settings, o.field) for o in options(self.method.settings)}
+        if self.predictor is not None:
+            found |= {o.name: getattr(self.predictor, o.field) for o in options(PredictorChoice)}
+        return found | {"method": self.method.name, "space": self.space.name}
+
+    def document(self) -> dict[str, Any]:
+        """The fully resolved request, as both faces show it."""
+        return {
+            "method": self.method.name,
+            "space": self.space.name,
+            "target": self.runner.name,
+            "settings": self.settings.to_dict(),
+            "predictor": None if self.predictor is None else dataclasses.asdict(self.predictor),
+            "notes": list(self.notes),
+        }
+
+
+def _typed(name: str, value: Any, kind: Any) -> Any:
+    """`value` as the declared `kind`; a list's items and a dict's text values converted too."""
+    origin = get_origin(kind)
+    if origin is list and isinstance(value, list | tuple):
+        (item,) = get_args(kind)
+        return [_typed(name, v, item) for v in value]
+    if origin is dict and isinstance(value, dict):
+        return dict(value)
+    if value is None and type(None) in get_args(kind):
+        return None
+    try:
+        return convert(value, kind, name)
+    except UserError as err:
+        raise SettingError(name, str(err).removeprefix(f"{name}: ")) from None
+
+
+def _foreign(name: str, method: Method, space: str) -> str:
+    """Why option `name` does not go with this search."""
+    if name not in owners():
+        known = sorted({o.name for o in options(method.settings)} | set(PREDICTOR_OPTIONS))
+        return f"unknown option of {method.name}; known: {', '.join(known)}"
+    taking = [get_method(m) for m in owners()[name]]
+    spaces = sorted({s for m in taking for s in m.spaces})
+    if space not in spaces:
+        return f"applies to {' or '.join(spaces)} searches only, not to {space}"
+    return f"applies to {' or '.join(m.name for m in taking)} searches only, not to {method.name}"
+
+
+def resolve(
+    target: str,
+    target_options: dict[str, Any] | list[str],
+    space: str | None,
+    space_options: dict[str, Any] | list[str],
+    method: str | None,
+    values: dict[str, Any],
+) -> Resolved:
+    """The checked settings of the search these inputs ask for; SettingErrors naming every field at fault."""
+    from backends import get_target
+
+    problems: list[SettingError] = []
+    notes: list[str] = []
+    if method is None:
+        if space == "flownas":
+            notes.append(DEPRECATED_SPACE_CHOICE)
+        method = default_method(space or "darts") or "eh-dnas"
+    if method not in method_names():
+        raise SettingErrors([SettingError("method", f"unknown search method {method!r}; known: "
+                                          f"{', '.join(method_names())}")])  # fmt: skip
+    chosen = get_method(method)
+    space = space or chosen.spaces[0]
+    if space not in chosen.spaces:
+        why = f"applies to {' or '.join(chosen.spaces)} searches only, not to {space}"
+        problems.append(SettingError("method", why))
+        fallback = default_method(space)
+        if fallback is None:
+            raise SettingErrors(problems)
+        chosen = get_method(fallback)
+    try:
+        runner = get_target(target, target_options)
+    except UserError as err:
+        raise SettingErrors([*problems, SettingError("options", str(err))]) from None
+    try:
+        the_space = chosen.space(space, space_options if isinstance(space_options, dict) else _pairs(space_options))
+    except UserError as err:
+        raise SettingErrors([*problems, SettingError("space_options", str(err))]) from None
+    own = {o.name: o for o in options(chosen.settings)}
+    given, asked_predictor = {}, {}
+    for name, value in values.items():
+        if name in own:
+            try:
+                given[own[name].field] = _typed(name, value, own[name].kind)
+            except SettingError as err:
+                problems.append(err)
+        elif name in PREDICTOR_OPTIONS:
+            asked_predictor[name] = value
+        else:
+            problems.append(SettingError(name, _foreign(name, chosen, space)))
+    base = {"target": runner.name, "target_options": runner.config_dict(), "space_options": the_space.config_dict()}
+    settings = chosen.settings(**base, **given)
+    try:
+        settings.check()
+    except SettingError as err:
+        problems.append(err)
+    except UserError as err:
+        problems.append(SettingError("settings", str(err)))
+    predictor = _predictor_choice(chosen, settings, asked_predictor, problems)
+    if problems:
+        raise SettingErrors(problems)
+    return Resolved(chosen, runner, the_space, settings, predictor, tuple(notes))
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    from ehdnas.core.options import parse_pairs
+
+    return parse_pairs(items, "space")
+
+
+def _predictor_choice(
+    method: Method, settings: Any, asked: dict[str, Any], problems: list[SettingError]
+) -> PredictorChoice | None:
+    if not method.uses_predictor(settings):
+        why = "applies with latency_from 'predictor' only; this search measures latency on the target"
+        problems += [SettingError(name, why) for name, value in asked.items() if value != _default(name)]
+        return None
+    kinds = {o.name: o.kind for o in options(PredictorChoice)}
+    typed = {}
+    for name, value in asked.items():
+        try:
+            typed[name] = _typed(name, value, kinds[name])
+        except SettingError as err:
+            problems.append(err)
+    choice = PredictorChoice(**typed)
+    try:
+        check_fields(choice)
+    except SettingError as err:
+        problems.append(err)
+    return choice
+
+
+def _default(name: str) -> Any:
+    return next(o.default for o in options(PredictorChoice) if o.name == name)
+
+
+def missing_predictor(resolved: Resolved, path: Path | None = None) -> SettingError | None:
+    """The problem of a search that needs a predictor and has none where it looks (and may not make one)."""
+    choice = resolved.predictor
+    if choice is None or choice.auto_predictor:
+        return None
+    where = path or MeasurementKey.of(resolved.runner, resolved.space).predictor_path()
+    if where.is_file():
+        return None
+    can_measure = "latency_from" in {o.name for o in options(resolved.method.settings)}
+    measured = " (or latency_from 'measured')" if can_measure else ""
+    return SettingError(
+        "auto_predictor",
+        f"no latency predictor for {resolved.space.name} on {resolved.runner.name} with these settings: train one "
+        f"first (collect, then train-predictor, with the same target and space settings), or set auto_predictor"
+        f"{measured}",
+    )
