@@ -1,5 +1,5 @@
 # The two set-up commands (see README): `make demo` and `make test`.
-# Both create .venv with the pinned dependencies first; nothing else needs installing.
+# Both create .venv with every extra (`.[all]`) at the versions of constraints.txt first; nothing else needs installing.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,7 +15,7 @@ LITERT_TORCH := litert-torch litert-converter jax jaxlib opt_einsum torchao
 $(BIN)/ehdnas: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==26.3
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[all]'
 	$(BIN)/pip install --quiet --no-deps -c constraints.txt $(LITERT_TORCH)
 	touch $@
 
@@ -30,9 +30,11 @@ demo: install
 	$(BIN)/ehdnas search --target ort-cpu --auto-predictor --auto-samples 100 $(DEMO_SPACE) \
 		--epochs 5 --retrain-epochs 10 --arch-lr 3e-3 --out runs/demo
 
+# The layer contract (pyproject.toml, [tool.importlinter]) is checked before the tests.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 clean:

@@ -2,12 +2,15 @@
 
 A runner has a name, says whether it can run here (and why not), and measures an
 ONNX file under an explicit timing protocol. Heavy runtimes are imported inside
-the runner that needs them, so installing one runtime never requires another.
+the runner that needs them, so installing one runtime never requires another:
+each comes with an extra of the package (`pip install 'ehdnas[tvm]'`), and a
+runner whose extra is missing says so, with that line (`requires_extra`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
@@ -30,6 +33,24 @@ from ehdnas.core.registry import Registry
 class Availability:
     available: bool
     reason: str = ""
+
+
+def importable(module: str) -> bool:
+    """Whether `module` can be imported, found without importing it (None in sys.modules counts as absent)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package that does not import, a module without a spec
+        return False
+
+
+def requires_extra(extra: str | None, *modules: str) -> Availability:
+    """Available when every one of `modules` can be imported; otherwise why not: the modules missing and the
+    pip line that installs them, `pip install 'ehdnas[EXTRA]'` (extra None: a core dependency gone missing)."""
+    missing = [module for module in modules if not importable(module)]
+    if not missing:
+        return Availability(True)
+    line = f"pip install 'ehdnas[{extra}]'" if extra else "pip install ehdnas"
+    return Availability(False, f"{', '.join(missing)} not installed: {line}")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ calibration, converter versions): a collection converts each network once.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import Availability
+from backends.base import Availability, importable, requires_extra
 from backends.onnx_model import OnnxModel
 from backends.output import redirected_output
 from ehdnas.core.errors import UserError
@@ -36,6 +35,9 @@ from ehdnas.core.paths import cache_dir
 PRECISIONS = ("float32", "int8")
 CONVERSION_VERSION = 2  # in every cache key: 2 rewrites average pools that exclude padding
 CONVERTERS = ("litert-torch", "ai-edge-quantizer")
+# litert-torch and what it imports, installed with --no-deps (the Makefile's LITERT_TORCH, which says why):
+# its declared dependencies do not resolve beside this package's, so no extra can carry it.
+LITERT_TORCH = ("litert-torch", "litert-converter", "jax", "jaxlib", "opt_einsum", "torchao")
 
 
 def _installed(package: str) -> str | None:
@@ -47,7 +49,7 @@ def _installed(package: str) -> str | None:
 
 def interpreter_module() -> Any:
     """The module holding `Interpreter` and `load_delegate`: `ai_edge_litert`'s, else `tflite_runtime`'s."""
-    if importlib.util.find_spec("ai_edge_litert") is not None:
+    if importable("ai_edge_litert"):
         from ai_edge_litert import interpreter
     else:
         from tflite_runtime import interpreter  # type: ignore[no-redef]
@@ -61,12 +63,17 @@ def runtime_versions() -> dict[str, str]:
 
 
 def availability() -> Availability:
-    if not (_installed("ai-edge-litert") or _installed("tflite-runtime")):
-        return Availability(False, "neither ai-edge-litert nor tflite-runtime is installed")
-    missing = [name for name in CONVERTERS if not _installed(name)]
-    if missing:
-        return Availability(False, f"the converter(s) {', '.join(missing)} are not installed")
-    return Availability(True)
+    """The runtime (ai-edge-litert, or tflite-runtime) and the quantizer come with the `tflite` extra; the
+    converter, litert-torch, only by its own --no-deps install."""
+    runtime = "ai_edge_litert" if importable("ai_edge_litert") or not importable("tflite_runtime") else "tflite_runtime"
+    status = requires_extra("tflite", runtime, "ai_edge_quantizer")
+    problems = [] if status.available else [status.reason]
+    if not importable("litert_torch"):
+        problems.append(
+            f"litert_torch (the converter) not installed: pip install --no-deps {' '.join(LITERT_TORCH)}"
+            " (at the versions of ehdnas's constraints.txt: `make install` does it)"
+        )
+    return Availability(not problems, "; ".join(problems))
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 
-from backends.base import Availability, Runner, register_target
+from backends.base import Availability, Runner, register_target, requires_extra
 from backends.onnx_model import OnnxModel
 from backends.protocol import TimingProtocol, time_runs
 from ehdnas.core.errors import UserError
@@ -35,9 +34,7 @@ class OrtCpuRunner(Runner):
 
     @classmethod
     def availability(cls) -> Availability:
-        if importlib.util.find_spec("onnxruntime") is None:
-            return Availability(False, "the onnxruntime package is not installed")
-        return Availability(True)
+        return requires_extra(None, "onnxruntime")  # a core dependency
 
     def libraries(self) -> dict[str, str]:
         import onnxruntime

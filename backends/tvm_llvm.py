@@ -19,7 +19,6 @@ version), so measuring a model again does not compile it again.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import math
@@ -33,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import Availability, Runner, register_target
+from backends.base import Availability, Runner, register_target, requires_extra
 from backends.onnx_model import OnnxModel
 from backends.output import redirected_output
 from backends.protocol import TimingProtocol
@@ -93,8 +92,9 @@ class TvmLlvmRunner(Runner):
 
     @classmethod
     def availability(cls) -> Availability:
-        if importlib.util.find_spec("tvm") is None:
-            return Availability(False, "the apache-tvm package is not installed")
+        status = requires_extra("tvm", "tvm")
+        if not status.available:
+            return status
         try:
             import tvm
         except Exception as err:  # a broken native library raises anything

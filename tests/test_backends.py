@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +51,42 @@ def test_every_target_measures_a_tiny_model_or_says_why_not(name: str, tmp_path:
 def test_list_targets_reports_availability() -> None:
     rows = {row["name"]: row for row in list_targets()}
     assert rows["ort-cpu"]["available"] is True and rows["ort-cpu"]["reason"] == ""
+
+
+# The modules of the extras tvm, tflite and sim: a core-only install has none of them.
+EXTRA_MODULES = ("tvm", "ai_edge_litert", "tflite_runtime", "ai_edge_quantizer", "litert_torch", "scalesim")
+
+
+def _check_rows_without_extras(rows: dict[str, dict]) -> None:
+    assert rows["ort-cpu"]["available"] is True
+    assert rows["tvm-llvm"]["available"] is False and "pip install 'ehdnas[tvm]'" in rows["tvm-llvm"]["reason"]
+    for name in ("tflite-cpu", "edgetpu"):
+        assert rows[name]["available"] is False and "pip install 'ehdnas[tflite]'" in rows[name]["reason"]
+    systolic = [name for name in rows if name.startswith("systolic-")]
+    assert systolic and all(rows[name]["available"] for name in systolic)  # the analytical engine needs no extra
+
+
+def test_a_target_without_its_extra_names_the_pip_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in EXTRA_MODULES:
+        monkeypatch.setitem(sys.modules, module, None)  # import fails, find_spec finds nothing
+    _check_rows_without_extras({row["name"]: row for row in list_targets()})
+    get_target("systolic-edge32")  # the analytical engine
+    with pytest.raises(
+        UserError, match=re.escape("engine=scalesim needs SCALE-Sim: scalesim not installed: pip install 'ehdnas[sim]'")
+    ):
+        get_target("systolic-edge32", ["engine=scalesim"])
+
+
+def test_targets_json_without_the_extras() -> None:
+    """`ehdnas targets --json` in a process where the extras cannot be imported: a list, no traceback."""
+    code = (
+        f"import sys\nfor m in {EXTRA_MODULES!r}: sys.modules[m] = None\n"
+        "sys.argv = ['ehdnas', 'targets', '--json']\nfrom ehdnas.cli import main\nmain()\n"
+    )
+    root = Path(__file__).parent.parent  # this checkout, first on the path: `python -c` puts the cwd there
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    _check_rows_without_extras({row["name"]: row for row in json.loads(proc.stdout)})
 
 
 def test_unknown_target_and_option_are_user_errors() -> None:

@@ -10,33 +10,14 @@ import pytest
 import torch
 
 from ehdnas.core.errors import UserError
-from ehdnas.spaces import get_space
 from perf_models import HardwareLoss, load_predictor
 from perf_models.active import most_uncertain
 from perf_models.baselines import fit_flops, fit_lut
-from perf_models.dataset import Dataset, split
+from perf_models.dataset import split
 from perf_models.metrics import evaluate
 from perf_models.mlp import MLPPredictor, fit_mlp
 from perf_models.train import train_predictors
-
-
-def synthetic(n: int, seed: int = 0, interaction: float = 0.0) -> Dataset:
-    """DARTS architectures whose latency follows a known law: per-choice costs, optionally an interaction."""
-    space = get_space("darts")
-    rng = np.random.default_rng(seed)
-    archs = space.sample_many(n, seed)
-    indices = np.array([space.encode(a) for a in archs])
-    costs = np.random.default_rng(42).uniform(0.0, 0.1, size=(28, 8))  # the same law for every seed
-    additive = 1.0 + costs[np.arange(28), indices].sum(1)
-    both_sep = (indices[:, 0] == 4) & (indices[:, 1] == 4)  # normal cell node 2: two sep_conv_3x3
-    latency = additive * (1 + interaction * both_sep) * rng.normal(1.0, 0.002, n)
-    macs = 1e6 * additive
-    meta = {
-        "space": "darts",
-        "space_config": space.config_dict(),
-        "decisions": [[d.name, list(d.choices)] for d in space.decisions],
-    }
-    return Dataset(indices, latency, macs, np.full(n, 1e5), tuple(space.to_text(a) for a in archs), meta)
+from tests.examples import run_loss_example, synthetic
 
 
 def test_metrics_against_hand_computed_values() -> None:
@@ -177,14 +158,6 @@ def test_loss_forms_need_their_reference() -> None:
         HardwareLoss(ConstantPredictor(), form="cubic")  # type: ignore[arg-type]
 
 
-def test_the_readme_loss_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    section = readme.split("## The latency predictor as a loss term", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    data = synthetic(100)
-    fit_lut(data, data).save(tmp_path / "ort-cpu.pt", {**data.meta, "target": "ort-cpu"})
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    predictor, alpha = namespace["predictor"], namespace["alpha"]
-    assert predictor(torch.softmax(alpha, -1)).item() < predictor(torch.full((28, 8), 1 / 8)).item()
+def test_the_readme_loss_example_runs(tmp_path: Path) -> None:
+    final_ms, uniform_ms = run_loss_example(tmp_path)  # also run by .ci/core_only.sh on a core-only install
+    assert final_ms < uniform_ms

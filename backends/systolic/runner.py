@@ -14,11 +14,10 @@ A simulation is deterministic: one sample, zero spread, and `details` says so.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from backends.base import Availability, Runner, register_target
+from backends.base import Availability, Runner, register_target, requires_extra
 from backends.onnx_model import OnnxModel
 from backends.protocol import TimingProtocol
 from backends.systolic.accelerator import PRESETS, Accelerator, load_accelerator
@@ -40,6 +39,8 @@ class SystolicConfig:
     def check(self) -> None:
         if self.engine not in ENGINES:
             raise UserError(f"systolic option 'engine' must be one of {', '.join(ENGINES)}")
+        if self.engine == "scalesim" and not (status := requires_extra("sim", "scalesim")).available:
+            raise UserError(f"systolic option engine=scalesim needs SCALE-Sim: {status.reason}")
 
 
 def layer_costs(model: OnnxModel, acc: Accelerator, engine: str = "analytical") -> list[LayerCost]:
@@ -108,8 +109,6 @@ class SystolicRunner(Runner):
 
     def costs(self, model: OnnxModel) -> list[LayerCost]:
         if self._last is None or self._last[0] != model.sha256:
-            if self.config.engine == "scalesim" and importlib.util.find_spec("scalesim") is None:
-                raise UserError("engine 'scalesim' needs the scalesim package (pip install scalesim==3.0.0)")
             self._last = (model.sha256, layer_costs(model, self.accelerator, self.config.engine))
         return self._last[1]
 
