@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ehdnas.cli.common import (
     DEFAULT_PROTOCOL,
@@ -43,7 +44,7 @@ def targets(as_json: JsonOpt = False) -> None:
         return
     table = Table("target", "available", "reason", "description")
     for row in rows:
-        table.add_row(row["name"], "yes" if row["available"] else "no", row["reason"], row["description"])
+        table.add_row(row["name"], "yes" if row["available"] else "no", Text(row["reason"]), Text(row["description"]))
     console.print(table)
 
 

@@ -28,7 +28,7 @@ def serve(
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """The job server: the HTTP API (DESIGN.md section 3), its status page at /, and the workers."""
+    """The job server: the HTTP API under /v1 (OpenAPI at /openapi.json), its status page at /, and the workers."""
     from ehdnas.core.options import make_config, parse_pairs
     from ehdnas.core.paths import default_db_url
     from server.serve import serve as run_server

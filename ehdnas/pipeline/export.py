@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,17 @@ def export_onnx(module: torch.nn.Module, input_shape: tuple[int, ...], path: Pat
             module,
             (torch.zeros(input_shape),),
             str(path),
-            dynamo=False,
+            **_TORCHSCRIPT_EXPORTER,
             opset_version=OPSET,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             do_constant_folding=True,
         )
     return path
+
+
+# torch >= 2.5 takes `dynamo` (and 2.9 defaults it to True); the TorchScript exporter is the one measured here.
+_TORCHSCRIPT_EXPORTER = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 
 
 def export_model(module: torch.nn.Module, input_shape: tuple[int, ...], path: Path) -> OnnxModel:

@@ -63,7 +63,7 @@ def timing_protocol(repeats: int, min_time: float, warmup: int, max_cv: float) -
 
 
 def report(runner: Runner, protocol: TimingProtocol, results: Sequence[Result]) -> dict[str, Any]:
-    """The benchmark document (DESIGN.md section 3) shared by the CLI's --json and the server."""
+    """The benchmark document (`benchmark --json`) shared by the CLI's --json and the server."""
     return {
         "target": runner.name,
         "target_config": runner.config_dict(),
