@@ -141,10 +141,13 @@ def _option_fields() -> dict[str, Any]:
     }
 
 
+from ehdnas.methods.registry import DEFAULT_METHOD  # noqa: E402  (the spec's fields come from the registry)
+
+
 class _SearchBase(_Spec):
     """The CLI's `search`: a method (eh-dnas, dcp-nas, flownas; `ehdnas methods`) on one of its spaces."""
 
-    method: str | None = Field(None, description="The search method [eh-dnas; flownas for space flownas].")
+    method: str | None = Field(None, description=f"The search method (GET /v1/methods) [{DEFAULT_METHOD}].")
     space: str | None = Field(None, description="The space to search [the method's first].")  # type: ignore[assignment]
 
     def resolve(self) -> Any:

@@ -243,13 +243,15 @@ def _escaped(text: str) -> str:
 
 def _search_signature() -> tuple[list[inspect.Parameter], dict[str, Any]]:
     """`search`'s parameters: the fixed ones, then one flag per method option, from the settings classes."""
+    from ehdnas.methods.registry import DEFAULT_METHOD
+
     keyword = inspect.Parameter.KEYWORD_ONLY
     fixed: list[tuple[str, Any, Any]] = [
         ("target", TargetOpt, inspect.Parameter.empty),
         ("out", Annotated[Path | None, typer.Option("--out", help="Result folder (resumes the search it holds).")],
          None),
-        ("method", Annotated[str | None, typer.Option("--method", help=_escaped("Search method (see `ehdnas methods`) "
-                                                                      "[eh-dnas]."))], None),
+        ("method", Annotated[str | None, typer.Option("--method", help=_escaped(
+            f"Search method (see `ehdnas methods`) [{DEFAULT_METHOD}].", ))], None),
         ("space", Annotated[str | None, typer.Option("--space", help=_escaped("Space to search [the method's "
                                                                            "first]."))], None),
         ("option", TargetOptions, None),

@@ -42,6 +42,7 @@ class Method(Protocol):
 
 
 METHODS: Registry[type[Method]] = Registry("search method")
+DEFAULT_METHOD = "eh-dnas"  # what `search` runs when no method is named
 M = TypeVar("M", bound=type)
 
 
@@ -68,7 +69,7 @@ def method_names() -> list[str]:
 
 
 def default_method(space: str) -> str | None:
-    """The first registered method that searches `space` by default."""
+    """The first registered method whose default space is `space`."""
     return next((name for name in method_names() if get_method(name).spaces[0] == space), None)
 
 

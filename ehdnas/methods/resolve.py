@@ -17,14 +17,17 @@ from typing import Any, get_args, get_origin
 from ehdnas.core.errors import UserError
 from ehdnas.core.options import convert
 from ehdnas.core.settings import SettingError, check_fields, options, setting
-from ehdnas.methods.registry import Method, default_method, get_method, method_names, owners
+from ehdnas.methods.registry import DEFAULT_METHOD, Method, default_method, get_method, method_names, owners
 from ehdnas.pipeline.key import MeasurementKey
 from perf_models.train import MIN_MEASUREMENTS
 
-DEPRECATED_SPACE_CHOICE = (
-    "space 'flownas' without a method is deprecated and will stop choosing the method in the next release: "
-    'name the method (--method flownas; "method": "flownas")'
-)
+
+def deprecated_space_choice(space: str, method: str) -> str:
+    """The note for a space that names the method (FlowNAS was chosen by `--space flownas` before methods)."""
+    return (
+        f"space {space!r} without a method is deprecated and will stop choosing the method in the next release: "
+        f'name the method (--method {method}; "method": "{method}")'
+    )
 
 
 @dataclass(frozen=True)
@@ -117,9 +120,11 @@ def resolve(
     problems: list[SettingError] = []
     notes: list[str] = []
     if method is None:
-        if space == "flownas":
-            notes.append(DEPRECATED_SPACE_CHOICE)
-        method = default_method(space or "darts") or "eh-dnas"
+        method = DEFAULT_METHOD
+        by_space = default_method(space) if space is not None else None
+        if by_space is not None and space not in get_method(DEFAULT_METHOD).spaces:
+            notes.append(deprecated_space_choice(space, by_space))
+            method = by_space
     if method not in method_names():
         raise SettingErrors([SettingError("method", f"unknown search method {method!r}; known: "
                                           f"{', '.join(method_names())}")])  # fmt: skip
