@@ -1,4 +1,4 @@
-"""The HTTP face (DESIGN.md section 3): FastAPI routes over the job queue and the measurement store.
+"""The HTTP face: FastAPI routes over the job queue and the measurement store.
 
 Routes only validate, read and enqueue; the work runs in `server.worker`
 processes, so a CPU-heavy search never stalls a request here. The routes that
@@ -12,7 +12,6 @@ the read-only status page and its images also accept the cookie that
 """
 
 import secrets
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,115 +20,19 @@ from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Req
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
 from sqlalchemy import select
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ehdnas.pipeline.store import MeasurementRow
 from server.jobs import FINISHED, KINDS, STATUSES, Job, JobStore
+from server.middleware import BodyLimit
+from server.models import Event, JobList, JobOut, JobRequest, artifact_names, when
 from server.page import status_page
-from server.specs import BenchmarkSpec, CollectSpec, Limits, SearchSpec, TrainPredictorSpec, check_spec
+from server.specs import Limits, check_spec
 
 COOKIE = "ehdnas_token"
 JobId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="The job's id.")]  # SQLite's INTEGER range
-
-
-class SearchJob(BaseModel):
-    kind: Literal["search"]
-    spec: SearchSpec
-
-
-class CollectJob(BaseModel):
-    kind: Literal["collect"]
-    spec: CollectSpec
-
-
-class TrainPredictorJob(BaseModel):
-    kind: Literal["train_predictor"]
-    spec: TrainPredictorSpec
-
-
-class BenchmarkJob(BaseModel):
-    kind: Literal["benchmark"]
-    spec: BenchmarkSpec
-
-
-JobRequest = Annotated[SearchJob | CollectJob | TrainPredictorJob | BenchmarkJob, Field(discriminator="kind")]
-
-
-class JobOut(BaseModel):
-    id: int
-    kind: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
-    progress: float = Field(ge=0, le=1)
-    message: str
-    spec: dict[str, Any]
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    attempts: int
-    error: str | None
-    result: Any = None
-    artifacts: list[str] | None = None  # in the single-job view
-
-
-class JobList(BaseModel):
-    jobs: list[JobOut]
-    total: int
-
-
-class Event(BaseModel):
-    id: int
-    at: datetime
-    data: dict[str, Any]
-
-
-def _when(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
-
-
-def artifact_names(folder: Path) -> list[str]:
-    """The files a job wrote, as names relative to its folder."""
-    if not folder.is_dir():
-        return []
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.suffix != ".tmp")
-
-
-class BodyLimit:
-    """Refuse request bodies above `limit` bytes with 413, before the route reads them."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        too_big = declared is not None and declared.isdigit() and int(declared) > self.limit
-        chunks: list[bytes] = []
-        size, more = 0, not too_big
-        while more:  # bounded: at most `limit` bytes are ever held
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            size += len(message.get("body", b""))
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False) and size <= self.limit
-        if too_big or size > self.limit:
-            response = JSONResponse({"detail": f"request body over {self.limit} bytes"}, status_code=413)
-            return await response(scope, receive, send)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-
-        await self.app(scope, replay, send)
 
 
 def create_app(jobs: JobStore, jobs_dir: Path, limits: Limits, token: str) -> FastAPI:
@@ -165,7 +68,7 @@ def create_app(jobs: JobStore, jobs_dir: Path, limits: Limits, token: str) -> Fa
     def out(job: Job, detail: bool = False) -> JobOut:
         return JobOut(
             id=job.id, kind=job.kind, status=job.status, progress=job.progress, message=job.message, spec=job.spec,
-            created_at=_when(job.created_at), started_at=_when(job.started_at), finished_at=_when(job.finished_at),
+            created_at=when(job.created_at), started_at=when(job.started_at), finished_at=when(job.finished_at),
             attempts=job.attempts, error=job.error, result=job.result,
             artifacts=artifact_names(jobs_dir / str(job.id)) if detail else None,
         )  # fmt: skip
@@ -215,7 +118,7 @@ def create_app(jobs: JobStore, jobs_dir: Path, limits: Limits, token: str) -> Fa
         limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
     ) -> list[Event]:
         job_or_404(job_id)
-        return [Event(id=e["id"], at=_when(e["at"]), data=e["data"]) for e in jobs.events(job_id, after, limit)]
+        return [Event(id=e["id"], at=when(e["at"]), data=e["data"]) for e in jobs.events(job_id, after, limit)]
 
     @api.get("/jobs/{job_id}/artifacts/{name:path}", response_class=FileResponse)
     def artifact(job_id: JobId, name: str) -> FileResponse:
