@@ -49,7 +49,6 @@ def run(settings: Settings, say: Callable[[str], None]) -> None:
     import uvicorn
 
     from server.app import create_app
-    from server.jobs import JobStore
     from server.worker import Supervisor, WorkerSettings
 
     host, port = settings.host, settings.port
@@ -57,7 +56,8 @@ def run(settings: Settings, say: Callable[[str], None]) -> None:
     settings, source = settings.with_token()
     folder = settings.jobs_folder()
     folder.mkdir(parents=True, exist_ok=True)
-    app = create_app(JobStore(settings.db), folder, settings.limits, settings.token())
+    settings = settings.model_copy(update={"jobs_dir": folder})  # the app and the workers resolve it alike
+    app = create_app(settings)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     supervisor = Supervisor(WorkerSettings(settings.db, folder), settings.workers)
