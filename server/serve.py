@@ -2,43 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
 
 from ehdnas.core.errors import UserError
+from server.settings import Settings
 from server.specs import Limits
-
-TOKEN_ENV = "EHDNAS_API_TOKEN"
-
-
-def api_token() -> tuple[str, str]:
-    """The token and where it came from: `EHDNAS_API_TOKEN`, else a file made on the first start."""
-    if os.environ.get(TOKEN_ENV):
-        return os.environ[TOKEN_ENV], f"from ${TOKEN_ENV}"
-    from platformdirs import user_data_dir
-
-    path = Path(user_data_dir("ehdnas")) / "api-token"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # readable by this user only
-        with os.fdopen(descriptor, "w") as file:
-            file.write(secrets.token_urlsafe(32) + "\n")
-        return path.read_text().strip(), f"generated and stored in {path}"
-    return path.read_text().strip(), f"stored in {path}"
-
-
-def default_jobs_dir(db_url: str) -> Path:
-    """Job folders sit beside a SQLite store (job ids are per database); else in the user data directory."""
-    if db_url.startswith("sqlite:///") and db_url != "sqlite:///:memory:":
-        db_file = Path(db_url.removeprefix("sqlite:///")).expanduser()
-        return db_file.with_name(f"{db_file.stem}-jobs")
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("ehdnas")) / "jobs"
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -66,30 +37,37 @@ def serve(
     limits: Limits,
     say: Callable[[str], None],
 ) -> None:
+    """`run` with the command line's values over the environment's settings (the token comes from there)."""
+    if workers < 0:
+        raise UserError("--workers must be 0 (no jobs run: API only) or more")
+    settings = Settings.load(host=host, port=port, db=db_url, workers=workers, jobs_dir=jobs_dir, limits=limits)
+    run(settings, say)
+
+
+def run(settings: Settings, say: Callable[[str], None]) -> None:
     """Run the server until Ctrl-C or SIGTERM; running jobs go back to the queue for the next start."""
     import uvicorn
 
     from server.app import create_app
-    from server.jobs import JobStore
     from server.worker import Supervisor, WorkerSettings
 
-    if workers < 0:
-        raise UserError("--workers must be 0 (no jobs run: API only) or more")
+    host, port = settings.host, settings.port
     sock = _listen(host, port)
-    token, source = api_token()
-    jobs = JobStore(db_url)
-    folder = (jobs_dir or default_jobs_dir(db_url)).expanduser().resolve()
+    settings, source = settings.with_token()
+    folder = settings.jobs_folder()
     folder.mkdir(parents=True, exist_ok=True)
-    app = create_app(jobs, folder, limits, token)
+    settings = settings.model_copy(update={"jobs_dir": folder})  # the app and the workers resolve it alike
+    app = create_app(settings)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
-    supervisor = Supervisor(WorkerSettings(db_url, folder), workers)
+    supervisor = Supervisor(WorkerSettings(settings.db, folder), settings.workers)
     supervisor.start()
     shown = f"[{host}]" if ":" in host else host
     say(
-        f"ehdnas serve: http://{shown}:{port} with {workers} worker(s); store {db_url}; job folders in {folder}\n"
+        f"ehdnas serve: http://{shown}:{port} with {settings.workers} worker(s); store {settings.db}; "
+        f"job folders in {folder}\n"
         f"API token {source}; send it as `Authorization: Bearer <token>`\n"
-        f"status page: http://{shown}:{port}/?token={token}"
+        f"status page: http://{shown}:{port}/?token={settings.token()}"
     )
     signal.signal(signal.SIGTERM, _interrupt)  # uvicorn re-raises the signal it caught once it has shut down
     try:

@@ -16,10 +16,13 @@ import psutil
 import pytest
 
 from backends import TimingProtocol, get_target
+from ehdnas.core.errors import UserError
 from ehdnas.pipeline.export import export_arch
 from ehdnas.spaces import get_space
 from server.jobs import JobStore
 from server.local import LocalServer, start_server
+from server.settings import Settings
+from server.specs import Limits
 from tests.conftest import run_cli
 
 TOKEN = "test-token-0123456789"
@@ -139,6 +142,46 @@ def test_serve_refuses_bad_settings_in_one_line(launch, tmp_path: Path, monkeypa
     ]:
         proc = run_cli("serve", *args, db=f"sqlite:///{tmp_path}/other.db", check=False, timeout=60)
         assert proc.returncode == 2 and proc.stderr.startswith(message), proc.stderr
+
+
+def test_settings_come_from_the_environment_and_a_bad_value_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EHDNAS_API_TOKEN", TOKEN)
+    monkeypatch.setenv("EHDNAS_DB", f"sqlite:///{tmp_path / 'env.db'}")
+    monkeypatch.setenv("EHDNAS_PORT", "9123")
+    monkeypatch.setenv("EHDNAS_LIMITS__EPOCHS", "500")
+    settings = Settings.load(workers=0)  # the caller's values over the environment's
+    assert (settings.token(), settings.port, settings.workers) == (TOKEN, 9123, 0)
+    assert settings.db == f"sqlite:///{tmp_path / 'env.db'}"
+    assert settings.jobs_folder() == (tmp_path / "env-jobs").resolve()
+    assert settings.limits == Limits(epochs=500)
+    assert TOKEN not in repr(settings)
+    for name, value, message in [
+        ("EHDNAS_PORT", "eighty", "EHDNAS_PORT: Input should be a valid integer"),
+        ("EHDNAS_LIMITS__EPOCHS", "0", "EHDNAS_LIMITS: limit epochs must be positive"),
+        ("EHDNAS_LIMITS__NOPE", "1", "EHDNAS_LIMITS__NOPE: unknown setting"),
+        ("EHDNAS_DB", "not a url", "EHDNAS_DB: not an SQLAlchemy database URL"),
+        ("EHDNAS_API_TOKEN", " \t ", "EHDNAS_API_TOKEN: the API token must not be empty or blank"),
+    ]:
+        with monkeypatch.context() as env:
+            env.setenv(name, value)
+            with pytest.raises(UserError) as refused:
+                Settings.load()
+            assert str(refused.value).startswith(message) and "\n" not in str(refused.value), (name, refused.value)
+    with pytest.raises(UserError, match="^server setting api_token: the API token must not be empty"):
+        Settings.load(api_token="")
+    # An empty variable is an unset one: the stored token, as `ehdnas serve` does.
+    monkeypatch.setenv("EHDNAS_API_TOKEN", "")
+    assert Settings.load().api_token is None
+
+
+def test_serve_refuses_a_bad_environment_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("EHDNAS_API_TOKEN", "   ")
+    proc = run_cli("serve", "--workers", "0", db=f"sqlite:///{tmp_path}/store.db", check=False, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: EHDNAS_API_TOKEN: the API token must not be empty")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def refusal(client: httpx.Client, kind: str, **spec) -> dict:

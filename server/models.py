@@ -1,0 +1,83 @@
+"""What the API takes and gives: a job request per kind (its spec from `server.specs`), a job, a list, an event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from server.jobs import Job
+from server.specs import BenchmarkSpec, CollectSpec, SearchSpec, TrainPredictorSpec
+
+
+class SearchJob(BaseModel):
+    kind: Literal["search"]
+    spec: SearchSpec
+
+
+class CollectJob(BaseModel):
+    kind: Literal["collect"]
+    spec: CollectSpec
+
+
+class TrainPredictorJob(BaseModel):
+    kind: Literal["train_predictor"]
+    spec: TrainPredictorSpec
+
+
+class BenchmarkJob(BaseModel):
+    kind: Literal["benchmark"]
+    spec: BenchmarkSpec
+
+
+JobRequest = Annotated[SearchJob | CollectJob | TrainPredictorJob | BenchmarkJob, Field(discriminator="kind")]
+
+
+class JobOut(BaseModel):
+    id: int
+    kind: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    progress: float = Field(ge=0, le=1)
+    message: str
+    spec: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+    error: str | None
+    result: Any = None
+    artifacts: list[str] | None = None  # in the single-job view
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    total: int
+
+
+class Event(BaseModel):
+    id: int
+    at: datetime
+    data: dict[str, Any]
+
+
+def when(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def artifact_names(folder: Path) -> list[str]:
+    """The files a job wrote, as names relative to its folder."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.suffix != ".tmp")
+
+
+def job_out(job: Job, jobs_dir: Path | None = None) -> JobOut:
+    """The job as the API shows it; with `jobs_dir` (the single-job view) the names of its artifacts too."""
+    return JobOut(
+        id=job.id, kind=job.kind, status=job.status, progress=job.progress, message=job.message, spec=job.spec,
+        created_at=when(job.created_at), started_at=when(job.started_at), finished_at=when(job.finished_at),
+        attempts=job.attempts, error=job.error, result=job.result,
+        artifacts=artifact_names(jobs_dir / str(job.id)) if jobs_dir is not None else None,
+    )  # fmt: skip
