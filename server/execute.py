@@ -16,7 +16,7 @@ from typing import Any
 
 from ehdnas.pipeline import measure
 from ehdnas.pipeline.store import Store
-from server.specs import SPECS, BenchmarkSpec, CollectSpec, TrainPredictorSpec
+from server.specs import SPECS, BenchmarkSpec, CollectSpec, SearchSpec, TrainPredictorSpec
 
 Progress = Callable[[float, str], None]  # fraction done, what is happening
 Event = Callable[[dict[str, Any]], None]
@@ -25,9 +25,22 @@ Event = Callable[[dict[str, Any]], None]
 def run_job(kind: str, spec: dict[str, Any], folder: Path, db_url: str, progress: Progress, event: Event) -> Any:
     """Run a job of `kind` whose spec passed submission; its result document."""
     parsed = SPECS[kind].model_validate(spec)
-    result = _KINDS[kind](parsed, folder, Store(db_url), progress, event)
+    result = _EXECUTORS[type(parsed)](parsed, folder, Store(db_url), progress, event)
     (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+_EXECUTORS: dict[type, Callable[..., Any]] = {}  # spec class -> what runs a job of that kind
+
+
+def _executes(spec: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated function as the executor of jobs whose spec is `spec`."""
+
+    def register(run: Callable[..., Any]) -> Callable[..., Any]:
+        _EXECUTORS[spec] = run
+        return run
+
+    return register
 
 
 def _counted(progress: Progress, what: str = "") -> measure.Progress:
@@ -35,6 +48,7 @@ def _counted(progress: Progress, what: str = "") -> measure.Progress:
     return lambda done, total, label: progress(done / max(total, 1), f"{what}{done}/{total} {label}")
 
 
+@_executes(BenchmarkSpec)
 def _benchmark(spec: BenchmarkSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
     runner, space = spec.runner(), spec.the_space()
     archs = [space.parse(text) for text in spec.archs]
@@ -44,6 +58,7 @@ def _benchmark(spec: BenchmarkSpec, folder: Path, store: Store, progress: Progre
     return measure.report(runner, protocol, results)
 
 
+@_executes(CollectSpec)
 def _collect(spec: CollectSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
     runner, space = spec.runner(), spec.the_space()
     strategy = measure.STRATEGIES[spec.strategy]
@@ -51,6 +66,7 @@ def _collect(spec: CollectSpec, folder: Path, store: Store, progress: Progress, 
     return {"space": space.name, "target": runner.name, "strategy": spec.strategy, **report.to_dict()}
 
 
+@_executes(TrainPredictorSpec)
 def _train_predictor(spec: TrainPredictorSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
     from ehdnas.pipeline.key import MeasurementKey
     from ehdnas.pipeline.predictors import train_and_save
@@ -70,6 +86,7 @@ def _train_predictor(spec: TrainPredictorSpec, folder: Path, store: Store, progr
             "predictor": str(path)}  # fmt: skip
 
 
+@_executes(SearchSpec)
 def _search(spec: Any, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
     from ehdnas.pipeline.predictors import ensure_predictor
 
@@ -124,11 +141,3 @@ class SearchProgress:
         if self.runs > 1:
             message = f"run {self.run + 1}/{self.runs}: {message}"
         return (self.run + self.done / self.units) / self.runs, message
-
-
-_KINDS: dict[str, Callable[..., Any]] = {
-    "search": _search,
-    "collect": _collect,
-    "train_predictor": _train_predictor,
-    "benchmark": _benchmark,
-}

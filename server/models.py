@@ -4,35 +4,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from server.jobs import Job
-from server.specs import BenchmarkSpec, CollectSpec, SearchSpec, TrainPredictorSpec
+from server.specs import SPECS
 
 
-class SearchJob(BaseModel):
-    kind: Literal["search"]
-    spec: SearchSpec
+class _JobRequest(BaseModel):
+    dry_run: bool = Field(False, description="Check and resolve the spec, queue nothing: for a search, the same "
+                          "document as `ehdnas search ... --dry-run --json`.")  # fmt: skip
 
 
-class CollectJob(BaseModel):
-    kind: Literal["collect"]
-    spec: CollectSpec
+def _request(kind: str, spec: type) -> Any:
+    name = "".join(part.title() for part in kind.split("_")) + "Job"
+    return create_model(name, __base__=_JobRequest, kind=(Literal[kind], ...), spec=(spec, ...))
 
 
-class TrainPredictorJob(BaseModel):
-    kind: Literal["train_predictor"]
-    spec: TrainPredictorSpec
-
-
-class BenchmarkJob(BaseModel):
-    kind: Literal["benchmark"]
-    spec: BenchmarkSpec
-
-
-JobRequest = Annotated[SearchJob | CollectJob | TrainPredictorJob | BenchmarkJob, Field(discriminator="kind")]
+# One request model per job kind, from the one table of kinds (server.specs.SPECS).
+JobRequest = Annotated[Union[tuple(_request(k, s) for k, s in SPECS.items())], Field(discriminator="kind")]  # noqa: UP007
 
 
 class JobOut(BaseModel):

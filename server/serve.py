@@ -5,11 +5,10 @@ from __future__ import annotations
 import signal
 import socket
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
 from ehdnas.core.errors import UserError
 from server.settings import Settings
-from server.specs import Limits
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -28,20 +27,11 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve(
-    host: str,
-    port: int,
-    db_url: str,
-    workers: int,
-    jobs_dir: Path | None,
-    limits: Limits,
-    say: Callable[[str], None],
-) -> None:
-    """`run` with the command line's values over the environment's settings (the token comes from there)."""
-    if workers < 0:
+def serve(given: dict[str, Any], say: Callable[[str], None]) -> None:
+    """`run` with the settings the command line gave over the environment's (`Settings`)."""
+    if given.get("workers", 0) < 0:
         raise UserError("--workers must be 0 (no jobs run: API only) or more")
-    settings = Settings.load(host=host, port=port, db=db_url, workers=workers, jobs_dir=jobs_dir, limits=limits)
-    run(settings, say)
+    run(Settings.load(**given), say)
 
 
 def run(settings: Settings, say: Callable[[str], None]) -> None:

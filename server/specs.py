@@ -167,6 +167,12 @@ class _SearchBase(_Spec):
         return predictors_dir() / name if name else None
 
 
+def dry_run_document(spec: _Spec) -> dict[str, Any]:
+    """What a job with this (checked) spec would run: a search's resolved settings, as `search --dry-run --json`
+    prints them; the spec itself for the other kinds."""
+    return spec.resolve().document() if isinstance(spec, _SearchBase) else stored_spec(spec)
+
+
 def stored_spec(spec: _Spec) -> dict[str, Any]:
     """What a job records of its spec: a search's every option as resolved, so a later default never changes it."""
     if not isinstance(spec, _SearchBase):
@@ -178,6 +184,7 @@ def stored_spec(spec: _Spec) -> dict[str, Any]:
 SearchSpec = create_model("SearchSpec", __base__=_SearchBase, **_option_fields())
 
 
+# The job kinds: the one table of them. The request models, the list filter and the executors come from it.
 SPECS: dict[str, type[_Spec]] = {
     "search": SearchSpec,
     "collect": CollectSpec,

@@ -71,7 +71,7 @@ SPECS = [
     {"method": "eh-dnas", "space_options": SMALL["darts"], "lambdas": [0.0, 0.5], "epochs": 3, "auto_predictor": True},
     {"method": "dcp-nas", "space_options": SMALL["darts"], "dcp_lambda": 0.01, "auto_predictor": True},
     {"method": "flownas", "space_options": SMALL["flownas"], "latency_budget_ms": 2.0, "latency_from": "measured",
-     "evolution": {"population": 8}, "pairs": [8, 4, 4]},
+     "evolution": {"population": 12}, "pairs": [8, 4, 4]},
 ]  # fmt: skip
 INVALID = [
     {"method": "flownas", "latency_budget_ms": 2.0, "latency_from": "measured", "lambdas": [3.0]},

@@ -90,3 +90,8 @@ def _runner(target: str, options: list[str] | None, accelerator: Path | None) ->
 def _flags(option: list[str] | None, space_option: list[str] | None) -> str:
     """The settings flags to repeat in a command we suggest."""
     return "".join(f" --space-option {o}" for o in space_option or []) + "".join(f" -o {o}" for o in option or [])
+
+
+def _escaped(text: str) -> str:
+    """Help text shown as written: square brackets are rich markup otherwise."""
+    return text.replace("[", "\\[")

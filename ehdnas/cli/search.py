@@ -17,6 +17,7 @@ from ehdnas.cli.common import (
     SpaceOptions,
     TargetOpt,
     TargetOptions,
+    _escaped,
     _flags,
     _print_json,
     _progress,
@@ -234,11 +235,6 @@ def _print_darts(result: dict[str, Any], target: str, out: Path) -> None:
         f"({100 * result['prediction_error']:+.1f}%); results in {out}",
         markup=False, highlight=False, soft_wrap=True,
     )  # fmt: skip
-
-
-def _escaped(text: str) -> str:
-    """Help text shown as written: square brackets are rich markup otherwise."""
-    return text.replace("[", "\\[")
 
 
 def _search_signature() -> tuple[list[inspect.Parameter], dict[str, Any]]:

@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ehdnas.cli.common import (
-    DbOpt,
-    app,
-    err,
-)
+from ehdnas.cli.common import DbOpt, _escaped, app, err
+
+
+def _default(name: str) -> str:
+    """A server setting's default, from the server's one Settings class (help text only: unset flags pass nothing)."""
+    from server.settings import Settings
+
+    default = Settings.model_fields[name].get_default(call_default_factory=False)
+    return _escaped(f" [{default}; env EHDNAS_{name.upper()}]")
 
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes running jobs (0: API only).")] = 1,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface)." + _default("host"))
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="TCP port." + _default("port"))] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Worker processes running jobs (0: API only)." + _default("workers"))
+    ] = None,
     jobs_dir: Annotated[
-        Path | None, typer.Option("--jobs-dir", help="Where job folders go [beside a SQLite store].")
+        Path | None, typer.Option("--jobs-dir", help=_escaped("Where job folders go [beside a SQLite store]."))
     ] = None,
     limit: Annotated[
         list[str] | None,
@@ -28,12 +36,16 @@ def serve(
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """The job server: the HTTP API under /v1 (OpenAPI at /openapi.json), its status page at /, and the workers."""
+    """The job server: the HTTP API under /v1 (OpenAPI at /openapi.json), its status page at /, and the workers.
+
+    Every flag left out takes the server's setting: its EHDNAS_* variable, else its default.
+    """
     from ehdnas.core.options import make_config, parse_pairs
-    from ehdnas.core.paths import default_db_url
     from server.serve import serve as run_server
     from server.specs import Limits
 
-    limits = make_config(Limits, parse_pairs(limit or [], "--limit"), "--limit")
+    given: dict[str, Any] = {"host": host, "port": port, "workers": workers, "jobs_dir": jobs_dir, "db": db}
+    if limit:
+        given["limits"] = make_config(Limits, parse_pairs(limit, "--limit"), "--limit")
     say = lambda text: err.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
-    run_server(host, port, db or default_db_url(), workers, jobs_dir, limits, say)
+    run_server({k: v for k, v in given.items() if v is not None}, say)

@@ -114,7 +114,7 @@ class FlowSearchSettings:
         try:
             self.evolution_settings().check()
         except UserError as err:
-            raise SettingError("evolution", str(err)) from None
+            raise SettingError("evolution", str(err).removeprefix("evolution: ")) from None
 
     def evolution_settings(self) -> EvolutionSettings:
         return make_config(EvolutionSettings, self.evolution, "evolution")

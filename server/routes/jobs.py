@@ -1,16 +1,16 @@
 """`/v1/jobs`: submit, list, read, cancel, follow a job's events, fetch what it wrote (the status page's plots too)."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from server.deps import JobsDep, JobsDirDep, SettingsDep
-from server.jobs import FINISHED, KINDS, STATUSES, Job, JobStore
+from server.jobs import FINISHED, STATUSES, Job, JobStore
 from server.models import Event, JobList, JobOut, JobRequest, job_out, when
-from server.specs import check_spec
+from server.specs import SPECS, check_spec, dry_run_document, stored_spec
 
 JobId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="The job's id.")]  # SQLite's INTEGER range
 
@@ -24,11 +24,13 @@ def job_or_404(jobs: JobStore, job_id: int) -> Job:
     return job
 
 
-@router.post("", status_code=201, response_model=JobOut)
-def submit(
-    request: Annotated[JobRequest, Body()], jobs: JobsDep, jobs_dir: JobsDirDep, settings: SettingsDep
-) -> JobOut:
-    """Queue a job; 422 names the spec field at fault, including targets and spaces unknown here."""
+@router.post(
+    "", status_code=201, response_model=JobOut,
+    responses={200: {"description": "dry_run: the spec as it would run, resolved; nothing is queued"}},
+)  # fmt: skip
+def submit(request: Annotated[JobRequest, Body()], jobs: JobsDep, jobs_dir: JobsDirDep, settings: SettingsDep) -> Any:
+    """Queue a job (or, with dry_run, show what would run); 422 names the spec field at fault, including targets
+    and spaces unknown here."""
     problems = check_spec(request.spec, settings.limits)
     if problems:
         raise RequestValidationError(
@@ -37,14 +39,16 @@ def submit(
                 for loc, msg in problems
             ]
         )
-    return job_out(jobs.submit(request.kind, request.spec.model_dump(mode="json")), jobs_dir)
+    if request.dry_run:
+        return JSONResponse(dry_run_document(request.spec))
+    return job_out(jobs.submit(request.kind, stored_spec(request.spec)), jobs_dir)
 
 
 @router.get("", response_model=JobList)
 async def list_jobs(
     jobs: JobsDep,
     status: Annotated[Literal[STATUSES] | None, Query()] = None,  # type: ignore[valid-type]
-    kind: Annotated[Literal[KINDS] | None, Query()] = None,  # type: ignore[valid-type]
+    kind: Annotated[Literal[tuple(SPECS)] | None, Query()] = None,  # type: ignore[valid-type]
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
 ) -> JobList:
