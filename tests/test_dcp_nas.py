@@ -42,7 +42,7 @@ def test_a_step_trains_parent_child_and_psi_and_backtracks_the_strongest_edges()
     assert method.projected.abs().sum() > 0 and method.psi.abs().sum() == 0  # psi only moves from the next step
     method.step(_batch(2), _batch(3), None)
     assert method.psi.abs().sum() > 0  # the backtracking term is learned through the child's objective
-    shifted = method.supernet.arch_logits() - method.supernet.alpha
+    shifted = method.supernet.arch_logits(method.arch_shift()) - method.supernet.alpha
     assert torch.equal(shifted[method.mask.squeeze(1) == 0], torch.zeros_like(shifted[method.mask.squeeze(1) == 0]))
     record = method.end_epoch()
     assert record["discrepancy"] > 0 and record["backtracked_edges"] == 14
@@ -67,8 +67,29 @@ def test_state_round_trips_for_resuming() -> None:
     again = _method(5e-3)
     again.load_state_dict(method.state_dict())
     assert torch.equal(again.psi, method.psi) and torch.equal(again.mask, method.mask)
-    assert torch.equal(again.supernet.arch_logits(), method.supernet.arch_logits())
+    assert torch.equal(again.supernet.arch_logits(again.arch_shift()), method.supernet.arch_logits(method.arch_shift()))
     assert torch.equal(again.parent.alpha, method.parent.alpha)
+
+
+def test_the_shift_is_an_input_and_a_saved_state_resumes_the_same_search(tmp_path: Path) -> None:
+    method = _method(5e-3)
+    method.train()
+    for seed in (0, 2, 4):
+        method.step(_batch(seed), _batch(seed + 1), None)
+    assert not hasattr(method.supernet, "shift")  # the supernet holds alpha; the method, what corrects it
+    shift = method.arch_shift()
+    assert shift.abs().sum() > 0 and not torch.equal(
+        method.supernet.soft_arch(shift=shift), method.supernet.soft_arch()
+    )
+    torch.save(method.state_dict(), tmp_path / "state.pt")  # as the search's checkpoint does
+    again = _method(5e-3)
+    again.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    assert torch.equal(again.supernet.soft_arch(shift=again.arch_shift()), method.supernet.soft_arch(shift=shift))
+    assert again.supernet.derive(again.arch_shift()) == method.supernet.derive(shift)
+    for resumed in (method, again):  # the next step goes on as if the search had not stopped
+        resumed.step(_batch(6), _batch(7), None)
+    assert torch.equal(again.arch_shift(), method.arch_shift())
+    assert torch.equal(again.supernet.alpha, method.supernet.alpha)
 
 
 def test_settings_space_and_server_spec() -> None:

@@ -101,10 +101,12 @@ def _batches(x: torch.Tensor, y: torch.Tensor, size: int, generator: torch.Gener
         yield x[rows], y[rows]
 
 
-def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, size: int = 256) -> float:
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, size: int = 256, **forward: Any) -> float:
     model.eval()
     with torch.no_grad():
-        correct = sum(int((model(x[i : i + size]).argmax(1) == y[i : i + size]).sum()) for i in range(0, len(x), size))
+        correct = sum(
+            int((model(x[i : i + size], **forward).argmax(1) == y[i : i + size]).sum()) for i in range(0, len(x), size)
+        )
     return correct / len(x)
 
 
@@ -165,6 +167,10 @@ class EhDnas:
         self.schedule.step()
         return {}
 
+    def arch_shift(self) -> torch.Tensor | None:
+        """What the supernet's alpha is read less of (DCP-NAS's backtracking); EH-DNAS reads alpha as it is."""
+        return None
+
     def train(self) -> None:
         self.supernet.train()
 
@@ -223,19 +229,20 @@ def search_supernet(
             losses.append(loss)
             predictor_s += seconds
         extra = method.end_epoch()
-        genotype = supernet.derive()
+        shift = method.arch_shift()  # the architecture as the method reads alpha
+        genotype = supernet.derive(shift)
         with torch.no_grad():
             record = {
                 "stage": "search",
                 "epoch": epoch + 1,
                 "epochs": settings.epochs,
                 "loss": float(np.mean(losses)),
-                "train_acc": _accuracy(supernet, train_x, train_y),
-                "val_acc": _accuracy(supernet, val_x, val_y),
-                "predicted_ms_soft": float(predictor(supernet.soft_arch())),
+                "train_acc": _accuracy(supernet, train_x, train_y, shift=shift),
+                "val_acc": _accuracy(supernet, val_x, val_y, shift=shift),
+                "predicted_ms_soft": float(predictor(supernet.soft_arch(shift=shift))),
                 "predicted_ms_derived": float(predictor(_one_hot(space, genotype).to(data.train_x.device))),
                 "genotype": genotype.to_text(),
-                "alpha": supernet.soft_arch().tolist(),
+                "alpha": supernet.soft_arch(shift=shift).tolist(),
                 "epoch_s": time.perf_counter() - started,
                 "predictor_s": predictor_s,
                 **extra,
@@ -250,7 +257,7 @@ def search_supernet(
         torch.save(state, checkpoint.with_suffix(".tmp"))
         checkpoint.with_suffix(".tmp").replace(checkpoint)  # never a half-written checkpoint
         on_event(record)
-    return supernet.derive(), history
+    return supernet.derive(method.arch_shift()), history
 
 
 def retrain(

@@ -16,10 +16,12 @@ hardware term of its architecture):
 Decoupled optimisation: the weight step changes what alpha should be (alpha and
 w are coupled through dw/dalpha, which first-order DARTS ignores). A learnable
 term psi (one value per edge and op) stands in for it: the Child's architecture
-is read as `alpha - mask * psi * s` (`Supernet.shift`), where s is the last weight step's
-gradient projected on each op's weights and the mask keeps only the edges whose
-weight norm ranks in the top `backtrack_share`: alpha is backtracked only where
-the weights are trained well enough to say something. psi is trained with alpha.
+is read as `alpha - mask * psi * s` (`DcpNas.arch_shift`, which each call of the
+supernet takes as an input), where s is the last weight step's gradient
+projected on each op's weights and the mask keeps only the edges whose weight
+norm ranks in the top `backtrack_share`: alpha is backtracked only where the
+weights are trained well enough to say something. psi is trained with alpha;
+psi, s and the mask are part of the method's state dict.
 
 lambda = 0 is CP-NAS (no tangent propagation), a setting users choose.
 """
@@ -85,14 +87,20 @@ class DcpNas:
         # The backtracking's inputs from the last weight step: projected gradients, and the edges it applies to.
         self.projected = torch.zeros_like(self.supernet.alpha)
         self.mask = torch.zeros(len(self.supernet.alpha), 1, device=self.supernet.alpha.device)
-        self.supernet.shift = lambda: self.mask * self.psi * self.projected
         self.parent_w_opt, self.parent_schedule = weight_optimizer(settings, self.parent)
         self.parent_a_opt = arch_optimizer(settings, [self.parent.alpha])
         self.w_opt, self.schedule = weight_optimizer(settings, self.supernet)
         self.a_opt = arch_optimizer(settings, [self.supernet.alpha, self.psi])
-        self.hardware = hardware_loss(settings, predictor, self.supernet.soft_arch())
+        self.hardware = hardware_loss(settings, predictor, self.supernet.soft_arch(shift=self.arch_shift()))
         self.settings = settings
         self.discrepancy: list[float] = []
+
+    def arch_shift(self) -> torch.Tensor:
+        """What the Child's alpha is read less of: `mask * psi * s` (28, 8), from this method's state only.
+
+        Made anew at each use, so that each reading of alpha has its own path to psi in the graph.
+        """
+        return self.mask * self.psi * self.projected
 
     def step(self, train: Batch, val: Batch, tau: float | None) -> tuple[float, float]:
         s, tangents = self.settings, self.settings.dcp_lambda > 0
@@ -103,10 +111,10 @@ class DcpNas:
         with torch.set_grad_enabled(tangents):
             parent_probs = F.softmax(self.parent(val[0], tau), dim=1)
         predicted = parent_probs.argmax(1, keepdim=True)
-        child_logits = self.supernet(val[0], tau)
+        child_logits = self.supernet(val[0], tau, self.arch_shift())
         kl = F.kl_div(F.log_softmax(child_logits, dim=1), parent_probs.detach(), reduction="batchmean")
         t0 = time.perf_counter()
-        loss = self.hardware(kl, self.supernet.soft_arch())
+        loss = self.hardware(kl, self.supernet.soft_arch(shift=self.arch_shift()))
         predictor_s = time.perf_counter() - t0
         if tangents:  # D(alpha)'s gradient 2 H (g_C - g_P), H ~ g_C g_C^T, is added to alpha's after backward
             parent_tangent = _tangent(parent_probs, predicted, self.parent.alpha, keep_graph=False)
@@ -121,7 +129,8 @@ class DcpNas:
         self.w_opt.zero_grad()
         with torch.no_grad():
             parent_probs = F.softmax(self.parent(train[0]), dim=1)
-        kl = F.kl_div(F.log_softmax(self.supernet(train[0], tau), dim=1), parent_probs, reduction="batchmean")
+        child_logits = self.supernet(train[0], tau, self.arch_shift())  # psi as the architecture step left it
+        kl = F.kl_div(F.log_softmax(child_logits, dim=1), parent_probs, reduction="batchmean")
         (kl + s.dcp_mu * reconstruction_loss(self.supernet)).backward()
         torch.nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), s.grad_clip)
         self._backtracking_inputs()

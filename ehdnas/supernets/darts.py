@@ -9,7 +9,6 @@ predictor takes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -70,28 +69,26 @@ class Supernet(nn.Module):
         cell = functools.partial(SearchCell, binary=c.binary)
         self.net = CellNetwork(cell, c.channels, c.layers, c.classes, c.in_channels)
         self.alpha = nn.Parameter(1e-3 * torch.randn(2 * len(EDGES), len(OPS), generator=generator))
-        # Subtracted from alpha wherever it is read, when a method corrects alpha (DCP-NAS's backtracking).
-        self.shift: Callable[[], torch.Tensor] | None = None
 
-    def arch_logits(self) -> torch.Tensor:
-        """alpha as the search reads it: (28, 8)."""
-        return self.alpha if self.shift is None else self.alpha - self.shift()
+    def arch_logits(self, shift: torch.Tensor | None = None) -> torch.Tensor:
+        """alpha as the search reads it: (28, 8), less `shift` when a method corrects it (DCP-NAS's backtracking)."""
+        return self.alpha if shift is None else self.alpha - shift
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return list(self.net.parameters())
 
-    def soft_arch(self, tau: float | None = None) -> torch.Tensor:
-        """softmax(alpha), or a Gumbel-softmax sample at temperature tau: (28, 8)."""
-        logits = self.arch_logits()
+    def soft_arch(self, tau: float | None = None, shift: torch.Tensor | None = None) -> torch.Tensor:
+        """softmax(alpha - shift), or a Gumbel-softmax sample at temperature tau: (28, 8)."""
+        logits = self.arch_logits(shift)
         return F.softmax(logits, dim=-1) if tau is None else F.gumbel_softmax(logits, tau=tau, dim=-1)
 
-    def forward(self, x: torch.Tensor, tau: float | None = None) -> torch.Tensor:
-        weights = self.soft_arch(tau)
+    def forward(self, x: torch.Tensor, tau: float | None = None, shift: torch.Tensor | None = None) -> torch.Tensor:
+        weights = self.soft_arch(tau, shift)
         return self.net(x, weights[: len(EDGES)], weights[len(EDGES) :])
 
-    def derive(self) -> Genotype:
+    def derive(self, shift: torch.Tensor | None = None) -> Genotype:
         """DARTS's rule: per node, the 2 incoming edges with the strongest non-none op, each with that op."""
-        return derive_genotype(self.space, F.softmax(self.arch_logits(), dim=-1).detach().cpu().numpy())
+        return derive_genotype(self.space, F.softmax(self.arch_logits(shift), dim=-1).detach().cpu().numpy())
 
 
 def derive_genotype(space: DartsSpace, probs: np.ndarray) -> Genotype:
