@@ -13,7 +13,7 @@ import dataclasses
 import importlib.util
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +68,7 @@ class Measurement:
     created_at: str  # ISO 8601, UTC
     attempts: int = 1  # timed runs of the protocol; more than 1 when a noisy run was retried
     details: dict[str, Any] = dataclasses.field(default_factory=dict)  # target-specific, e.g. compile time
+    layers: list[dict[str, Any]] | None = None  # per-layer figures, from targets that break a model down
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -79,7 +80,16 @@ class Measurement:
         fields = dict(data)
         fields["latency_ms"] = LatencyStats(**fields["latency_ms"])
         fields["samples_ms"] = tuple(fields["samples_ms"])
-        return cls(**fields)
+        return cls(**fields)  # rows stored before a field existed take its default
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A model made ready to time on a target, once per measurement, with what the target knows about it."""
+
+    run: Callable[[TimingProtocol], list[float]]  # one timed run of the protocol: the latency samples in ms
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)  # the measurement's details
+    layers: list[dict[str, Any]] | None = None  # the measurement's per-layer figures
 
 
 class Runner(ABC):
@@ -108,19 +118,11 @@ class Runner(ABC):
         """Versions of the libraries whose code is being timed."""
 
     @abstractmethod
-    def _time(self, model: OnnxModel, protocol: TimingProtocol) -> list[float]:
-        """Run `model` under `protocol`; the latency samples in ms."""
+    def _timer(self, model: OnnxModel) -> Timer:
+        """`model` made ready to time (loaded, built, converted): every timed run of one measurement uses it."""
 
     def prepare(self, model: OnnxModel) -> None:  # noqa: B027  (a hook: most runners need no preparation)
         """Make and cache on disk what timing `model` needs (if `prepares`); may run in another process."""
-
-    def details(self, model: OnnxModel) -> dict[str, Any]:
-        """What else the target knows about the last measurement of `model` (compile time, per-layer cycles)."""
-        return {}
-
-    def layer_report(self, model: OnnxModel) -> list[dict[str, Any]] | None:
-        """Per-layer figures of the last measurement of `model`, for targets that can break it down."""
-        return None
 
     def precision(self) -> str:
         """The arithmetic the target runs a network in; not float32 means its accuracy can differ from torch's."""
@@ -144,10 +146,11 @@ class Runner(ABC):
         protocol = protocol or TimingProtocol()
         model = model if isinstance(model, OnnxModel) else load_model(model)
         start = time.perf_counter()
-        samples, attempts = self._time(model, protocol), 1
+        timer = self._timer(model)
+        samples, attempts = timer.run(protocol), 1
         cv = LatencyStats.from_samples(samples).cv
         while cv > protocol.max_cv and attempts <= protocol.retries:
-            again, attempts = self._time(model, protocol), attempts + 1
+            again, attempts = timer.run(protocol), attempts + 1
             again_cv = LatencyStats.from_samples(again).cv
             if again_cv < cv:
                 samples, cv = again, again_cv
@@ -162,7 +165,8 @@ class Runner(ABC):
             wall_s=time.perf_counter() - start,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             attempts=attempts,
-            details=self.details(model),
+            details=timer.details,
+            layers=timer.layers,
         )
 
 

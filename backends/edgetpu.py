@@ -135,7 +135,7 @@ class EdgeTpuRunner(TfliteCpuRunner):
         return "int8"
 
     def compile(self, model: OnnxModel) -> tuple[Path, dict[str, Any]]:
-        """The int8 model compiled for the Edge TPU (cached), and the compiler's mapping report."""
+        """The int8 model compiled for the Edge TPU (cached); its conversion's figures and the compiler's report."""
         converted = self.convert(model)
         key = fingerprint([converted.path.name, compiler_version()])
         compiled = cache_dir("edgetpu") / f"{key}.tflite"
@@ -160,17 +160,13 @@ class EdgeTpuRunner(TfliteCpuRunner):
                 f"{model.path}: no operator maps to the Edge TPU (the first, {stop.get('op')}: "
                 f"{stop.get('status') or 'not supported'}); it would run on the CPU"
             )
-        return compiled, report
+        return compiled, {**converted.info, **report}
 
     def prepare(self, model: OnnxModel) -> None:
         self.compile(model)
 
-    def session(self, model: OnnxModel) -> litert.Session:
-        compiled, _ = self.compile(model)
+    def _ready(self, model: OnnxModel) -> tuple[litert.Session, dict[str, Any]]:
+        compiled, details = self.compile(model)
         options = {"device": self.config.device} if self.config.device else {}
         delegate = litert.interpreter_module().load_delegate(DELEGATE, options)
-        return litert.Session(compiled, self.config.threads, xnnpack=True, delegates=[delegate])
-
-    def details(self, model: OnnxModel) -> dict[str, Any]:
-        info = super().details(model)
-        return {**info, **self.compile(model)[1]} if info else info
+        return litert.Session(compiled, self.config.threads, xnnpack=True, delegates=[delegate]), details

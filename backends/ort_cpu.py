@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.base import Availability, Runner, register_target, requires_extra
+from backends.base import Availability, Runner, Timer, register_target, requires_extra
 from backends.onnx_model import OnnxModel
-from backends.protocol import TimingProtocol, time_runs
+from backends.protocol import time_runs
 from ehdnas.core.errors import UserError
 
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
@@ -41,7 +41,7 @@ class OrtCpuRunner(Runner):
 
         return {"onnxruntime": onnxruntime.__version__}
 
-    def _time(self, model: OnnxModel, protocol: TimingProtocol) -> list[float]:
+    def _timer(self, model: OnnxModel) -> Timer:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -64,4 +64,4 @@ class OrtCpuRunner(Runner):
             session.run(None, feeds)
         except Exception as err:
             raise UserError(f"{model.path}: ONNX Runtime cannot run the model ({err})") from None
-        return time_runs(lambda: session.run(None, feeds), protocol)
+        return Timer(lambda protocol: time_runs(lambda: session.run(None, feeds), protocol))

@@ -10,21 +10,19 @@ random ones (the networks' inputs are normalised), or images of a data set
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from backends import litert
-from backends.base import Availability, Runner, register_target
+from backends.base import Availability, Runner, Timer, register_target
 from backends.onnx_model import OnnxModel
-from backends.protocol import TimingProtocol, time_runs
+from backends.protocol import time_runs
 from ehdnas.core.datasets import image_source
 from ehdnas.core.errors import UserError
 
 RANDOM = "random"
-_IN_MEMORY = 4  # conversions remembered per runner: the retries of one measurement reuse one
 
 
 @dataclass(frozen=True)
@@ -59,10 +57,6 @@ class TfliteCpuRunner(Runner):
     Config = TfliteCpuConfig
     prepares = True
 
-    def __init__(self, config: Any | None = None) -> None:
-        super().__init__(config)
-        self._converted: OrderedDict[str, litert.Converted] = OrderedDict()
-
     @classmethod
     def availability(cls) -> Availability:
         return litert.availability()
@@ -80,15 +74,9 @@ class TfliteCpuRunner(Runner):
         return config
 
     def convert(self, model: OnnxModel) -> litert.Converted:
-        """`model` as the `.tflite` file this target runs (converted once, then from the cache)."""
-        if model.sha256 not in self._converted:
-            calibration = f"{self.config.calibration}:{self.config.calibration_samples}"
-            self._converted[model.sha256] = litert.convert(
-                model, self.precision(), calibration, lambda: self.calibration_inputs(model)
-            )
-            while len(self._converted) > _IN_MEMORY:
-                self._converted.popitem(last=False)
-        return self._converted[model.sha256]
+        """`model` as the `.tflite` file this target runs (converted once, then from the disk cache)."""
+        calibration = f"{self.config.calibration}:{self.config.calibration_samples}"
+        return litert.convert(model, self.precision(), calibration, lambda: self.calibration_inputs(model))
 
     def prepare(self, model: OnnxModel) -> None:
         self.convert(model)
@@ -105,16 +93,17 @@ class TfliteCpuRunner(Runner):
         return images[rng.permutation(len(images))[:count]]
 
     def session(self, model: OnnxModel) -> litert.Session:
-        return litert.Session(self.convert(model).path, self.config.threads, self.config.xnnpack)
+        return self._ready(model)[0]
 
-    def details(self, model: OnnxModel) -> dict[str, Any]:
-        converted = self._converted.get(model.sha256)
-        return dict(converted.info) if converted else {}
+    def _ready(self, model: OnnxModel) -> tuple[litert.Session, dict[str, Any]]:
+        """An interpreter for `model`, and what making the model it runs took (conversion, cache)."""
+        converted = self.convert(model)
+        return litert.Session(converted.path, self.config.threads, self.config.xnnpack), dict(converted.info)
 
-    def _time(self, model: OnnxModel, protocol: TimingProtocol) -> list[float]:
-        session = self.session(model)
+    def _timer(self, model: OnnxModel) -> Timer:
+        session, details = self._ready(model)  # once: the retries of one measurement time one interpreter
         x = next(iter(model.fixed_inputs().values()))
-        return time_runs(lambda: session(x), protocol)
+        return Timer(lambda protocol: time_runs(lambda: session(x), protocol), details)
 
     def infer(self, model: OnnxModel, inputs: np.ndarray) -> np.ndarray:
         session, batch = self.session(model), model.inputs[0].shape[0]

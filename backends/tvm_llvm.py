@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import Availability, Runner, register_target, requires_extra
+from backends.base import Availability, Runner, Timer, register_target, requires_extra
 from backends.onnx_model import OnnxModel
 from backends.output import redirected_output
 from backends.protocol import TimingProtocol
@@ -42,7 +41,6 @@ from ehdnas.core.paths import cache_dir
 
 MODES = ("untuned", "tuned")
 MATCH = "anchor-block"  # a fused conv+add+relu reuses the record of the same conv fused otherwise
-_IN_MEMORY = 4  # compiled models kept loaded: the retries of one measurement reuse one build
 
 
 @dataclass(frozen=True)
@@ -86,10 +84,6 @@ class TvmLlvmRunner(Runner):
     description = "Apache TVM (Relax) built with LLVM for this CPU; mode=untuned|tuned, trials=N"
     Config = TvmLlvmConfig
 
-    def __init__(self, config: TvmLlvmConfig | None = None) -> None:
-        super().__init__(config)
-        self._loaded: OrderedDict[str, Compiled] = OrderedDict()
-
     @classmethod
     def availability(cls) -> Availability:
         status = requires_extra("tvm", "tvm")
@@ -132,14 +126,13 @@ class TvmLlvmRunner(Runner):
 
         return cache_dir("tvm", "tuning", fingerprint([str(self.target()), tvm.__version__]))
 
-    def details(self, model: OnnxModel) -> dict[str, Any]:
-        compiled = self._loaded.get(self._key(model))
-        return dict(compiled.info) if compiled else {}
+    def _timer(self, model: OnnxModel) -> Timer:
+        compiled = self.compile(model)  # once: the retries of one measurement time one build
+        return Timer(lambda protocol: self._time(compiled, model, protocol), dict(compiled.info))
 
-    def _time(self, model: OnnxModel, protocol: TimingProtocol) -> list[float]:
+    def _time(self, compiled: Compiled, model: OnnxModel, protocol: TimingProtocol) -> list[float]:
         import tvm
 
-        compiled = self.compile(model)
         with _affinity_kept():
             _use_threads(self.config.threads)
             args = compiled.arguments(model.fixed_inputs())
@@ -150,11 +143,8 @@ class TvmLlvmRunner(Runner):
         return [float(seconds) * 1e3 for seconds in timed.results]
 
     def compile(self, model: OnnxModel) -> Compiled:
-        """The model built for this configuration: from memory, from the disk cache, or built now."""
+        """The model built for this configuration: from the disk cache, or built now."""
         key = self._key(model)
-        if key in self._loaded:
-            self._loaded.move_to_end(key)
-            return self._loaded[key]
         os.environ["TVM_NUM_THREADS"] = str(self.config.threads)  # read by tuning's worker processes
         names = tuple(spec.name for spec in model.inputs)
         library = cache_dir("tvm", "lib") / f"{key}.so"
@@ -172,9 +162,6 @@ class TvmLlvmRunner(Runner):
                 info_file.write_text(json.dumps(info))
             vm = _load_vm(library) if exported else _vm(executable)
             compiled = Compiled(vm, names, {**info, "from_cache": False})
-        self._loaded[key] = compiled
-        while len(self._loaded) > _IN_MEMORY:
-            self._loaded.popitem(last=False)
         return compiled
 
     def _key(self, model: OnnxModel) -> str:

@@ -76,8 +76,7 @@ def test_binary_networks_export_as_sign_then_conv_which_systolic_targets_cost_as
     runner = get_target("systolic-edge32")
 
     def gemm_totals(model: OnnxModel) -> tuple[int, int]:
-        runner.measure(model, TimingProtocol())
-        layers = [x for x in runner.layer_report(model) if x["kind"] == "gemm"]
+        layers = [x for x in runner.measure(model, TimingProtocol()).layers if x["kind"] == "gemm"]
         return sum(x["compute_cycles"] for x in layers), sum(x["dram_read_bytes"] for x in layers)
 
     one_bit, full = gemm_totals(model), gemm_totals(export_arch(real, arch, tmp_path / "real.onnx"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import sqlite3
 from pathlib import Path
@@ -44,6 +45,13 @@ def test_a_key_is_stored_once_and_fresh_replaces_it(db_url: str) -> None:
     replaced = store.record(fake_measurement(3.0), "darts", SPACE_CONFIG, "a", replace=True)
     assert replaced.latency_ms.median == 3.0 and lookup(store, "a").latency_ms.median == 3.0
     assert store.count() == 1
+
+
+def test_per_layer_figures_are_not_stored(db_url: str) -> None:
+    store = Store(db_url)
+    layered = dataclasses.replace(fake_measurement(1.0), layers=[{"name": "conv", "cycles": 10}])
+    store.record(layered, "darts", SPACE_CONFIG, "a")
+    assert lookup(store, "a") == dataclasses.replace(layered, layers=None)
 
 
 def test_host_config_and_space_settings_are_part_of_the_key(db_url: str) -> None:

@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from backends import get_target, list_targets, load_model
+from backends import Measurement, get_target, list_targets, load_model
 from backends.systolic.accelerator import PRESETS, Accelerator, load_accelerator
 from backends.systolic.analytical import gemm_cost
 from backends.systolic.layers import ConvLayer, VectorLayer, graph_layers
@@ -124,6 +124,17 @@ def test_benchmark_json_has_per_layer_figures_and_zero_spread(tiny_model: Path) 
     assert doc["target_config"]["accelerator"]["rows"] == 32
     table = run_cli("benchmark", "-t", "systolic-edge32", "-m", str(tiny_model)).stdout
     assert "per layer" in table and "deterministic, spread 0" in table
+
+
+def test_the_measurement_carries_its_layers_and_rows_stored_without_them_still_load(tiny_model: Path) -> None:
+    runner = get_target("systolic-edge32")
+    m = runner.measure(tiny_model)
+    assert [layer["kind"] for layer in m.layers] == ["gemm", "vector", "vector"]
+    assert m.details["cycles"] == sum(layer["cycles"] for layer in m.layers) and m.details["layers"] == len(m.layers)
+    assert Measurement.from_dict(json.loads(json.dumps(m.to_dict()))) == m  # as the store keeps it
+    old = {key: value for key, value in m.to_dict().items() if key != "layers"}  # a row from before layers
+    assert Measurement.from_dict(old).layers is None and Measurement.from_dict(old).details == m.details
+    assert not hasattr(runner, "details") and not hasattr(runner, "layer_report")  # nothing kept on the runner
 
 
 def test_accelerator_option_and_its_misuse(tiny_model: Path, tmp_path: Path) -> None:

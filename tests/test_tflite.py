@@ -36,14 +36,16 @@ def test_float32_matches_onnx_runtime_and_int8_is_full_integer_and_close(darts_m
     expected = np.concatenate([session.run(None, {"input": x[None]})[0] for x in digits])
 
     float32 = get_target("tflite-cpu")
+    details = float32.measure(darts_model, QUICK).details
+    assert details["ops"] > 10 and not details["from_cache"]
     np.testing.assert_allclose(float32.infer(darts_model, digits), expected, atol=1e-4)
-    assert float32.details(darts_model)["ops"] > 10 and not float32.details(darts_model)["from_cache"]
 
     int8 = get_target("tflite-cpu", {"precision": "int8", "calibration": "digits", "calibration_samples": 64})
+    details = int8.measure(darts_model, QUICK).details
+    assert details["from_cache"] is False and details["quantize_s"] > 0
     got = int8.infer(darts_model, digits)
     session = litert.Session(int8.convert(darts_model).path, threads=1)
     assert session.input["dtype"] == np.int8 and session.output["dtype"] == np.int8  # what an Edge TPU needs
-    assert int8.details(darts_model)["from_cache"] is False and int8.details(darts_model)["quantize_s"] > 0
     spread = float(expected.max() - expected.min())
     assert np.abs(got - expected).max() < 0.1 * spread  # an int8 approximation, not another network
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.9
@@ -72,8 +74,7 @@ def test_conversion_is_cached_per_network_and_settings(darts_model) -> None:  # 
         "precision": "int8", "xnnpack": False, "threads": 1, "calibration": "random", "calibration_samples": 256,
     }  # fmt: skip
     other = get_target("tflite-cpu", {"precision": "int8", "calibration_samples": 16})
-    other.prepare(darts_model)
-    assert other.details(darts_model)["from_cache"] is False  # another calibration is another model
+    assert other.measure(darts_model, QUICK).details["from_cache"] is False  # another calibration, another model
     assert get_target("tflite-cpu").config_dict() == {"precision": "float32", "threads": 1, "xnnpack": True}
 
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from backends.base import Availability, Runner, register_target, requires_extra
+from backends.base import Availability, Runner, Timer, register_target, requires_extra
 from backends.onnx_model import OnnxModel
-from backends.protocol import TimingProtocol
 from backends.systolic.accelerator import PRESETS, Accelerator, load_accelerator
 from backends.systolic.analytical import ENGINE_VERSION, LayerCost, as_words, gemm_cost, vector_cost
 from backends.systolic.layers import ConvLayer, graph_layers
@@ -85,7 +84,6 @@ class SystolicRunner(Runner):
             self.accelerator = make_config(Accelerator, given, f"target {self.name!r} accelerator")
         else:
             self.accelerator = load_accelerator(given) if given else self.preset
-        self._last: tuple[str, list[LayerCost]] | None = None
 
     @classmethod
     def availability(cls) -> Availability:
@@ -108,16 +106,16 @@ class SystolicRunner(Runner):
         return {"simulated": True, "libraries": self.libraries()}
 
     def costs(self, model: OnnxModel) -> list[LayerCost]:
-        if self._last is None or self._last[0] != model.sha256:
-            self._last = (model.sha256, layer_costs(model, self.accelerator, self.config.engine))
-        return self._last[1]
+        return layer_costs(model, self.accelerator, self.config.engine)
 
-    def _time(self, model: OnnxModel, protocol: TimingProtocol) -> list[float]:
-        cycles = sum(cost.cycles for cost in self.costs(model))
-        return [cycles / (self.accelerator.clock_mhz * 1e3)]
+    def _timer(self, model: OnnxModel) -> Timer:
+        costs = self.costs(model)  # simulated once: every run gives the same figures
+        latency_ms = sum(cost.cycles for cost in costs) / (self.accelerator.clock_mhz * 1e3)
+        layers = [cost.to_dict() for cost in costs]
+        return Timer(lambda protocol: [latency_ms], self._summary(costs), layers)
 
-    def details(self, model: OnnxModel) -> dict[str, Any]:
-        costs = self.costs(model)
+    def _summary(self, costs: list[LayerCost]) -> dict[str, Any]:
+        """A simulation's figures for the whole network: the measurement's details."""
         cycles = sum(c.cycles for c in costs)
         gemm = [c for c in costs if c.kind == "gemm"]
         array_cycles = sum(c.cycles for c in gemm)
@@ -135,9 +133,6 @@ class SystolicRunner(Runner):
             "dram_bytes": sum(c.dram_read_bytes + c.dram_write_bytes for c in costs),
             "layers": len(costs),
         }
-
-    def layer_report(self, model: OnnxModel) -> list[dict[str, Any]]:
-        return [cost.to_dict() for cost in self.costs(model)]
 
 
 def _register(name: str, acc: Accelerator) -> None:

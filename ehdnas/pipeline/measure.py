@@ -85,7 +85,7 @@ def benchmark_files(
     results = []
     for i, model in enumerate(models):
         measurement = runner.measure(model, protocol)
-        results.append(Result(model=model.name, measurement=measurement, layers=runner.layer_report(model)))
+        results.append(Result(model=model.name, measurement=measurement, layers=measurement.layers))
         on_progress(i + 1, len(models), f"{model.name}: {results[-1].measurement.latency_ms.median:.3f} ms")
     return results
 

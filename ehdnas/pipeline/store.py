@@ -9,6 +9,7 @@ SQLite's lock (WAL mode, generous busy timeout) rather than failing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,7 +132,8 @@ class Store:
             space_config=canonical_json(space_config),
             median_ms=measurement.latency_ms.median,
             created_at=datetime.now(UTC),
-            measurement=json.dumps(measurement.to_dict()),
+            # Without the per-layer figures (a simulated DARTS network's are 50 times the rest of the row).
+            measurement=json.dumps(dataclasses.replace(measurement, layers=None).to_dict()),
         )
         with Session(self.engine) as session:
             if replace:
