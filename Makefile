@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # The torch-to-TFLite converter and what it imports, versions from constraints.txt. pip cannot resolve
 # litert-torch into this environment: its litert-converter pins xdsl 0.28, which declares
 # typing-extensions<4.13, while apache-tvm-ffi and pydantic need >=4.13 and >=4.16. The conversion
-# never imports xdsl, and works beside typing-extensions 4.16 (tests/test_tflite.py), so these go in
+# never imports xdsl, and works beside typing-extensions 4.16 (tests/backends/test_tflite.py), so these go in
 # without their declared dependencies.
 LITERT_TORCH := litert-torch litert-converter jax jaxlib opt_einsum torchao
 

@@ -38,7 +38,7 @@ def main(root: Path) -> None:
     assert Version("2.4") in torch_spec and Version("2.13.0") in torch_spec, f"torch{torch_spec} in the core"
     assert EXTRAS <= set(metadata.get_all("Provides-Extra")), metadata.get_all("Provides-Extra")
 
-    # The README's predictor example, found by the same heading as tests/test_perf_models.py finds it.
+    # The README's predictor example, found by the same heading as tests/perf_models/test_perf_models.py finds it.
     spec = importlib.util.spec_from_file_location("examples", root / "tests" / "examples.py")
     examples = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(examples)

@@ -1,4 +1,4 @@
-"""Shared fixtures: a store per test, tiny ONNX models made here, and the real `ehdnas` command."""
+"""Shared fixtures: a store per test, tiny ONNX models made here, the real `ehdnas` command, a real server."""
 
 from __future__ import annotations
 
@@ -6,13 +6,18 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import onnx
+import psutil
 import pytest
 from onnx import TensorProto, helper
 
+from server.local import LocalServer, start_server
+
 # Classic ImageNet classifiers at opset 9 that the onnx package ships (weights made by ConstantOfShape).
+ROOT = Path(__file__).resolve().parent.parent  # this checkout
 LIGHT_MODELS = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 EHDNAS = [str(Path(sys.executable).parent / "ehdnas")]  # the installed console script
 FAST = ["--warmup", "1", "--repeats", "3", "--min-time", "0"]
@@ -75,3 +80,26 @@ def search_end_to_end(target: str, out: Path, db: str) -> dict:
     assert result["target"] == target and result["measured_latency_ms"]["median"] > 0
     assert (out / "model.onnx").is_file()
     return result
+
+
+TOKEN = "test-token-0123456789"  # the API token of the servers `launch` starts
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., LocalServer]]:
+    """Start servers on one store; each is stopped with SIGTERM at the end and must leave no process behind."""
+    started: list[LocalServer] = []
+    env = {"EHDNAS_API_TOKEN": TOKEN, "XDG_DATA_HOME": str(tmp_path / "data")}
+
+    def launch(workers: int = 1, **kwargs) -> LocalServer:
+        server = start_server(f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "serve.log", workers, env, **kwargs)
+        started.append(server)
+        return server
+
+    yield launch
+    for server in started:
+        if server.process.poll() is None:
+            tree = psutil.Process(server.process.pid).children(recursive=True)
+            assert server.stop() == 0, (tmp_path / "serve.log").read_text()
+            _, alive = psutil.wait_procs(tree, timeout=20)
+            assert not alive, f"left running: {alive}"

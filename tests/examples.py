@@ -2,7 +2,7 @@
 
 Imports no pytest and nothing from the test suite: `.ci/core_only.sh` loads this
 file by path in a fresh environment holding only the installed core package, to
-run the README's predictor example there just as tests/test_perf_models.py does.
+run the README's predictor example there just as tests/perf_models/test_perf_models.py does.
 """
 
 from __future__ import annotations

@@ -42,17 +42,6 @@ def test_lut_recovers_an_additive_law_and_flops_a_linear_one() -> None:
     assert evaluate(fit_flops(train, train).predict(test), test.latency_ms)["mape"] < 0.5
 
 
-@pytest.mark.slow
-def test_mlp_learns_an_interaction_the_lut_cannot() -> None:
-    data = synthetic(700, interaction=0.3)
-    train_rows, val_rows, test_rows = split(len(data))
-    train, val, test = data.subset(train_rows), data.subset(val_rows), data.subset(test_rows)
-    mlp = evaluate(fit_mlp(train, val, members=3).predict(test), test.latency_ms)
-    lut = evaluate(fit_lut(train, val).predict(test), test.latency_ms)
-    assert mlp["mape"] < lut["mape"] and mlp["acc5"] > lut["acc5"]
-    assert mlp["acc10"] > 0.95
-
-
 def test_prediction_is_differentiable_in_the_soft_architecture() -> None:
     torch.manual_seed(0)
     model = MLPPredictor([8] * 28, members=2, hidden=(16, 8), dropout=0.0).double().eval()

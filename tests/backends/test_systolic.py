@@ -18,7 +18,7 @@ from backends.systolic.analytical import gemm_cost
 from backends.systolic.layers import ConvLayer, VectorLayer, graph_layers
 from backends.systolic.scalesim_engine import simulate
 from ehdnas.core.errors import UserError
-from tests.conftest import run_cli, search_end_to_end, tiny_conv_model
+from tests.conftest import ROOT, run_cli, tiny_conv_model
 
 
 def _sign_conv_model(path: Path) -> Path:
@@ -161,29 +161,8 @@ def test_scalesim_engine_as_a_target_setting(tmp_path: Path, target: str, model:
     assert exact.details["cycles"] == pytest.approx(fast.details["cycles"], rel=0.05)
 
 
-@pytest.mark.slow
-def test_collect_uses_every_core_and_trains_a_predictor(db_url: str) -> None:
-    """A simulated target's collection runs in a process pool; resumes; the predictors train on it."""
-    space = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
-    args = ["collect", "--space", "darts", "-t", "systolic-edge32", "--samples", "120", *space, "--json"]
-    first = json.loads(run_cli(*args, db=db_url).stdout)
-    assert first["measured"] == 120
-    assert json.loads(run_cli(*args, db=db_url).stdout)["measured"] == 0
-    out = Path(db_url.removeprefix("sqlite:///")).parent / "pred.pt"
-    report = run_cli("train-predictor", "--space", "darts", "-t", "systolic-edge32", *space, "--out", str(out),
-                     "--json", db=db_url)  # fmt: skip
-    scores = json.loads(report.stdout)
-    assert scores["mlp"]["mape"] < 20 and out.is_file()
-
-
-@pytest.mark.slow
-def test_search_on_a_systolic_target_end_to_end(tmp_path: Path, db_url: str) -> None:
-    result = search_end_to_end("systolic-eyeriss", tmp_path / "run", db_url)
-    assert result["measured_latency_ms"]["std"] == 0  # simulated: exact
-
-
 def test_the_readme_accelerator_example_loads(tmp_path: Path) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "my_npu.toml"
     path.write_text("\n".join(line.strip() for line in block.splitlines()))

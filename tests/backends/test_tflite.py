@@ -207,22 +207,3 @@ def test_collection_prepares_in_parallel_and_never_converts_twice(db_url: str) -
     assert again["target_config"]["precision"] == "int8"
     stored = json.loads(run_cli("benchmark", "--samples", "3", "--json", *args, db=db_url).stdout)
     assert all(r["cached"] for r in stored["results"])
-
-
-@pytest.mark.slow
-def test_search_on_an_int8_target_reports_its_accuracy_there(tmp_path: Path, db_url: str) -> None:
-    # The latency predictor comes from systolic-edge32 measurements (simulated, so quick to collect); what is
-    # checked here is the search's end on an int8 LiteRT target: conversion, measurement, int8 accuracy.
-    run_cli("collect", "-t", "systolic-edge32", "--space", "darts", "--samples", "50", *TINY, db=db_url)
-    predictor = tmp_path / "predictor.pt"
-    run_cli("train-predictor", "-t", "systolic-edge32", "--space", "darts", *TINY, "--out", str(predictor), db=db_url)
-    target = ["-t", "tflite-cpu", "-o", "precision=int8", "-o", "calibration=digits"]
-    args = ["search", *target, *TINY, "--predictor", str(predictor), "--out", str(tmp_path / "run")]
-    printed = run_cli(*args, "--epochs", "1", "--retrain-epochs", "2", db=db_url).stdout
-    result = json.loads((tmp_path / "run" / "result.json").read_text())
-    on_target = result["on_target"]
-    assert f"{on_target['test_accuracy']:.4f} in int8 on the target" in printed
-    assert result["target_config"]["precision"] == "int8" and result["measured_latency_ms"]["median"] > 0
-    assert on_target["precision"] == "int8" and 0 <= on_target["test_accuracy"] <= 1
-    assert on_target["drop"] == pytest.approx(result["test_accuracy"] - on_target["test_accuracy"])
-    assert abs(on_target["drop"]) < 0.2  # int8 of the same network, not a broken conversion

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from ehdnas.core.settings import options
 from ehdnas.methods.registry import get_method, method_names
 from ehdnas.methods.resolve import SettingErrors, resolve
-from tests.conftest import run_cli
 
 SMALL = {"darts": {"layers": 3, "channels": 4, "input_size": 8}, "flownas": {"input_height": 32, "input_width": 32}}
 REQUIRED = {"flownas": {"latency_budget_ms": 1.0}}  # options without a default
@@ -96,29 +94,3 @@ def _flags(spec: dict) -> list[str]:
         else:
             flags += [flag, str(value)]
     return flags
-
-
-@pytest.mark.slow
-def test_cli_and_server_resolve_the_same_settings_and_refuse_the_same_specs(tmp_path: Path) -> None:
-    from tests.test_server import TOKEN, start_server
-
-    env = {"EHDNAS_API_TOKEN": TOKEN, "XDG_DATA_HOME": str(tmp_path / "data")}
-    server = start_server(f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "serve.log", 0, env)
-    try:
-        client = server.client(TOKEN)
-        for spec in SPECS:
-            cli = run_cli("search", *_flags(spec), "--dry-run", "--json")
-            response = client.post("/v1/jobs", json={"kind": "search", "spec": {"target": "systolic-edge32", **spec},
-                                                     "dry_run": True})  # fmt: skip
-            assert response.status_code == 200, response.text
-            assert json.loads(cli.stdout) == response.json(), spec["method"]
-        for spec in INVALID:
-            cli = run_cli("search", *_flags(spec), "--dry-run", "--json", check=False)
-            response = client.post("/v1/jobs", json={"kind": "search", "spec": {"target": "systolic-edge32", **spec},
-                                                     "dry_run": True})  # fmt: skip
-            assert cli.returncode == 2 and response.status_code == 422, (spec, cli.stderr, response.text)
-            message = response.json()["detail"][0]["msg"]
-            assert message in cli.stderr, (message, cli.stderr)
-        assert client.get("/v1/jobs").json()["total"] == 0  # a dry run queues nothing
-    finally:
-        assert server.stop() == 0

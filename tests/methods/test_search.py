@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 
 from ehdnas.core.errors import UserError
-from ehdnas.methods.darts import SearchSettings, run_search
 from ehdnas.spaces import get_space
 from ehdnas.spaces.darts import EDGES, OPS
 from ehdnas.supernets.darts import Supernet, derive_genotype
@@ -106,52 +103,3 @@ def test_image_folder_loads(tmp_path: Path) -> None:
                 Image.new("RGB", (40, 30), (i * 40, 0, 0)).save(tmp_path / split / label / f"{i}.png")
     data = load_data(f"folder:{tmp_path}", 16, 3)
     assert data.classes == 2 and data.train_x.shape == (6, 3, 16, 16) and data.train_y.tolist() == [0, 0, 0, 1, 1, 1]
-
-
-@pytest.mark.slow
-def test_search_end_to_end_and_resume(tmp_path: Path) -> None:
-    space = get_space("darts", TINY)
-    predictor = tiny_predictor(space)
-    settings = SearchSettings(
-        space_options=space.config_dict(), epochs=2, retrain_epochs=1, batch_size=128, lambdas=[1.0]
-    )
-    events: list[dict] = []
-
-    def stop_after_first_epoch(event: dict) -> None:
-        events.append(event)
-        if event["stage"] == "search" and event["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_search(settings, predictor, tmp_path, stop_after_first_epoch)
-    result = run_search(settings, predictor, tmp_path, events.append)
-    assert {"stage": "resume", "epoch": 1} in events
-    assert [e["epoch"] for e in events if e["stage"] == "search"] == [1, 2]
-    for name in ("genotype.txt", "genotype.json", "weights.pt", "model.onnx", "result.json", "search.png"):
-        assert (tmp_path / name).is_file(), name
-    saved = json.loads((tmp_path / "result.json").read_text())
-    assert saved["genotype"] == result["genotype"] == (tmp_path / "genotype.txt").read_text().strip()
-    assert space.parse(result["genotype"]) == space.from_dict(json.loads((tmp_path / "genotype.json").read_text()))
-    assert 0.0 <= saved["test_accuracy"] <= 1.0 and saved["measured_latency_ms"]["median"] > 0
-    assert saved["predicted_latency_ms"] > 0 and 0 < saved["cost"]["predictor_share"] < 1
-    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
-    assert session.get_inputs()[0].shape == [1, 3, 8, 8]
-    assert run_search(settings, predictor, tmp_path, events.append) == saved  # finished: reused, not rerun
-    assert events[-1]["stage"] == "done" and "reused" in events[-1]
-    other = SearchSettings(space_options=space.config_dict(), epochs=3, retrain_epochs=1, batch_size=128)
-    with pytest.raises(UserError, match="holds a search with other settings"):
-        run_search(other, predictor, tmp_path, events.append)
-
-
-@pytest.mark.slow
-def test_sweep_adds_the_darts_baseline_and_plots_the_pareto_view(tmp_path: Path) -> None:
-    from ehdnas.methods.darts import run_sweep
-
-    space = get_space("darts", TINY)
-    settings = SearchSettings(space_options=space.config_dict(), epochs=1, retrain_epochs=1, batch_size=256)
-    sweep = run_sweep(settings, [2.0], tiny_predictor(space), tmp_path, lambda event: None)
-    assert [row["lambda"] for row in sweep["runs"]] == [0.0, 2.0]
-    assert sweep["runs"][0]["speedup_vs_lambda0"] == 1.0 and sweep["runs"][1]["speedup_vs_lambda0"] > 0
-    assert json.loads((tmp_path / "sweep.json").read_text()) == sweep
-    assert (tmp_path / "pareto.png").stat().st_size > 10_000
-    assert (tmp_path / "lambda-0" / "result.json").is_file() and (tmp_path / "lambda-2" / "model.onnx").is_file()

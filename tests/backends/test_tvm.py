@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from backends import TimingProtocol, get_target, load_model
 from ehdnas.core.errors import UserError
-from tests.conftest import FAST, LIGHT_MODELS, run_cli, search_end_to_end, tiny_conv_model
+from tests.conftest import FAST, LIGHT_MODELS, run_cli, tiny_conv_model
 
 QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0)
 
@@ -106,28 +106,3 @@ def test_benchmark_a_third_party_opset9_classifier_json() -> None:
     (result,) = doc["results"]
     assert result["model"] == "light_squeezenet.onnx" and result["latency_ms"]["median"] > 0
     assert result["details"]["compile_s"] > 0 and result["details"]["mcpu"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("path", sorted(LIGHT_MODELS.glob("*.onnx")), ids=lambda p: p.stem)
-def test_tvm_builds_every_classic_opset9_classifier(path: Path) -> None:
-    compiled = get_target("tvm-llvm").compile(load_model(path))
-    assert compiled.info["compile_s"] > 0 and compiled.input_names
-
-
-@pytest.mark.slow
-def test_tuning_tunes_each_kernel_once(tmp_path: Path) -> None:
-    runner = get_target("tvm-llvm", ["mode=tuned", "trials=4"])
-    first = runner.measure(tiny_conv_model(tmp_path / "a.onnx"), QUICK)
-    assert first.details["kernels"] >= 1 and first.details["kernels_tuned_now"] == first.details["kernels"]
-    records = Path(first.details["tuning_dir"]) / "database_tuning_record.json"
-    assert records.read_text().count("\n") >= 1
-    # The same kernels in another file (other batch of weights, same shapes): nothing new to tune.
-    other = tiny_conv_model(tmp_path / "b.onnx", opset=14)
-    second = runner.measure(other, QUICK)
-    assert second.details["kernels_tuned_now"] == 0 and second.details["from_cache"] is False
-
-
-@pytest.mark.slow
-def test_search_on_tvm_end_to_end(tmp_path: Path, db_url: str) -> None:
-    search_end_to_end("tvm-llvm", tmp_path / "run", db_url)

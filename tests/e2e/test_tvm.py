@@ -1,0 +1,38 @@
+"""End to end (slow), beside tests/backends/test_tvm.py: target `tvm-llvm`: real TVM builds, checked against ONNX
+Runtime, cached, tuned, and used end to end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backends import get_target, load_model
+from tests.backends.test_tvm import QUICK  # noqa: F401
+from tests.conftest import LIGHT_MODELS, search_end_to_end, tiny_conv_model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", sorted(LIGHT_MODELS.glob("*.onnx")), ids=lambda p: p.stem)
+def test_tvm_builds_every_classic_opset9_classifier(path: Path) -> None:
+    compiled = get_target("tvm-llvm").compile(load_model(path))
+    assert compiled.info["compile_s"] > 0 and compiled.input_names
+
+
+@pytest.mark.slow
+def test_tuning_tunes_each_kernel_once(tmp_path: Path) -> None:
+    runner = get_target("tvm-llvm", ["mode=tuned", "trials=4"])
+    first = runner.measure(tiny_conv_model(tmp_path / "a.onnx"), QUICK)
+    assert first.details["kernels"] >= 1 and first.details["kernels_tuned_now"] == first.details["kernels"]
+    records = Path(first.details["tuning_dir"]) / "database_tuning_record.json"
+    assert records.read_text().count("\n") >= 1
+    # The same kernels in another file (other batch of weights, same shapes): nothing new to tune.
+    other = tiny_conv_model(tmp_path / "b.onnx", opset=14)
+    second = runner.measure(other, QUICK)
+    assert second.details["kernels_tuned_now"] == 0 and second.details["from_cache"] is False
+
+
+@pytest.mark.slow
+def test_search_on_tvm_end_to_end(tmp_path: Path, db_url: str) -> None:
+    search_end_to_end("tvm-llvm", tmp_path / "run", db_url)
