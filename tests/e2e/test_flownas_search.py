@@ -1,4 +1,4 @@
-"""End to end (slow), beside tests/methods/test_flownas_search.py: `search --space flownas`: teacher, supernet,
+"""End to end (slow), beside tests/methods/test_flownas_search.py: `search --method flownas`: teacher, supernet,
 evolution under a measured latency budget, the chosen encoder.
 """
 
@@ -26,7 +26,7 @@ def test_search_end_to_end_meets_a_measured_budget_and_resumes(tmp_path: Path, d
     ]
     budget = sum(ends) / 2  # rules out part of the space, never all of it
     out = tmp_path / "run"
-    args = ["search", "--space", "flownas", "-t", "systolic-edge32", *OPTIONS, "--latency-budget", f"{budget:.6f}"]
+    args = ["search", "--method", "flownas", "-t", "systolic-edge32", *OPTIONS, "--latency-budget", f"{budget:.6f}"]
     args += ["--latency-from", "measured", "--pairs", "8,4,4", "--teacher-epochs", "1", "--epochs", "1"]
     args += ["--batch-size", "4", "--out", str(out)] + [f"--evolution={e}" for e in EVOLUTION]
     proc = run_cli(*args, db=db_url)
@@ -46,8 +46,10 @@ def test_search_end_to_end_meets_a_measured_budget_and_resumes(tmp_path: Path, d
     assert "teacher 1/1" in proc.stderr and "supernet 1/1" in proc.stderr and "evolution 2/2" in proc.stderr
     assert f"budget {float(f'{budget:.6f}'):g} ms met" in proc.stdout
 
-    same = run_cli(*args, db=db_url)  # the same search again: the finished result, nothing retrained
+    # The same search again, in the spelling before methods had their flag: the finished result, nothing retrained.
+    same = run_cli(*["--space" if a == "--method" else a for a in args], db=db_url)
     assert "teacher 1/1" not in same.stderr and json.loads((out / "result.json").read_text()) == result
+    assert "warning: space 'flownas' without a method is deprecated" in same.stderr
     looser = [
         *args[: args.index("--latency-budget")],
         "--latency-budget",
