@@ -64,12 +64,16 @@ def get_method(name: str) -> Method:
 
 
 def method_names() -> list[str]:
+    """Every method, sorted: the order does not depend on which module was imported first."""
     _builtin()
-    return METHODS.names(order="registered")
+    return METHODS.names()
 
 
 def default_method(space: str) -> str | None:
-    """The first registered method whose default space is `space`."""
+    """The method a search of `space` runs when none is named: DEFAULT_METHOD if it searches `space`, else the
+    first whose default space it is."""
+    if space in get_method(DEFAULT_METHOD).spaces:
+        return DEFAULT_METHOD
     return next((name for name in method_names() if get_method(name).spaces[0] == space), None)
 
 

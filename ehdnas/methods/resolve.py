@@ -116,15 +116,16 @@ def resolve(
 ) -> Resolved:
     """The checked settings of the search these inputs ask for; SettingErrors naming every field at fault."""
     from backends import get_target
+    from ehdnas.spaces.base import SPACES
 
     problems: list[SettingError] = []
     notes: list[str] = []
+    if space is not None and space not in SPACES.names():
+        raise SettingErrors([SettingError("space", f"unknown space {space!r}; known: {', '.join(SPACES.names())}")])
     if method is None:
-        method = DEFAULT_METHOD
-        by_space = default_method(space) if space is not None else None
-        if by_space is not None and space not in get_method(DEFAULT_METHOD).spaces:
-            notes.append(deprecated_space_choice(space, by_space))
-            method = by_space
+        method = (default_method(space) if space is not None else None) or DEFAULT_METHOD
+        if method != DEFAULT_METHOD:  # the space chose the method, as --space flownas did before methods
+            notes.append(deprecated_space_choice(space, method))
     if method not in method_names():
         raise SettingErrors([SettingError("method", f"unknown search method {method!r}; known: "
                                           f"{', '.join(method_names())}")])  # fmt: skip

@@ -15,7 +15,7 @@ REQUIRED = {"flownas": {"latency_budget_ms": 1.0}}  # options without a default
 
 
 def test_three_methods_are_registered() -> None:
-    assert method_names() == ["eh-dnas", "dcp-nas", "flownas"]
+    assert method_names() == ["dcp-nas", "eh-dnas", "flownas"]
 
 
 @pytest.mark.parametrize("name", method_names())
