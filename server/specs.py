@@ -1,9 +1,11 @@
-"""What a job asks for: one pydantic spec per kind, mirroring the CLI's options, and the checks at submission.
+"""What a job asks for: one pydantic spec per kind (`SPECS`, the one table of job kinds), and the checks at submission.
 
-Pydantic checks shapes and types; `check_spec` then asks the library what the
-CLI would find out at its start (unknown target, unavailable target, bad
-target or space setting, unparsable architecture, missing predictor), so a bad
-job is refused with 422 instead of failing an hour later. `Limits` bound the
+The search spec is derived from the methods' settings classes, and checked by
+the same `resolve` the CLI calls, so the two faces cannot drift. Pydantic
+checks shapes and types; `check_spec` then asks the library what the CLI would
+find out at its start (unknown target, unavailable target, bad target or space
+setting, unparsable architecture, another method's option, missing
+predictor), so a bad job is refused with 422 instead of failing an hour later. `Limits` bound the
 work one job may ask for; an operator raises them with `ehdnas serve --limit`.
 """
 
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 import ehdnas.tasks.images  # noqa: F401  (registers image data sets: int8 targets calibrate on them)
 from backends.protocol import TimingProtocol
 from ehdnas.core.errors import UserError
+from ehdnas.methods.registry import DEFAULT_METHOD
 
 _PROTOCOL = TimingProtocol()
 Setting = str | int | float | bool
@@ -139,9 +142,6 @@ def _option_fields() -> dict[str, Any]:
         name: (kind | None, Field(None, description=f"{help_} [{'; '.join(defaults)}]"))
         for name, (kind, defaults, help_) in found.items()
     }
-
-
-from ehdnas.methods.registry import DEFAULT_METHOD  # noqa: E402  (the spec's fields come from the registry)
 
 
 class _SearchBase(_Spec):
