@@ -127,20 +127,11 @@ class TrainPredictorSpec(_Spec):
 
 def _option_fields() -> dict[str, Any]:
     """Every method's options (and the predictor's) as optional spec fields: unset takes the method's default."""
-    from ehdnas.core.settings import options
-    from ehdnas.methods.registry import get_method, method_names
-    from ehdnas.methods.resolve import PredictorChoice
+    from ehdnas.methods.resolve import face_options
 
-    found: dict[str, tuple[Any, list[str], str]] = {}
-    for name in method_names():
-        for option in options(get_method(name).settings):
-            kind, defaults, help_ = found.get(option.name, (option.kind, [], option.help))
-            found[option.name] = (kind, [*defaults, f"{name}: {option.describe_default()}"], help_)
-    for option in options(PredictorChoice):
-        found[option.name] = (option.kind, [option.describe_default()], option.help)
     return {
-        name: (kind | None, Field(None, description=f"{help_} [{'; '.join(defaults)}]"))
-        for name, (kind, defaults, help_) in found.items()
+        option.name: (option.kind | None, Field(None, description=f"{option.help} [{defaults}]"))
+        for option, defaults in face_options()
     }
 
 

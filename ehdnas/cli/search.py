@@ -121,33 +121,15 @@ def _cli_value(text: Any, kind: Any, flag: str) -> Any:
     return text
 
 
-def _method_options() -> list[Any]:
-    """Each option of every method (and the predictor's) once, as the CLI shows it, defaults named per method."""
-    from ehdnas.core.settings import options
-    from ehdnas.methods.registry import get_method, method_names
-    from ehdnas.methods.resolve import PredictorChoice
-
-    found: dict[str, Any] = {}
-    defaults: dict[str, list[str]] = {}
-    for name in method_names():
-        for option in options(get_method(name).settings):
-            found.setdefault(option.name, option)
-            defaults.setdefault(option.name, []).append(f"{name}: {option.describe_default()}")
-    for option in options(PredictorChoice):
-        found[option.name] = option
-        defaults[option.name] = [option.describe_default()]
-    return [(option, "; ".join(defaults[option.name])) for option in found.values()]
-
-
 def _search(
     target: str, out: Path | None, method: str | None, space: str | None, option: list[str] | None,
     accelerator: Path | None, space_option: list[str] | None, db: str | None, as_json: bool, dry_run: bool,
     **values: Any,
 ) -> None:  # fmt: skip
     """Resolve the method's settings from the flags set, then run it (or, with --dry-run, print them)."""
-    from ehdnas.methods.resolve import SettingErrors, missing_predictor, resolve
+    from ehdnas.methods.resolve import SettingErrors, face_options, missing_predictor, resolve
 
-    kinds = {o.name: o for o, _ in _method_options()}
+    kinds = {o.name: o for o, _ in face_options()}
     given = {name: _cli_value(v, kinds[name].kind, kinds[name].flag) for name, v in values.items() if v is not None}
     if accelerator is not None and not target.startswith("systolic-"):
         raise UserError(f"--accelerator goes with a systolic-* target, not {target!r}")
@@ -159,11 +141,13 @@ def _search(
     for note in resolved.notes:
         err.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
     if dry_run:
-        missing = missing_predictor(resolved, Path(resolved.predictor.predictor) if resolved.predictor
-                                    and resolved.predictor.predictor else None)  # fmt: skip
+        missing = missing_predictor(resolved)
         if missing is not None:
             raise UserError(_with_flags(missing, kinds))
-        _print_json(resolved.document()) if as_json else console.print_json(data=resolved.document())
+        if as_json:
+            _print_json(resolved.document())
+        else:
+            console.print_json(data=resolved.document())
         return
     if out is None:
         raise UserError("--out DIR is needed to run a search (the result folder; --dry-run runs nothing)")
@@ -259,7 +243,9 @@ def _search_signature() -> tuple[list[inspect.Parameter], dict[str, Any]]:
          False),
     ]  # fmt: skip
     params = [inspect.Parameter(name, keyword, annotation=kind, default=default) for name, kind, default in fixed]
-    for option, defaults in _method_options():
+    from ehdnas.methods.resolve import face_options
+
+    for option, defaults in face_options():
         flags = [option.flag] + ([f"--{option.name.replace('_', '-')}"] if option.flag != f"--{option.name}" and
                                  option.flag != f"--{option.name.replace('_', '-')}" else [])  # fmt: skip
         kind = Annotated[

@@ -16,7 +16,7 @@ from typing import Any, get_args, get_origin
 
 from ehdnas.core.errors import UserError
 from ehdnas.core.options import convert
-from ehdnas.core.settings import SettingError, check_fields, options, setting
+from ehdnas.core.settings import Option, SettingError, check_fields, options, setting
 from ehdnas.methods.registry import DEFAULT_METHOD, Method, default_method, get_method, method_names, owners
 from ehdnas.pipeline.key import MeasurementKey
 from perf_models.train import MIN_MEASUREMENTS
@@ -204,13 +204,29 @@ def _default(name: str) -> Any:
     return next(o.default for o in options(PredictorChoice) if o.name == name)
 
 
-def missing_predictor(resolved: Resolved, path: Path | None = None) -> SettingError | None:
+def face_options() -> list[tuple[Option, str]]:
+    """Each option a search takes, once (every method's, then the predictor's), with each method's default: what
+    the CLI's flags and the server's spec fields are made from."""
+    found: dict[str, Option] = {}
+    defaults: dict[str, list[str]] = {}
+    for name in method_names():
+        for option in options(get_method(name).settings):
+            found.setdefault(option.name, option)
+            defaults.setdefault(option.name, []).append(f"{name}: {option.describe_default()}")
+    for option in options(PredictorChoice):
+        found[option.name], defaults[option.name] = option, [option.describe_default()]
+    return [(option, "; ".join(defaults[name])) for name, option in found.items()]
+
+
+def missing_predictor(resolved: Resolved) -> SettingError | None:
     """The problem of a search that needs a predictor and has none where it looks (and may not make one)."""
     choice = resolved.predictor
     if choice is None or choice.auto_predictor:
         return None
-    where = path or MeasurementKey.of(resolved.runner, resolved.space).predictor_path()
-    if where.is_file():
+    if choice.predictor is not None:
+        found = Path(choice.predictor).is_file()
+        return None if found else SettingError("predictor", f"{choice.predictor}: no such predictor file")
+    if MeasurementKey.of(resolved.runner, resolved.space).predictor_path().is_file():
         return None
     can_measure = "latency_from" in {o.name for o in options(resolved.method.settings)}
     measured = " (or latency_from 'measured')" if can_measure else ""
