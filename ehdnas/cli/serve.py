@@ -8,12 +8,17 @@ from typing import Annotated, Any
 import typer
 
 from ehdnas.cli.common import DbOpt, _escaped, app, err
+from ehdnas.core.errors import UserError
+
+SERVER_EXTRA = "ehdnas serve needs the server extra: pip install 'ehdnas[server]'"
 
 
 def _default(name: str) -> str:
     """A server setting's default, from the server's one Settings class (help text only: unset flags pass nothing)."""
-    from server.settings import Settings
-
+    try:
+        from server.settings import Settings
+    except ImportError:  # the core alone: `serve` says what to install when it is run
+        return ""
     default = Settings.model_fields[name].get_default(call_default_factory=False)
     return _escaped(f" [{default}; env EHDNAS_{name.upper()}]")
 
@@ -41,8 +46,12 @@ def serve(
     Every flag left out takes the server's setting: its EHDNAS_* variable, else its default.
     """
     from ehdnas.core.options import make_config, parse_pairs
-    from server.serve import serve as run_server
-    from server.specs import Limits
+
+    try:
+        from server.serve import serve as run_server
+        from server.specs import Limits
+    except ImportError:
+        raise UserError(SERVER_EXTRA) from None
 
     given: dict[str, Any] = {"host": host, "port": port, "workers": workers, "jobs_dir": jobs_dir, "db": db}
     if limit:

@@ -55,6 +55,7 @@ def test_list_targets_reports_availability() -> None:
 
 # The modules of the extras tvm, tflite and sim: a core-only install has none of them.
 EXTRA_MODULES = ("tvm", "ai_edge_litert", "tflite_runtime", "ai_edge_quantizer", "litert_torch", "scalesim")
+SERVER_MODULES = ("fastapi", "uvicorn", "pydantic_settings", "httpx")
 
 
 def _check_rows_without_extras(rows: dict[str, dict]) -> None:
@@ -77,16 +78,27 @@ def test_a_target_without_its_extra_names_the_pip_line(monkeypatch: pytest.Monke
         get_target("systolic-edge32", ["engine=scalesim"])
 
 
-def test_targets_json_without_the_extras() -> None:
-    """`ehdnas targets --json` in a process where the extras cannot be imported: a list, no traceback."""
+def _cli_without_extras(*args: str) -> subprocess.CompletedProcess:
+    """The command line in a process where no extra (runtimes, the server) can be imported, as in the core alone."""
+    hidden = (*EXTRA_MODULES, *SERVER_MODULES)
     code = (
-        f"import sys\nfor m in {EXTRA_MODULES!r}: sys.modules[m] = None\n"
-        "sys.argv = ['ehdnas', 'targets', '--json']\nfrom ehdnas.cli import main\nmain()\n"
+        f"import sys\nfor m in {hidden!r}: sys.modules[m] = None\n"
+        f"sys.argv = ['ehdnas', *{list(args)!r}]\nfrom ehdnas.cli import main\nmain()\n"
     )
-    root = ROOT  # this checkout, first on the path: `python -c` puts the cwd there
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300)
+    # this checkout, first on the path: `python -c` puts the cwd there
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_targets_json_without_the_extras() -> None:
+    """`ehdnas targets --json` without the extras: a list, no traceback; `serve` says what to install."""
+    proc = _cli_without_extras("targets", "--json")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     _check_rows_without_extras({row["name"]: row for row in json.loads(proc.stdout)})
+    serve = _cli_without_extras("serve")
+    assert (
+        serve.returncode == 2
+        and serve.stderr == "error: ehdnas serve needs the server extra: pip install 'ehdnas[server]'\n"
+    ), serve.stderr
 
 
 def test_unknown_target_and_option_are_user_errors() -> None:
