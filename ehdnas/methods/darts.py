@@ -25,6 +25,7 @@ from ehdnas.core.events import Events
 from ehdnas.core.settings import SettingError, check_fields, setting
 from ehdnas.methods.registry import register_method
 from ehdnas.pipeline.export import export_model
+from ehdnas.report.plots import plot_search, plot_sweep
 from ehdnas.spaces import get_space
 from ehdnas.spaces.binary_ops import memory_bits, reconstruction_loss
 from ehdnas.spaces.darts import DartsSpace, Genotype
@@ -286,36 +287,6 @@ def retrain(
     return model.eval(), _accuracy(model, data.test_x, data.test_y)
 
 
-def plot_search(history: list[dict[str, Any]], path: Path) -> Path:
-    """Final op probabilities per edge, and predicted latency and accuracy over the epochs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ehdnas.spaces.darts import OPS
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
-    image = left.imshow(np.asarray(history[-1]["alpha"]), aspect="auto", cmap="viridis")
-    left.set(title="softmax(alpha) after the search", xlabel="op", ylabel="edge (normal 0-13, reduce 14-27)")
-    left.set_xticks(range(len(OPS)), OPS, rotation=45, ha="right")
-    figure.colorbar(image, ax=left)
-    epochs = [r["epoch"] for r in history]
-    right.plot(epochs, [r["predicted_ms_soft"] for r in history], label="predicted ms, softmax(alpha)")
-    right.plot(epochs, [r["predicted_ms_derived"] for r in history], label="predicted ms, derived genotype")
-    right.set(xlabel="epoch", ylabel="latency (ms)", title="predicted latency during the search")
-    right.xaxis.get_major_locator().set_params(integer=True)
-    twin = right.twinx()
-    twin.plot(epochs, [r["val_acc"] for r in history], "k--", label="supernet val accuracy")
-    twin.set_ylabel("accuracy")
-    lines = right.get_lines() + twin.get_lines()
-    right.legend(lines, [line.get_label() for line in lines], loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
 def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_event: Events) -> dict[str, Any]:
     """Search, retrain, export, measure; writes the result folder and returns result.json's content."""
     from backends import TimingProtocol, get_target
@@ -415,29 +386,8 @@ def run_sweep(
         row["accuracy_drop_vs_lambda0"] = baseline["test_accuracy"] - row["test_accuracy"]
     sweep = {"target": settings.target, "data": settings.data, "runs": rows}
     (out / "sweep.json").write_text(json.dumps(sweep, indent=2) + "\n")
-    plot_pareto(rows, settings.target, out / "pareto.png")
+    plot_sweep(rows, settings.target, out / "pareto.png")
     return sweep
-
-
-def plot_pareto(rows: list[dict[str, Any]], target: str, path: Path) -> Path:
-    """Test accuracy against measured latency, one point per lambda; lambda 0 marked as the baseline."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4.5))
-    axes.plot([r["measured_ms"] for r in rows], [r["test_accuracy"] for r in rows], "o-", color="tab:blue")
-    for row in rows:
-        axes.annotate(f"λ={row['lambda']:g}", (row["measured_ms"], row["test_accuracy"]), textcoords="offset points",
-                      xytext=(5, 5))  # fmt: skip
-    axes.plot(rows[0]["measured_ms"], rows[0]["test_accuracy"], "s", color="tab:red", label="λ=0 (DARTS)")
-    axes.set(xlabel=f"measured latency on {target} (ms)", ylabel="test accuracy", title="accuracy vs latency")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
 
 
 @register_method

@@ -34,8 +34,9 @@ from ehdnas.core.errors import UserError
 from ehdnas.core.events import Events
 from ehdnas.core.options import make_config
 from ehdnas.core.settings import SettingError, check_fields, setting
-from ehdnas.methods.evolution import Candidate, EvolutionResult, EvolutionSettings, evolve
+from ehdnas.methods.evolution import EvolutionResult, EvolutionSettings, evolve
 from ehdnas.methods.registry import register_method
+from ehdnas.report.plots import plot_flow_pareto
 from ehdnas.spaces import get_space
 from ehdnas.spaces.flownas import EncoderArch, FlowNASSpace
 from ehdnas.supernets.flownas import FlowNASSupernet, sandwich
@@ -305,28 +306,6 @@ def latency_function(
     return measured
 
 
-def plot_pareto(population: list[Candidate], scores: dict[str, dict[str, float]], budget_ms: float, path: Path) -> Path:
-    """Validation EPE against latency of the last population, the chosen encoder marked, the budget drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    texts = [c.arch.to_text() for c in population]
-    latency = [c.latency_ms for c in population]
-    epe = [scores[t]["val_epe"] for t in texts]
-    figure, axes = plt.subplots(figsize=(7, 5))
-    axes.scatter(latency, epe, s=18, alpha=0.7, label="last population")
-    axes.scatter(latency[:1], epe[:1], s=90, marker="*", color="red", label="chosen (best fitness)")
-    axes.axvline(budget_ms, color="gray", linestyle="--", label=f"budget {budget_ms:g} ms")
-    axes.set(xlabel="encoder latency (ms)", ylabel="validation EPE (px)", title="FlowNAS: EPE against latency")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
 def run_flow_search(
     settings: FlowSearchSettings, predictor: Any, store: Any, out: Path, on_event: Events
 ) -> dict[str, Any]:
@@ -381,7 +360,7 @@ def run_flow_search(
     measurement = runner.measure(exported, TimingProtocol())
     teacher_onnx = export_model(teacher.encoder.cpu(), space.input_shape, out / "teacher.onnx")
     teacher_ms = runner.measure(teacher_onnx, TimingProtocol())
-    plot_pareto(found.population, fitness.scores, settings.latency_budget_ms, out / "pareto.png")
+    plot_flow_pareto(found.population, fitness.scores, settings.latency_budget_ms, out / "pareto.png")
     measured_ms = measurement.latency_ms.median
     result = {
         "encoder": best.arch.to_text(),

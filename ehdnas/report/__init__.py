@@ -1,0 +1,1 @@
+"""Reports of a search: the plots in its result folder."""
