@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, field_validator
 
 import ehdnas.tasks.images  # noqa: F401  (registers image data sets: int8 targets calibrate on them)
 from backends.protocol import TimingProtocol
@@ -139,17 +139,20 @@ class _SearchBase(_Spec):
     """The CLI's `search`: a method (eh-dnas, dcp-nas, flownas; `ehdnas methods`) on one of its spaces."""
 
     method: str | None = Field(None, description=f"The search method (GET /v1/methods) [{DEFAULT_METHOD}].")
+    _resolved: Any = PrivateAttr(default=None)
     space: str | None = Field(None, description="The space to search [the method's first].")  # type: ignore[assignment]
 
     def resolve(self) -> Any:
-        """The method's checked settings (raises SettingErrors naming each field at fault)."""
-        from ehdnas.methods.resolve import resolve
+        """The method's checked settings (raises SettingErrors naming each field at fault); resolved once per spec,
+        since submission checks, stores and (on a dry run) shows the same resolution."""
+        if self._resolved is None:
+            from ehdnas.methods.resolve import resolve
 
-        values = self.model_dump(exclude_none=True, exclude=set(_Spec.model_fields) | {"method"})
-        return resolve(self.target, self.target_options(), self.space, self.space_options, self.method, values)
-
-    def the_space(self) -> Any:
-        return self.resolve().space
+            values = self.model_dump(exclude_none=True, exclude=set(_Spec.model_fields) | {"method"})
+            self._resolved = resolve(
+                self.target, self.target_options(), self.space, self.space_options, self.method, values
+            )
+        return self._resolved
 
     def predictor_path(self) -> Path | None:
         from ehdnas.core.paths import predictors_dir

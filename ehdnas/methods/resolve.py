@@ -94,6 +94,19 @@ def _typed(name: str, value: Any, kind: Any) -> Any:
         raise SettingError(name, str(err).removeprefix(f"{name}: ")) from None
 
 
+def _fields(cls: type, values: dict[str, Any], problems: list[SettingError]) -> dict[str, Any]:
+    """Option values by public name (all options of settings class `cls`) as its typed fields; each value that
+    does not convert is a problem."""
+    by_name = {o.name: o for o in options(cls)}
+    typed = {}
+    for name, value in values.items():
+        try:
+            typed[by_name[name].field] = _typed(name, value, by_name[name].kind)
+        except SettingError as err:
+            problems.append(err)
+    return typed
+
+
 def _foreign(name: str, method: Method, space: str) -> str:
     """Why option `name` does not go with this search."""
     if name not in owners():
@@ -146,18 +159,10 @@ def resolve(
         the_space = chosen.space(space, space_options if isinstance(space_options, dict) else _pairs(space_options))
     except UserError as err:
         raise SettingErrors([*problems, SettingError("space_options", str(err))]) from None
-    own = {o.name: o for o in options(chosen.settings)}
-    given, asked_predictor = {}, {}
-    for name, value in values.items():
-        if name in own:
-            try:
-                given[own[name].field] = _typed(name, value, own[name].kind)
-            except SettingError as err:
-                problems.append(err)
-        elif name in PREDICTOR_OPTIONS:
-            asked_predictor[name] = value
-        else:
-            problems.append(SettingError(name, _foreign(name, chosen, space)))
+    own = {o.name for o in options(chosen.settings)}
+    asked_predictor = {name: value for name, value in values.items() if name in PREDICTOR_OPTIONS}
+    problems += [SettingError(n, _foreign(n, chosen, space)) for n in values if n not in own | set(asked_predictor)]
+    given = _fields(chosen.settings, {n: v for n, v in values.items() if n in own}, problems)
     base = {"target": runner.name, "target_options": runner.config_dict(), "space_options": the_space.config_dict()}
     settings = chosen.settings(**base, **given)
     try:
@@ -185,14 +190,7 @@ def _predictor_choice(
         why = "applies with latency_from 'predictor' only; this search measures latency on the target"
         problems += [SettingError(name, why) for name, value in asked.items() if value != _default(name)]
         return None
-    kinds = {o.name: o.kind for o in options(PredictorChoice)}
-    typed = {}
-    for name, value in asked.items():
-        try:
-            typed[name] = _typed(name, value, kinds[name])
-        except SettingError as err:
-            problems.append(err)
-    choice = PredictorChoice(**typed)
+    choice = PredictorChoice(**_fields(PredictorChoice, asked, problems))
     try:
         check_fields(choice)
     except SettingError as err:

@@ -97,6 +97,6 @@ def test_settings_space_and_server_spec() -> None:
     with pytest.raises(UserError, match="unknown search method 'enas'"):
         get_method("enas")
     spec = SearchSpec(target="systolic-edge32", method="dcp-nas", auto_predictor=True, space_options={"layers": 3})
-    assert check_spec(spec, Limits()) == [] and spec.the_space().config.binary is True
+    assert check_spec(spec, Limits()) == [] and spec.resolve().space.config.binary is True
     bad = SearchSpec(target="systolic-edge32", method="dcp-nas", space_options={"binary": False}, auto_predictor=True)
     assert check_spec(bad, Limits())[0][0] == ("space_options",)
