@@ -25,6 +25,8 @@ from ehdnas.core.events import Events
 from ehdnas.core.settings import SettingError, check_fields, setting
 from ehdnas.methods.registry import register_method
 from ehdnas.pipeline.export import export_model
+from ehdnas.pipeline.follow import Follower
+from ehdnas.pipeline.store import Store
 from ehdnas.report.plots import plot_search, plot_sweep
 from ehdnas.spaces import get_space
 from ehdnas.spaces.binary_ops import memory_bits, reconstruction_loss
@@ -63,10 +65,21 @@ class SearchSettings:
     w_weight_decay: float = 3e-4
     grad_clip: float = 5.0
     a_lr: float = setting(
-        3e-4, gt=0, le=10, public="arch_lr",
-        help="Adam learning rate of alpha (DARTS: 3e-4; raise it for short searches).",
+        0.0, ge=0, le=10, public="arch_lr",
+        help="Adam learning rate of alpha; 0: DARTS's travel (3e-4 over ~20k steps) spread over this run's alpha steps",
     )  # fmt: skip
     a_weight_decay: float = 1e-3
+    warmup: float = setting(
+        0.3, ge=0, le=0.9, help="Share of the search's steps that train weights only before alpha moves (PC-DARTS 0.3)"
+    )
+    skip_cap: int = setting(
+        2, ge=0, le=8, help="At most this many skip_connect in the derived normal cell (P-DARTS); 8: no cap."
+    )
+    follow: bool = setting(
+        True, help="Measure each epoch's derived network and neighbours on the target; correct the predictor there."
+    )
+    follow_neighbours: int = setting(4, ge=0, le=64, help="One-edge neighbours measured with each derived network.")
+    follow_weight: float = 10.0  # weight of the search's own measurements in the predictor's correction
     target_ms: float = setting(
         0.0, ge=0, help="Latency budget of the hinge form (ms); 0: the predicted latency of the uniform mixture."
     )
@@ -115,6 +128,26 @@ def _one_hot(space: DartsSpace, genotype: Genotype) -> torch.Tensor:
     return torch.as_tensor(np.stack(space.one_hot(genotype)))  # (28, 8)
 
 
+ARCH_TRAVEL = 6.0  # DARTS's alpha learning rate times its architecture steps: 3e-4 x ~20k (50 epochs of 391)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How a search's steps are spent, from the run's size rather than constants tuned for 20k CIFAR steps."""
+
+    steps_per_epoch: int
+    warmup_steps: int  # weight-only steps before alpha moves (PC-DARTS, DARTS-)
+    arch_lr: float  # Adam's step on alpha: ARCH_TRAVEL over the steps that move it, unless set
+
+    @classmethod
+    def of(cls, settings: SearchSettings, rows: int) -> Schedule:
+        """The schedule of a search whose alpha and weights each train on `rows` images."""
+        per_epoch = max(1, -(-rows // settings.batch_size))
+        total = per_epoch * settings.epochs
+        warmup = min(int(settings.warmup * total), total - 1)
+        return cls(per_epoch, warmup, settings.a_lr or ARCH_TRAVEL / (total - warmup))
+
+
 def weight_optimizer(settings: SearchSettings, supernet: Supernet) -> tuple[torch.optim.Optimizer, Any]:
     """DARTS's weight optimizer (SGD with momentum) and its cosine schedule over the search epochs."""
     w_opt = torch.optim.SGD(
@@ -123,9 +156,11 @@ def weight_optimizer(settings: SearchSettings, supernet: Supernet) -> tuple[torc
     return w_opt, torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, settings.epochs, eta_min=settings.w_lr_min)
 
 
-def arch_optimizer(settings: SearchSettings, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """DARTS's architecture optimizer: Adam with beta1 0.5."""
-    return torch.optim.Adam(parameters, settings.a_lr, betas=(0.5, 0.999), weight_decay=settings.a_weight_decay)
+def arch_optimizer(
+    settings: SearchSettings, schedule: Schedule, parameters: list[torch.nn.Parameter]
+) -> torch.optim.Optimizer:
+    """DARTS's architecture optimizer: Adam with beta1 0.5, at the schedule's learning rate."""
+    return torch.optim.Adam(parameters, schedule.arch_lr, betas=(0.5, 0.999), weight_decay=settings.a_weight_decay)
 
 
 def hardware_loss(settings: SearchSettings, predictor: Predictor, soft_arch: torch.Tensor) -> HardwareLoss:
@@ -140,28 +175,38 @@ class EhDnas:
     """EH-DNAS's step: first-order DARTS, alpha trained on validation data with the hardware term added."""
 
     def __init__(
-        self, settings: SearchSettings, space: DartsSpace, predictor: Predictor, generator: torch.Generator, device: Any
+        self,
+        settings: SearchSettings,
+        schedule: Schedule,
+        space: DartsSpace,
+        predictor: Predictor,
+        generator: torch.Generator,
+        device: Any,
     ) -> None:
         self.supernet = Supernet(space, generator).to(device)
         self.w_opt, self.schedule = weight_optimizer(settings, self.supernet)
-        self.a_opt = arch_optimizer(settings, [self.supernet.alpha])
+        self.a_opt = arch_optimizer(settings, schedule, [self.supernet.alpha])
         self.hardware = hardware_loss(settings, predictor, self.supernet.soft_arch())
         self.grad_clip = settings.grad_clip
 
-    def step(self, train: Batch, val: Batch, tau: float | None) -> tuple[float, float]:
-        """One architecture step, then one weight step; the loss and the seconds spent in the predictor."""
-        self.a_opt.zero_grad()  # architecture step (first order) on validation data
-        task = F.cross_entropy(self.supernet(val[0], tau), val[1])
-        t0 = time.perf_counter()
-        loss = self.hardware(task, self.supernet.soft_arch())
-        predictor_s = time.perf_counter() - t0
-        loss.backward()
-        self.a_opt.step()
+    def step(self, train: Batch, val: Batch, tau: float | None, arch: bool) -> tuple[float, float]:
+        """One architecture step (unless warming up: `arch` false), then one weight step; the loss (the
+        architecture step's, else the weights') and the seconds spent in the predictor."""
+        loss, predictor_s = None, 0.0
+        if arch:
+            self.a_opt.zero_grad()  # architecture step (first order) on validation data
+            task = F.cross_entropy(self.supernet(val[0], tau), val[1])
+            t0 = time.perf_counter()
+            loss = self.hardware(task, self.supernet.soft_arch())
+            predictor_s = time.perf_counter() - t0
+            loss.backward()
+            self.a_opt.step()
         self.w_opt.zero_grad()  # weight step on training data
-        F.cross_entropy(self.supernet(train[0], tau), train[1]).backward()
+        weight_loss = F.cross_entropy(self.supernet(train[0], tau), train[1])
+        weight_loss.backward()
         torch.nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.grad_clip)
         self.w_opt.step()
-        return loss.item(), predictor_s
+        return (loss if loss is not None else weight_loss).item(), predictor_s
 
     def end_epoch(self) -> dict[str, Any]:
         """Advance the schedules; what this method adds to the epoch's record."""
@@ -190,6 +235,13 @@ def _method(name: str) -> type:
     return get_method(name).step
 
 
+def alpha_summary(probs: torch.Tensor) -> dict[str, float]:
+    """How decided the architecture is: the mean over edges of the largest op probability (uniform: 1/8) and of
+    the entropy (uniform: ln 8 = 2.08); probs (28, 8)."""
+    entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+    return {"alpha_max": float(probs.max(-1).values.mean()), "alpha_entropy": float(entropy.mean())}
+
+
 def search_supernet(
     settings: SearchSettings,
     space: DartsSpace,
@@ -197,8 +249,13 @@ def search_supernet(
     predictor: Predictor,
     out: Path,
     on_event: Events,
+    follower: Follower | None = None,
 ) -> tuple[Genotype, list[dict[str, Any]]]:
-    """The bilevel search of `settings.method`; checkpoints every epoch into `out` and resumes from there."""
+    """The bilevel search of `settings.method`; checkpoints every epoch into `out` and resumes from there.
+
+    With a `follower`, the search's hardware term reads `follower.predictor`, and each epoch's derived network is
+    measured and the predictor corrected there before the next epoch.
+    """
     generator = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
     half = len(data.train_x) // 2  # DARTS: half of the training data trains weights, half trains alpha
@@ -206,7 +263,9 @@ def search_supernet(
     train_x, train_y = data.train_x[order[:half]], data.train_y[order[:half]]
     val_x, val_y = data.train_x[order[half:]], data.train_y[order[half:]]
 
-    method = _method(settings.method)(settings, space, predictor, generator, data.train_x.device)
+    schedule = Schedule.of(settings, half)
+    hardware = follower.predictor if follower is not None else predictor
+    method = _method(settings.method)(settings, schedule, space, hardware, generator, data.train_x.device)
     supernet = method.supernet  # the network whose architecture is searched (DCP-NAS: the 1-bit child)
     history: list[dict[str, Any]] = []
     start_epoch = 0
@@ -217,6 +276,8 @@ def search_supernet(
             raise UserError(f"{out} holds a search with other settings; choose another --out or remove {checkpoint}")
         method.load_state_dict(state["method"])
         generator.set_state(state["generator"])
+        if follower is not None:
+            follower.load_state_dict(state["follower"])
         history, start_epoch = state["history"], len(state["history"])
         on_event({"stage": "resume", "epoch": start_epoch})
 
@@ -225,14 +286,15 @@ def search_supernet(
         started, predictor_s, losses = time.perf_counter(), 0.0, []
         method.train()
         val_batches = _batches(val_x, val_y, settings.batch_size, generator)
-        for train, val in zip(_batches(train_x, train_y, settings.batch_size, generator), val_batches):
-            loss, seconds = method.step(train, val, tau)
+        for i, (train, val) in enumerate(zip(_batches(train_x, train_y, settings.batch_size, generator), val_batches)):
+            loss, seconds = method.step(train, val, tau, epoch * schedule.steps_per_epoch + i >= schedule.warmup_steps)
             losses.append(loss)
             predictor_s += seconds
         extra = method.end_epoch()
         shift = method.arch_shift()  # the architecture as the method reads alpha
-        genotype = supernet.derive(shift)
+        genotype = supernet.derive(shift, settings.skip_cap)
         with torch.no_grad():
+            probs = supernet.soft_arch(shift=shift)
             record = {
                 "stage": "search",
                 "epoch": epoch + 1,
@@ -240,25 +302,32 @@ def search_supernet(
                 "loss": float(np.mean(losses)),
                 "train_acc": _accuracy(supernet, train_x, train_y, shift=shift),
                 "val_acc": _accuracy(supernet, val_x, val_y, shift=shift),
-                "predicted_ms_soft": float(predictor(supernet.soft_arch(shift=shift))),
-                "predicted_ms_derived": float(predictor(_one_hot(space, genotype).to(data.train_x.device))),
+                "predicted_ms_soft": float(hardware(probs)),
+                "predicted_ms_derived": float(hardware(_one_hot(space, genotype).to(data.train_x.device))),
+                **alpha_summary(probs),
                 "genotype": genotype.to_text(),
-                "alpha": supernet.soft_arch(shift=shift).tolist(),
-                "epoch_s": time.perf_counter() - started,
+                "alpha": probs.tolist(),
                 "predictor_s": predictor_s,
                 **extra,
             }
+        search_s = time.perf_counter() - started
+        if follower is not None:  # measured where the search stands; the next epoch's predictor is right there
+            followed = follower.observe(genotype)
+            record |= {f"follow_{k}": v for k, v in followed.items() if k != "predicted_ms"}
+        record["epoch_s"] = time.perf_counter() - started
+        record["search_s"] = search_s
         history.append(record)
         state = {
             "settings": settings.to_dict(),
             "method": method.state_dict(),
             "generator": generator.get_state(),
             "history": history,
+            **({"follower": follower.state_dict()} if follower is not None else {}),
         }
         torch.save(state, checkpoint.with_suffix(".tmp"))
         checkpoint.with_suffix(".tmp").replace(checkpoint)  # never a half-written checkpoint
         on_event(record)
-    return supernet.derive(method.arch_shift()), history
+    return supernet.derive(method.arch_shift(), settings.skip_cap), history
 
 
 def retrain(
@@ -287,8 +356,14 @@ def retrain(
     return model.eval(), _accuracy(model, data.test_x, data.test_y)
 
 
-def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_event: Events) -> dict[str, Any]:
-    """Search, retrain, export, measure; writes the result folder and returns result.json's content."""
+def run_search(
+    settings: SearchSettings, predictor: Predictor, store: Store, out: Path, on_event: Events
+) -> dict[str, Any]:
+    """Search, retrain, export, measure; writes the result folder and returns result.json's content.
+
+    With `settings.follow` and a hardware term (lambda > 0), each epoch's derived network and its neighbours are
+    measured into `store` and the predictor corrected there (`Follower`).
+    """
     from backends import TimingProtocol, get_target
 
     settings.check()
@@ -316,7 +391,12 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
     predictor = predictor.to(device)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    genotype, history = search_supernet(settings, space, data, predictor, out, on_event)
+    follower = None
+    if settings.follow and settings.lam > 0:
+        follower = Follower(
+            predictor, runner, space, store, settings.follow_neighbours, settings.follow_weight, settings.seed
+        )
+    genotype, history = search_supernet(settings, space, data, predictor, out, on_event, follower)
     search_s = time.perf_counter() - started
     (out / "genotype.txt").write_text(genotype.to_text() + "\n")
     (out / "genotype.json").write_text(json.dumps(genotype.to_dict(), indent=2) + "\n")
@@ -325,13 +405,20 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
     exported = export_model(model.cpu(), space.input_shape, out / "model.onnx")
     measurement = runner.measure(exported, TimingProtocol())
     with torch.no_grad():
-        predicted = float(predictor.cpu()(_one_hot(space, genotype)))
+        frozen = float(predictor.cpu()(_one_hot(space, genotype)))
+    # What the search optimised against at its end: the followed predictor before its last correction.
+    predicted = history[-1]["predicted_ms_derived"] if follower is not None else frozen
+    measured = measurement.latency_ms.median
     result = {
         "genotype": genotype.to_text(),
         "test_accuracy": accuracy,
         "measured_latency_ms": measurement.latency_ms.to_dict(),
         "predicted_latency_ms": predicted,
-        "prediction_error": predicted / measurement.latency_ms.median - 1,
+        "prediction_error": predicted / measured - 1,
+        "frozen_predicted_latency_ms": frozen,  # the predictor as trained, never corrected
+        "frozen_prediction_error": frozen / measured - 1,
+        "followed": follower is not None,
+        "schedule": dataclasses.asdict(Schedule.of(settings, len(data.train_x) // 2)),
         "target": runner.name,
         "target_config": runner.config_dict(),
         "host": measurement.host,
@@ -342,6 +429,11 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
             "search_s": search_s,
             "epoch_s": float(np.mean([r["epoch_s"] for r in history])),
             "predictor_share": float(sum(r["predictor_s"] for r in history) / sum(r["epoch_s"] for r in history)),
+            "follow_share": float(
+                sum(r.get("follow_measure_s", 0) + r.get("follow_refit_s", 0) for r in history)
+                / sum(r["epoch_s"] for r in history)
+            ),
+            "refit_s": max((r.get("follow_refit_s", 0.0) for r in history), default=0.0),
             "total_s": time.perf_counter() - started,
         },
         "macs": measurement.model.get("macs"),
@@ -362,7 +454,7 @@ def run_search(settings: SearchSettings, predictor: Predictor, out: Path, on_eve
 
 
 def run_sweep(
-    settings: SearchSettings, lambdas: list[float], predictor: Predictor, out: Path, on_event: Events
+    settings: SearchSettings, lambdas: list[float], predictor: Predictor, store: Store, out: Path, on_event: Events
 ) -> dict[str, Any]:
     """One search per lambda (0, the DARTS baseline, always included) into out/lambda-<L>; the Pareto plot."""
     lambdas = sorted(set(lambdas) | {0.0})
@@ -370,7 +462,7 @@ def run_sweep(
     for lam in lambdas:
         run = dataclasses.replace(settings, lambdas=[lam])
         on_event({"stage": "sweep", "lambda": lam, "index": len(rows) + 1, "count": len(lambdas)})
-        result = run_search(run, predictor, out / f"lambda-{lam:g}", on_event)
+        result = run_search(run, predictor, store, out / f"lambda-{lam:g}", on_event)
         rows.append(
             {
                 "lambda": lam,
@@ -416,5 +508,5 @@ class EhDnasMethod:
         self, settings: SearchSettings, predictor: Predictor, store: Any, out: Path, on_event: Events
     ) -> dict[str, Any]:
         if len(settings.lambdas) > 1:
-            return run_sweep(settings, settings.lambdas, predictor, out, on_event)
-        return run_search(settings, predictor, out, on_event)
+            return run_sweep(settings, settings.lambdas, predictor, store, out, on_event)
+        return run_search(settings, predictor, store, out, on_event)

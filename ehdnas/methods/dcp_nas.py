@@ -40,6 +40,7 @@ from ehdnas.core.settings import SettingError, setting
 from ehdnas.methods.darts import (
     Batch,
     EhDnasMethod,
+    Schedule,
     SearchSettings,
     arch_optimizer,
     hardware_loss,
@@ -78,7 +79,13 @@ class DcpNas:
     """The DCP-NAS step: the Parent's DARTS step, then the Child's alpha (and psi) step and weight step."""
 
     def __init__(
-        self, settings: SearchSettings, space: DartsSpace, predictor: Predictor, generator: torch.Generator, device: Any
+        self,
+        settings: SearchSettings,
+        schedule: Schedule,
+        space: DartsSpace,
+        predictor: Predictor,
+        generator: torch.Generator,
+        device: Any,
     ) -> None:
         parent_space = get_space(space.name, {**space.config_dict(), "binary": False})
         self.parent = Supernet(parent_space, generator).to(device)
@@ -88,9 +95,9 @@ class DcpNas:
         self.projected = torch.zeros_like(self.supernet.alpha)
         self.mask = torch.zeros(len(self.supernet.alpha), 1, device=self.supernet.alpha.device)
         self.parent_w_opt, self.parent_schedule = weight_optimizer(settings, self.parent)
-        self.parent_a_opt = arch_optimizer(settings, [self.parent.alpha])
+        self.parent_a_opt = arch_optimizer(settings, schedule, [self.parent.alpha])
         self.w_opt, self.schedule = weight_optimizer(settings, self.supernet)
-        self.a_opt = arch_optimizer(settings, [self.supernet.alpha, self.psi])
+        self.a_opt = arch_optimizer(settings, schedule, [self.supernet.alpha, self.psi])
         self.hardware = hardware_loss(settings, predictor, self.supernet.soft_arch(shift=self.arch_shift()))
         self.settings = settings
         self.discrepancy: list[float] = []
@@ -102,9 +109,25 @@ class DcpNas:
         """
         return self.mask * self.psi * self.projected
 
-    def step(self, train: Batch, val: Batch, tau: float | None) -> tuple[float, float]:
+    def step(self, train: Batch, val: Batch, tau: float | None, arch: bool) -> tuple[float, float]:
+        """The Parent's step, then the Child's architecture step (unless warming up: `arch` false) and weight step;
+        the loss (the Child's architecture step's, else its weight step's) and the seconds in the predictor."""
+        self._parent_step(train, val, tau, arch)
+        loss, predictor_s = self._child_arch_step(val, tau) if arch else (None, 0.0)
+        # The Child's weight step on training data: match the Parent, and keep 1-bit weights reconstructible.
+        self.w_opt.zero_grad()
+        with torch.no_grad():
+            parent_probs = F.softmax(self.parent(train[0]), dim=1)
+        child_logits = self.supernet(train[0], tau, self.arch_shift())  # psi as the architecture step left it
+        kl = F.kl_div(F.log_softmax(child_logits, dim=1), parent_probs, reduction="batchmean")
+        (kl + self.settings.dcp_mu * reconstruction_loss(self.supernet)).backward()
+        torch.nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.settings.grad_clip)
+        self._backtracking_inputs()
+        self.w_opt.step()
+        return (loss if loss is not None else kl.item()), predictor_s
+
+    def _child_arch_step(self, val: Batch, tau: float | None) -> tuple[float, float]:
         s, tangents = self.settings, self.settings.dcp_lambda > 0
-        self._parent_step(train, val, tau)
         # The Child's architecture step (alpha and psi) on validation data; one forward of each supernet
         # gives both the outputs and, with lambda > 0, the tangent directions.
         self.a_opt.zero_grad()
@@ -125,22 +148,13 @@ class DcpNas:
             self.discrepancy.append(float(gap.pow(2).sum()))
             self.supernet.alpha.grad += s.dcp_lambda * 2 * child_tangent * (child_tangent * gap).sum()
         self.a_opt.step()
-        # The Child's weight step on training data: match the Parent, and keep 1-bit weights reconstructible.
-        self.w_opt.zero_grad()
-        with torch.no_grad():
-            parent_probs = F.softmax(self.parent(train[0]), dim=1)
-        child_logits = self.supernet(train[0], tau, self.arch_shift())  # psi as the architecture step left it
-        kl = F.kl_div(F.log_softmax(child_logits, dim=1), parent_probs, reduction="batchmean")
-        (kl + s.dcp_mu * reconstruction_loss(self.supernet)).backward()
-        torch.nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), s.grad_clip)
-        self._backtracking_inputs()
-        self.w_opt.step()
         return loss.item(), predictor_s
 
-    def _parent_step(self, train: Batch, val: Batch, tau: float | None) -> None:
-        self.parent_a_opt.zero_grad()
-        F.cross_entropy(self.parent(val[0], tau), val[1]).backward()
-        self.parent_a_opt.step()
+    def _parent_step(self, train: Batch, val: Batch, tau: float | None, arch: bool) -> None:
+        if arch:
+            self.parent_a_opt.zero_grad()
+            F.cross_entropy(self.parent(val[0], tau), val[1]).backward()
+            self.parent_a_opt.step()
         self.parent_w_opt.zero_grad()
         F.cross_entropy(self.parent(train[0], tau), train[1]).backward()
         torch.nn.utils.clip_grad_norm_(self.parent.weight_parameters(), self.settings.grad_clip)

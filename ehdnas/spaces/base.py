@@ -96,6 +96,25 @@ class SearchSpace(ABC, Generic[A]):
             vectors.append(vector)
         return vectors
 
+    def neighbours(self, arch: A, count: int, rng: np.random.Generator) -> list[A]:
+        """Up to `count` distinct valid architectures that differ from `arch` in one decision: where a search
+        stands, the measurements that correct its predictor are most useful."""
+        start = self.encode(arch)
+        found: dict[str, A] = {}
+        for _ in range(20 * count):
+            if len(found) >= count:
+                break
+            decision = int(rng.integers(len(start)))
+            choice = int(rng.integers(len(self.decisions[decision].choices)))
+            if choice == start[decision]:
+                continue
+            try:  # a change that breaks the space's rules (a DARTS node with three edges) is not a neighbour
+                candidate = self.decode([choice if d == decision else i for d, i in enumerate(start)])
+            except UserError:
+                continue
+            found.setdefault(self.to_text(candidate), candidate)
+        return list(found.values())
+
     def sample_many(self, count: int, seed: int) -> list[A]:
         """`count` architectures from a seeded generator: the same seed gives the same list."""
         rng = np.random.default_rng(seed)

@@ -86,13 +86,29 @@ class Supernet(nn.Module):
         weights = self.soft_arch(tau, shift)
         return self.net(x, weights[: len(EDGES)], weights[len(EDGES) :])
 
-    def derive(self, shift: torch.Tensor | None = None) -> Genotype:
-        """DARTS's rule: per node, the 2 incoming edges with the strongest non-none op, each with that op."""
-        return derive_genotype(self.space, F.softmax(self.arch_logits(shift), dim=-1).detach().cpu().numpy())
+    def derive(self, shift: torch.Tensor | None = None, skip_cap: int = len(EDGES)) -> Genotype:
+        """DARTS's rule (see `derive_genotype`) on softmax(alpha - shift)."""
+        return derive_genotype(self.space, F.softmax(self.arch_logits(shift), dim=-1).detach().cpu().numpy(), skip_cap)
 
 
-def derive_genotype(space: DartsSpace, probs: np.ndarray) -> Genotype:
-    """The genotype of (28, 8) op probabilities (softmax(alpha))."""
+def derive_genotype(space: DartsSpace, probs: np.ndarray, skip_cap: int = len(EDGES)) -> Genotype:
+    """The genotype of (28, 8) op probabilities (softmax(alpha)): per node, the 2 incoming edges with the strongest
+    non-none op, each with that op.
+
+    P-DARTS's guard against DARTS's collapse onto parameter-free ops: at most `skip_cap` skip_connect edges in the
+    normal cell; while there are more, the weakest one's skip_connect is ruled out and the cell derived again.
+    """
+    probs = probs.copy()
+    skip = OPS.index("skip_connect")
+    while True:
+        indices = _strongest(probs)
+        skips = [e for e in range(len(EDGES)) if indices[e] == skip]
+        if len(skips) <= skip_cap:
+            return space.decode(indices.tolist())
+        probs[min(skips, key=lambda e: probs[e, skip]), skip] = 0.0
+
+
+def _strongest(probs: np.ndarray) -> np.ndarray:
     indices = np.zeros(len(probs), dtype=int)
     for cell in range(2):
         for node in range(NODES):
@@ -100,4 +116,4 @@ def derive_genotype(space: DartsSpace, probs: np.ndarray) -> Genotype:
             strongest = sorted(edges, key=lambda e: -probs[e, 1:].max())[:2]
             for e in strongest:
                 indices[e] = 1 + int(probs[e, 1:].argmax())
-    return space.decode(indices.tolist())
+    return indices

@@ -52,8 +52,8 @@ def test_every_method_round_trips_its_settings_through_json(name: str) -> None:
 
 
 def test_bounds_are_enforced_with_the_option_named() -> None:
-    with pytest.raises(SettingErrors, match="arch_lr: must be greater than 0"):
-        resolve("systolic-edge32", {}, "darts", SMALL["darts"], "eh-dnas", {"arch_lr": 0})
+    with pytest.raises(SettingErrors, match="arch_lr: must be at least 0"):
+        resolve("systolic-edge32", {}, "darts", SMALL["darts"], "eh-dnas", {"arch_lr": -1})
     with pytest.raises(SettingErrors, match="gumbel_tau: must be at least 0"):
         resolve("systolic-edge32", {}, "darts", SMALL["darts"], "eh-dnas", {"gumbel_tau": -1})
 
@@ -73,7 +73,7 @@ SPECS = [
 ]  # fmt: skip
 INVALID = [
     {"method": "flownas", "latency_budget_ms": 2.0, "latency_from": "measured", "lambdas": [3.0]},
-    {"method": "eh-dnas", "arch_lr": 0, "auto_predictor": True},
+    {"method": "eh-dnas", "arch_lr": -1, "auto_predictor": True},
     {"method": "dcp-nas", "space_options": {"binary": False}, "auto_predictor": True},
 ]
 

@@ -61,6 +61,30 @@ def test_supernet_with_one_hot_alpha_equals_the_derived_network() -> None:
         torch.testing.assert_close(supernet(x), derived(x), rtol=1e-4, atol=1e-5)
 
 
+def test_the_skip_cap_keeps_the_strongest_skips_of_the_normal_cell_and_derives_the_rest_again() -> None:
+    space = get_space("darts", TINY)
+    probs = np.full((28, 8), 0.05)
+    probs[:, OPS.index("skip_connect")] = np.linspace(0.9, 0.5, 28)  # skip wins every edge, strongest first
+    probs[:, OPS.index("sep_conv_3x3")] = 0.3
+    free = derive_genotype(space, probs)
+    assert [op for op, _ in free.normal].count("skip_connect") == 8
+    capped = derive_genotype(space, probs, skip_cap=2)
+    normal = [op for op, _ in capped.normal]
+    assert normal.count("skip_connect") == 2 and normal.count("sep_conv_3x3") == 6
+    assert capped.reduce == free.reduce  # the reduction cell is not capped
+
+
+def test_the_schedule_follows_the_run_size() -> None:
+    from ehdnas.methods.darts import ARCH_TRAVEL, Schedule, SearchSettings
+
+    short = Schedule.of(SearchSettings(epochs=5, batch_size=64), rows=700)
+    assert short.steps_per_epoch == 11 and short.warmup_steps == 16
+    assert short.arch_lr == ARCH_TRAVEL / (55 - 16)
+    darts = Schedule.of(SearchSettings(epochs=50, batch_size=64, warmup=0), rows=25_000)
+    assert abs(darts.arch_lr - 3e-4) < 1e-5  # DARTS's own learning rate at DARTS's step count
+    assert Schedule.of(SearchSettings(epochs=5, a_lr=0.01), rows=700).arch_lr == 0.01  # set: kept
+
+
 def test_digits_ship_with_the_package() -> None:
     data = load_data("digits", input_size=16, in_channels=3)
     assert data.train_x.shape == (1437, 3, 16, 16) and data.test_x.shape == (360, 3, 16, 16)

@@ -45,6 +45,17 @@ def test_text_json_and_encoding_round_trip(space) -> None:
         assert all(v.sum() == 1.0 and v[i] == 1.0 for v, i in zip(soft, indices))
 
 
+def test_neighbours_are_valid_distinct_and_one_decision_away(space) -> None:
+    arch = space.sample(np.random.default_rng(3))
+    neighbours = space.neighbours(arch, 6, np.random.default_rng(0))
+    assert len(neighbours) == 6
+    assert len({space.to_text(n) for n in neighbours} | {space.to_text(arch)}) == 7
+    start = np.array(space.encode(arch))
+    for neighbour in neighbours:
+        assert (np.array(space.encode(neighbour)) != start).sum() == 1
+        assert space.parse(space.to_text(neighbour)) == neighbour  # a valid architecture of the space
+
+
 def test_build_forward_and_export_match_onnxruntime(space, tmp_path: Path) -> None:
     arch = space.sample(np.random.default_rng(3))
     module = build_seeded(space, arch).eval()
