@@ -24,17 +24,19 @@ class Corrected(Predictor):
 
     kind = "corrected"
 
-    def __init__(self, base: Predictor, ridge: float = 1.0) -> None:
+    def __init__(self, base: Predictor, ridge: float = 0.1, counts: bool = True) -> None:
         super().__init__(base.choices)
         self.base = base.eval().requires_grad_(False)
-        self.ridge = ridge
+        self.ridge, self.counts = ridge, counts
         self.meta = base.meta
         self.register_buffer("table", torch.zeros(len(self.choices), self.max_choices))  # (D, K) log factors
+        self.register_buffer("shared", torch.zeros(self.max_choices))  # (K,) log factor of choice k, any decision
         self.register_buffer("bias", torch.zeros(()))
 
     def forward(self, arch: SoftArch) -> torch.Tensor:
         x, batched = self.as_soft(arch)  # (B, D, K)
-        factor = torch.exp(self.bias + (x * self.valid * self.table).sum((1, 2)))  # (B,)
+        x = x * self.valid
+        factor = torch.exp(self.bias + (x * self.table).sum((1, 2)) + x.sum(1) @ self.shared)  # (B,)
         latency = self.base(x) * factor
         return latency if batched else latency[0]
 
@@ -47,13 +49,16 @@ class Corrected(Predictor):
         with torch.no_grad():
             base_ms = self.base(x.to(self.table.device)).double().cpu().numpy()
         residual = np.log(latency_ms) - np.log(base_ms)  # (N,)
-        features = (x * self.valid.cpu()).flatten(1).double().numpy()  # (N, D*K)
-        design = np.hstack([features, np.ones((len(features), 1))])  # (N, D*K + 1)
+        x = x * self.valid.cpu()
+        shared = x.sum(1) if self.counts else torch.zeros(len(x), self.max_choices)  # (N, K)
+        design = np.hstack([x.flatten(1).double().numpy(), shared.double().numpy(), np.ones((len(x), 1))])
         w = np.asarray(weights, dtype=np.float64)
         penalty = np.full(design.shape[1], self.ridge)
         penalty[-1] = 0.0
         gram = design.T @ (design * w[:, None]) + np.diag(penalty)
         solution = np.linalg.lstsq(gram, design.T @ (w * residual), rcond=None)[0]
+        table, shared = solution[: self.table.numel()], solution[self.table.numel() : -1]
         with torch.no_grad():
-            self.table.copy_(torch.as_tensor(solution[:-1]).view_as(self.table))
+            self.table.copy_(torch.as_tensor(table).view_as(self.table))
+            self.shared.copy_(torch.as_tensor(shared))
             self.bias.fill_(float(solution[-1]))

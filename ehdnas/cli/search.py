@@ -69,10 +69,11 @@ def _show_flow(event: dict[str, Any]) -> None:
 def _show(event: dict[str, Any]) -> None:
     """One line per finished epoch or stage of any method's search."""
     if event["stage"] == "search":
+        measured = f", measured {event['follow_measured_ms']:.3f} ms" if "follow_measured_ms" in event else ""
         err.print(
             f"search {event['epoch']}/{event['epochs']}: loss {event['loss']:.3f}, "
-            f"val acc {event['val_acc']:.3f}, predicted {event['predicted_ms_soft']:.3f} ms "
-            f"(derived {event['predicted_ms_derived']:.3f} ms), {event['epoch_s']:.1f} s",
+            f"val acc {event['val_acc']:.3f}, alpha max {event['alpha_max']:.2f}; derived network predicted "
+            f"{event['predicted_ms_derived']:.3f} ms{measured}; {event['epoch_s']:.1f} s",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
     elif event["stage"] == "sweep":
@@ -213,10 +214,15 @@ def _print_darts(result: dict[str, Any], target: str, out: Path) -> None:
     if "memory_mbits" in result:
         ratio = result["real_memory_mbits"] / result["memory_mbits"]
         accuracy += f" (1-bit network: {result['memory_mbits']:.3f} Mbit, {ratio:.1f}x less than real-valued)"
+    frozen = (
+        f"; the predictor as trained said {result['frozen_predicted_latency_ms']:.3f} ms, "
+        f"{100 * result['frozen_prediction_error']:+.1f}%, before it followed the search"
+        if result.get("followed") else ""
+    )  # fmt: skip
     console.print(
         f"genotype: {result['genotype']}\n{accuracy}; latency on {target}: "
         f"measured {measured:.3f} ms, predicted {result['predicted_latency_ms']:.3f} ms "
-        f"({100 * result['prediction_error']:+.1f}%); results in {out}",
+        f"({100 * result['prediction_error']:+.1f}%{frozen}); results in {out}",
         markup=False, highlight=False, soft_wrap=True,
     )  # fmt: skip
 

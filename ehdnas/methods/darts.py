@@ -25,7 +25,7 @@ from ehdnas.core.events import Events
 from ehdnas.core.settings import SettingError, check_fields, setting
 from ehdnas.methods.registry import register_method
 from ehdnas.pipeline.export import export_model
-from ehdnas.pipeline.follow import Follower
+from ehdnas.pipeline.follow import FOLLOW_WEIGHT, Follower
 from ehdnas.pipeline.store import Store
 from ehdnas.report.plots import plot_search, plot_sweep
 from ehdnas.spaces import get_space
@@ -79,7 +79,6 @@ class SearchSettings:
         True, help="Measure each epoch's derived network and neighbours on the target; correct the predictor there."
     )
     follow_neighbours: int = setting(4, ge=0, le=64, help="One-edge neighbours measured with each derived network.")
-    follow_weight: float = 10.0  # weight of the search's own measurements in the predictor's correction
     target_ms: float = setting(
         0.0, ge=0, help="Latency budget of the hinge form (ms); 0: the predicted latency of the uniform mixture."
     )
@@ -128,6 +127,7 @@ def _one_hot(space: DartsSpace, genotype: Genotype) -> torch.Tensor:
     return torch.as_tensor(np.stack(space.one_hot(genotype)))  # (28, 8)
 
 
+FOLLOW_CHECKS = 4  # times per epoch the followed search checks whether its derived network changed
 ARCH_TRAVEL = 6.0  # DARTS's alpha learning rate times its architecture steps: 3e-4 x ~20k (50 epochs of 391)
 
 
@@ -138,6 +138,7 @@ class Schedule:
     steps_per_epoch: int
     warmup_steps: int  # weight-only steps before alpha moves (PC-DARTS, DARTS-)
     arch_lr: float  # Adam's step on alpha: ARCH_TRAVEL over the steps that move it, unless set
+    follow_every: int  # steps between checks of the derived network (measured when it changed)
 
     @classmethod
     def of(cls, settings: SearchSettings, rows: int) -> Schedule:
@@ -145,7 +146,8 @@ class Schedule:
         per_epoch = max(1, -(-rows // settings.batch_size))
         total = per_epoch * settings.epochs
         warmup = min(int(settings.warmup * total), total - 1)
-        return cls(per_epoch, warmup, settings.a_lr or ARCH_TRAVEL / (total - warmup))
+        lr = settings.a_lr or ARCH_TRAVEL / (total - warmup)
+        return cls(per_epoch, warmup, lr, max(1, per_epoch // FOLLOW_CHECKS))
 
 
 def weight_optimizer(settings: SearchSettings, supernet: Supernet) -> tuple[torch.optim.Optimizer, Any]:
@@ -286,10 +288,16 @@ def search_supernet(
         started, predictor_s, losses = time.perf_counter(), 0.0, []
         method.train()
         val_batches = _batches(val_x, val_y, settings.batch_size, generator)
+        follow_s = 0.0
         for i, (train, val) in enumerate(zip(_batches(train_x, train_y, settings.batch_size, generator), val_batches)):
-            loss, seconds = method.step(train, val, tau, epoch * schedule.steps_per_epoch + i >= schedule.warmup_steps)
+            moving = epoch * schedule.steps_per_epoch + i >= schedule.warmup_steps
+            loss, seconds = method.step(train, val, tau, moving)
             losses.append(loss)
             predictor_s += seconds
+            if follower is not None and moving and (i + 1) % schedule.follow_every == 0:  # within the epoch too
+                now = time.perf_counter()
+                follower.observe(supernet.derive(method.arch_shift(), settings.skip_cap))
+                follow_s += time.perf_counter() - now
         extra = method.end_epoch()
         shift = method.arch_shift()  # the architecture as the method reads alpha
         genotype = supernet.derive(shift, settings.skip_cap)
@@ -310,12 +318,12 @@ def search_supernet(
                 "predictor_s": predictor_s,
                 **extra,
             }
-        search_s = time.perf_counter() - started
         if follower is not None:  # measured where the search stands; the next epoch's predictor is right there
+            now = time.perf_counter()
             followed = follower.observe(genotype)
-            record |= {f"follow_{k}": v for k, v in followed.items() if k != "predicted_ms"}
+            follow_s += time.perf_counter() - now
+            record |= {f"follow_{k}": v for k, v in followed.items() if k != "predicted_ms"} | {"follow_s": follow_s}
         record["epoch_s"] = time.perf_counter() - started
-        record["search_s"] = search_s
         history.append(record)
         state = {
             "settings": settings.to_dict(),
@@ -393,9 +401,7 @@ def run_search(
     started = time.perf_counter()
     follower = None
     if settings.follow and settings.lam > 0:
-        follower = Follower(
-            predictor, runner, space, store, settings.follow_neighbours, settings.follow_weight, settings.seed
-        )
+        follower = Follower(predictor, runner, space, store, settings.follow_neighbours, FOLLOW_WEIGHT, settings.seed)
     genotype, history = search_supernet(settings, space, data, predictor, out, on_event, follower)
     search_s = time.perf_counter() - started
     (out / "genotype.txt").write_text(genotype.to_text() + "\n")
@@ -429,10 +435,7 @@ def run_search(
             "search_s": search_s,
             "epoch_s": float(np.mean([r["epoch_s"] for r in history])),
             "predictor_share": float(sum(r["predictor_s"] for r in history) / sum(r["epoch_s"] for r in history)),
-            "follow_share": float(
-                sum(r.get("follow_measure_s", 0) + r.get("follow_refit_s", 0) for r in history)
-                / sum(r["epoch_s"] for r in history)
-            ),
+            "follow_share": float(sum(r.get("follow_s", 0) for r in history) / sum(r["epoch_s"] for r in history)),
             "refit_s": max((r.get("follow_refit_s", 0.0) for r in history), default=0.0),
             "total_s": time.perf_counter() - started,
         },
@@ -469,6 +472,8 @@ def run_sweep(
                 "test_accuracy": result["test_accuracy"],
                 "measured_ms": result["measured_latency_ms"]["median"],
                 "predicted_ms": result["predicted_latency_ms"],
+                "prediction_error": result["prediction_error"],
+                "frozen_prediction_error": result["frozen_prediction_error"],
                 "genotype": result["genotype"],
             }
         )

@@ -13,10 +13,16 @@ budget rules out). Each generation keeps the `parents` best architectures seen
 so far and breeds `mutations` mutants (each decision redrawn with probability
 `mutation_prob`) and `crossovers` children (each decision from either of two
 parents).
+
+With `follow` (a predictor that follows the search), the generation's best is
+handed to it after each generation (it measures there and corrects the
+predictor), and every latency is read again: a parent the corrected predictor
+puts over the budget is dropped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +84,7 @@ def evolve(
     settings: EvolutionSettings,
     rng: np.random.Generator,
     on_generation: Callable[[dict[str, float]], None] = lambda _: None,
+    follow: Callable[[Any], dict[str, float]] | None = None,
 ) -> EvolutionResult:
     """The best architecture within `budget_ms` that the evolution finds, with its last population."""
     settings.check()
@@ -128,6 +135,17 @@ def evolve(
             "mean_fitness": float(np.mean([c.fitness for c in population])),
             "best_latency_ms": population[0].latency_ms,
         }
+        if follow is not None:  # the predictor is corrected where the search stands: latencies read again
+            record |= {f"follow_{k}": v for k, v in follow(population[0].arch).items() if k != "predicted_ms"}
+            latencies.clear()
+            for c in population:
+                latencies[space.to_text(c.arch)] = float(latency_ms(c.arch))
+            population = [dataclasses.replace(c, latency_ms=latencies[space.to_text(c.arch)]) for c in population]
+            population = [c for c in population if c.latency_ms <= budget_ms]
+            seen.update({space.to_text(c.arch): c for c in population})
+            if not population:  # the corrected predictor rules every parent out: start again from random draws
+                fresh = (evaluate(within_budget(lambda: rng.integers(0, sizes))) for _ in range(settings.population))
+                population = sorted(fresh, key=lambda c: c.fitness)
         history.append(record)
         on_generation(record)
         if generation + 1 == settings.generations:

@@ -36,6 +36,7 @@ from ehdnas.core.options import make_config
 from ehdnas.core.settings import SettingError, check_fields, setting
 from ehdnas.methods.evolution import EvolutionResult, EvolutionSettings, evolve
 from ehdnas.methods.registry import register_method
+from ehdnas.pipeline.follow import FOLLOW_WEIGHT, Follower
 from ehdnas.report.plots import plot_flow_pareto
 from ehdnas.spaces import get_space
 from ehdnas.spaces.flownas import EncoderArch, FlowNASSpace
@@ -79,6 +80,10 @@ class FlowSearchSettings:
         "predictor", choices=LATENCY_SOURCES, public="latency_from",
         help="Check the budget by the 'predictor' estimate or 'measured' on the target.",
     )  # fmt: skip
+    follow: bool = setting(
+        True, help="latency_from 'predictor': measure each generation's best and neighbours; correct the predictor."
+    )
+    follow_neighbours: int = setting(4, ge=0, le=64, help="One-edge neighbours measured with each derived network.")
     teacher_epochs: int = setting(10, ge=1, help="Teacher training epochs.")
     epochs: int = setting(10, ge=1, help="Supernet training epochs.")
     batch_size: int = setting(8, ge=1, le=65_536, help="Batch size of the teacher and the supernet.")
@@ -322,7 +327,10 @@ def run_flow_search(
     if previous.get("settings") == settings.to_dict():  # this exact search already ran to the end
         on_event({"stage": "done", "reused": str(finished)})
         return previous
-    latency = latency_function(settings, space, runner, predictor, store)
+    follower = None
+    if settings.latency == "predictor" and settings.follow:
+        follower = Follower(predictor, runner, space, store, settings.follow_neighbours, FOLLOW_WEIGHT, settings.seed)
+    latency = follower.predict if follower is not None else latency_function(settings, space, runner, predictor, store)
     floor_ms = latency(space.smallest())
     if floor_ms > settings.latency_budget_ms:  # said before any training, not after it
         raise UserError(
@@ -347,7 +355,7 @@ def run_flow_search(
     evolution_started = time.perf_counter()
     found: EvolutionResult = evolve(
         space, fitness, latency, settings.latency_budget_ms, settings.evolution_settings(),
-        np.random.default_rng(settings.seed), generation,
+        np.random.default_rng(settings.seed), generation, follower.observe if follower is not None else None,
     )  # fmt: skip
     search_s = time.perf_counter() - evolution_started
     best = found.best

@@ -27,6 +27,8 @@ from ehdnas.spaces import SearchSpace
 from perf_models.correction import Corrected
 from perf_models.predictor import Predictor
 
+FOLLOW_WEIGHT = 30.0  # weight of a search's own measurements against the uniform samples in the correction
+
 
 class Follower:
     """Measures where a search stands and keeps `predictor` (a `Corrected` over the search's base) right there."""
@@ -50,6 +52,7 @@ class Follower:
         self.protocol = protocol or TimingProtocol()
         self.rng = np.random.default_rng(seed)
         self.searched: set[str] = set()  # text forms of what the search measured: weighted in the refit
+        self.centres: set[str] = set()  # the architectures observed, whose neighbourhood is measured already
 
     def predict(self, arch: Any) -> float:
         """The followed predictor's latency (ms) of a discrete architecture."""
@@ -63,12 +66,15 @@ class Follower:
         `predicted_ms` is the prediction before this refit: what the search optimised against.
         """
         predicted = self.predict(arch)
-        archs = [arch, *self.space.neighbours(arch, self.neighbours, self.rng)]
+        text = self.space.to_text(arch)
+        again = text in self.centres  # seen before: its measurement is stored and the predictor already fitted there
+        archs = [arch] if again else [arch, *self.space.neighbours(arch, self.neighbours, self.rng)]
         started = time.perf_counter()
         results = measure_archs(self.runner, self.space, archs, self.protocol, self.store)
         measure_s = time.perf_counter() - started
+        self.centres.add(text)
         self.searched |= {result.arch for result in results if result.arch is not None}
-        refit_s = self.refit()
+        refit_s = 0.0 if again else self.refit()
         measured = results[0].measurement.latency_ms.median
         return {
             "predicted_ms": predicted,
@@ -89,10 +95,10 @@ class Follower:
         return time.perf_counter() - started
 
     def state_dict(self) -> dict[str, Any]:
-        return {"searched": sorted(self.searched), "rng": self.rng.bit_generator.state}
+        return {"searched": sorted(self.searched), "centres": sorted(self.centres), "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume: the searched set and generator, and the correction refitted from the store."""
-        self.searched = set(state["searched"])
+        self.searched, self.centres = set(state["searched"]), set(state["centres"])
         self.rng.bit_generator.state = state["rng"]
         self.refit()

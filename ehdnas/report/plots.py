@@ -30,11 +30,14 @@ def plot_search(history: list[dict[str, Any]], path: Path) -> Path:
     epochs = [r["epoch"] for r in history]
     right.plot(epochs, [r["predicted_ms_soft"] for r in history], label="predicted ms, softmax(alpha)")
     right.plot(epochs, [r["predicted_ms_derived"] for r in history], label="predicted ms, derived genotype")
-    right.set(xlabel="epoch", ylabel="latency (ms)", title="predicted latency during the search")
+    if "follow_measured_ms" in history[-1]:  # the predictor followed the search: the derived network measured
+        right.plot(epochs, [r["follow_measured_ms"] for r in history], "o", label="measured ms, derived genotype")
+    right.set(xlabel="epoch", ylabel="latency (ms)", title="latency and alpha during the search")
     right.xaxis.get_major_locator().set_params(integer=True)
     twin = right.twinx()
     twin.plot(epochs, [r["val_acc"] for r in history], "k--", label="supernet val accuracy")
-    twin.set_ylabel("accuracy")
+    twin.plot(epochs, [r["alpha_max"] for r in history], "k:", label="mean largest softmax(alpha)")
+    twin.set_ylabel("accuracy, probability")
     lines = right.get_lines() + twin.get_lines()
     right.legend(lines, [line.get_label() for line in lines], loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     figure.tight_layout()

@@ -64,3 +64,23 @@ def test_a_budget_out_of_reach_and_bad_settings_are_user_errors() -> None:
     for bad in (EvolutionSettings(parents=60), EvolutionSettings(mutation_prob=1.5), EvolutionSettings(generations=0)):
         with pytest.raises(UserError, match="evolution:"):
             evolve(SPACE, fitness, latency, 100.0, bad, np.random.default_rng(0))
+
+
+def test_a_followed_predictor_is_read_again_after_each_generation_and_drops_parents_it_puts_over_the_budget() -> None:
+    """The predictor first says every architecture is 30% faster than it is; following corrects it."""
+    scale = {"factor": 0.7}
+    followed: list[str] = []
+
+    def predicted(arch) -> float:  # noqa: ANN001
+        return scale["factor"] * latency(arch)
+
+    def follow(arch) -> dict[str, float]:  # noqa: ANN001
+        followed.append(SPACE.to_text(arch))
+        scale["factor"] = 1.0  # measured: the truth from now on
+        return {"predicted_ms": 0.0, "measured_ms": latency(arch)}
+
+    settings = EvolutionSettings(population=12, generations=4, parents=4, mutations=6, crossovers=6)
+    result = evolve(SPACE, fitness, predicted, 14.0, settings, np.random.default_rng(0), follow=follow)
+    assert len(followed) == 4 and all("follow_measured_ms" in r for r in result.history)
+    assert all(latency(c.arch) <= 14.0 for c in result.population)  # over-budget parents were dropped
+    assert all(c.latency_ms == latency(c.arch) for c in result.population)  # their latencies read again
