@@ -27,7 +27,7 @@ from ehdnas.methods.registry import register_method
 from ehdnas.pipeline.export import export_model
 from ehdnas.pipeline.follow import FOLLOW_WEIGHT, Follower
 from ehdnas.pipeline.store import Store
-from ehdnas.report.plots import plot_search, plot_sweep
+from ehdnas.report.plots import plot_search, plot_tradeoff
 from ehdnas.spaces import get_space
 from ehdnas.spaces.binary_ops import memory_bits, reconstruction_loss
 from ehdnas.spaces.darts import DartsSpace, Genotype
@@ -483,7 +483,7 @@ def run_sweep(
         row["accuracy_drop_vs_lambda0"] = baseline["test_accuracy"] - row["test_accuracy"]
     sweep = {"target": settings.target, "data": settings.data, "runs": rows}
     (out / "sweep.json").write_text(json.dumps(sweep, indent=2) + "\n")
-    plot_sweep(rows, settings.target, out / "pareto.png")
+    plot_tradeoff(rows, settings.target, out / "pareto.png")
     return sweep
 
 

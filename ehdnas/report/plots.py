@@ -46,21 +46,30 @@ def plot_search(history: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def plot_sweep(rows: list[dict[str, Any]], target: str, path: Path) -> Path:
-    """Test accuracy against measured latency, one point per lambda; lambda 0 marked as the baseline."""
+def plot_tradeoff(
+    rows: Sequence[dict[str, Any]], target: str, path: Path, random: Sequence[tuple[float, float]] = ()
+) -> Path:
+    """Test accuracy against measured latency: each search a point, coloured by lambda (several seeds: several
+    points, their mean joined), lambda 0 (DARTS) marked as the baseline, and random cells (ms, accuracy) in grey."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(6, 4.5))
-    axes.plot([r["measured_ms"] for r in rows], [r["test_accuracy"] for r in rows], "o-", color="tab:blue")
-    for row in rows:
-        axes.annotate(f"λ={row['lambda']:g}", (row["measured_ms"], row["test_accuracy"]), textcoords="offset points",
-                      xytext=(5, 5))  # fmt: skip
-    axes.plot(rows[0]["measured_ms"], rows[0]["test_accuracy"], "s", color="tab:red", label="λ=0 (DARTS)")
+    figure, axes = plt.subplots(figsize=(6.5, 4.8))
+    if random:
+        axes.scatter(*zip(*random), s=14, color="0.6", label="random cells")
+    lambdas = sorted({r["lambda"] for r in rows})
+    means = []
+    for i, lam in enumerate(lambdas):
+        group = [r for r in rows if r["lambda"] == lam]
+        ms, acc = [r["measured_ms"] for r in group], [r["test_accuracy"] for r in group]
+        style = {"marker": "s", "color": "tab:red"} if lam == 0 else {"marker": "o", "color": f"C{i % 10}"}
+        axes.scatter(ms, acc, s=30, label="λ=0 (DARTS)" if lam == 0 else f"λ={lam:g}", **style)
+        means.append((float(np.mean(ms)), float(np.mean(acc))))
+    axes.plot(*zip(*means), "-", color="tab:blue", alpha=0.5)
     axes.set(xlabel=f"measured latency on {target} (ms)", ylabel="test accuracy", title="accuracy vs latency")
-    axes.legend()
+    axes.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
