@@ -38,7 +38,7 @@ from ehdnas.tasks.images import load_data
 
 
 def quiet(event: dict) -> None:
-    if event["stage"] == "search":
+    if event["stage"] == "search" and not event.get("tick"):
         print(f"  search {event['epoch']}/{event['epochs']}: val acc {event['val_acc']:.3f}", file=sys.stderr)
 
 

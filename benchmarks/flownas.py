@@ -53,6 +53,8 @@ EVOLUTION = ["population=20", "generations=8", "parents=5", "mutations=10", "cro
 def show(event: dict[str, Any]) -> None:
     """One line per finished epoch or generation, on stderr."""
     stage = event["stage"]
+    if event.get("tick"):  # a running stage's status: this log has a line per finished unit only
+        return
     if stage in ("flow-train", "supernet"):
         val = f", val EPE {event['val_epe']:.3f} px" if "val_epe" in event else ""
         print(f"  {stage} {event['epoch']}/{event['epochs']}: loss {event['loss']:.3f}{val}, {event['epoch_s']:.0f} s",

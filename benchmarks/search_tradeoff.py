@@ -32,7 +32,7 @@ import numpy as np
 
 from backends import TimingProtocol, get_target, load_model
 from benchmarks.common import verdict
-from ehdnas.core.events import no_events
+from ehdnas.core.events import is_tick, no_events
 from ehdnas.core.options import parse_pairs
 from ehdnas.methods.darts import SearchSettings, retrain, run_search
 from ehdnas.pipeline.measure import measure_archs
@@ -46,7 +46,7 @@ ERROR_TARGET = {"ort-cpu": 0.05, "systolic-edge32": 0.02}  # the predictor's err
 
 
 def show(event: dict[str, Any]) -> None:
-    if event["stage"] == "search":
+    if event["stage"] == "search" and not is_tick(event):
         measured = f" measured {event['follow_measured_ms']:.4f}" if "follow_measured_ms" in event else ""
         print(f"    search {event['epoch']}/{event['epochs']}: val acc {event['val_acc']:.3f}, alpha max "
               f"{event['alpha_max']:.2f}, derived predicted {event['predicted_ms_derived']:.4f}{measured} ms",

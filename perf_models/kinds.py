@@ -3,11 +3,16 @@
 A differentiable kind is a `torch.nn.Module` over the soft architecture (its
 class is what a predictor file is loaded into); the others are baselines that
 `train-predictor` reports beside them.
+
+A kind trained in epochs (`mlp`) reports each one to the hook of the
+innermost `reporting_epochs` block it is fitted in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +33,39 @@ class PredictorKind:
         return self.module is not None
 
 
+EpochHook = Callable[[str, int, int], None]  # kind, epochs done, epochs at most
+_ON_EPOCH: ContextVar[EpochHook | None] = ContextVar("perf_models_on_epoch", default=None)
+
+
+@contextmanager
+def reporting_epochs(on_epoch: EpochHook | None) -> Iterator[None]:
+    """Within the block, a kind trained in epochs reports each finished one: `on_epoch(kind, done, epochs)`.
+
+    A context, not an argument, because `train_predictors` calls every kind's fit alike, with the data and
+    the seed only; None reports nothing.
+    """
+    token = _ON_EPOCH.set(on_epoch)
+    try:
+        yield
+    finally:
+        _ON_EPOCH.reset(token)
+
+
+def _in_epochs(kind: str, fit: Callable[..., Any]) -> Callable[..., Any]:
+    """`fit` (which takes `on_epoch(done, epochs)`), reporting to the current `reporting_epochs` hook."""
+
+    def fit_reporting(train: Any, val: Any, **kwargs: Any) -> Any:
+        hook = _ON_EPOCH.get()
+        if hook is not None and "on_epoch" not in kwargs:
+            kwargs["on_epoch"] = lambda done, epochs: hook(kind, done, epochs)
+        return fit(train, val, **kwargs)
+
+    return fit_reporting
+
+
 KINDS: Registry[PredictorKind] = Registry("predictor kind")
 for _kind in (
-    PredictorKind("mlp", fit_mlp, MLPPredictor),
+    PredictorKind("mlp", _in_epochs("mlp", fit_mlp), MLPPredictor),
     PredictorKind("lut", fit_lut, LUTPredictor),
     PredictorKind("flops", fit_flops),
     PredictorKind("xgboost", fit_xgboost),

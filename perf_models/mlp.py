@@ -22,7 +22,7 @@ Changes, each measured on ort-cpu (see benchmarks/predictor_accuracy.py):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -125,9 +125,13 @@ def fit_mlp(
     batch_size: int = 32,
     lr: float = 1e-3,
     patience: int = 60,
+    on_epoch: Callable[[int, int], None] | None = None,
     **hparams: Any,
 ) -> MLPPredictor:
-    """Train with L1 loss on z-scored log latency; keep the epoch with the best validation MAPE."""
+    """Train with L1 loss on z-scored log latency; keep the epoch with the best validation MAPE.
+
+    `on_epoch(done, epochs)` after each epoch (`epochs` is the most there can be: patience may stop it earlier).
+    """
     choices = [len(c) for _, c in train.meta["decisions"]]
     log_y = np.log(train.latency_ms)
     macs_model = train.meta.get("choice_macs")
@@ -149,7 +153,7 @@ def fit_mlp(
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         monitor = val if len(val) else train
         best, best_state, since_best = math.inf, None, 0
-        for _ in range(epochs):
+        for epoch in range(epochs):
             model.train()
             for rows in torch.randperm(len(train)).split(batch_size):
                 log_latency, _ = model.member_log_latency(x[rows])
@@ -159,6 +163,8 @@ def fit_mlp(
                 loss.backward()
                 optimizer.step()
             score = mape(model.predict(monitor), monitor.latency_ms)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, epochs)
             if score < best:
                 best, best_state, since_best = score, {k: v.clone() for k, v in model.state_dict().items()}, 0
             else:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ehdnas.core.events import is_tick
 from ehdnas.pipeline import measure
 from ehdnas.pipeline.store import Store
 from server.specs import SPECS, BenchmarkSpec, CollectSpec, SearchSpec, TrainPredictorSpec
@@ -72,14 +73,12 @@ def _train_predictor(spec: TrainPredictorSpec, folder: Path, store: Store, progr
     from ehdnas.pipeline.predictors import train_and_save
 
     runner, space = spec.runner(), spec.the_space()
+
+    def trained(record: dict[str, Any]) -> None:  # ticks, in kinds
+        progress(record["done"] / max(record["total"], 1), record["message"])
+
     report, data, path = train_and_save(
-        store,
-        space,
-        MeasurementKey.of(runner, space),
-        None,
-        list(spec.kinds),
-        spec.seed,
-        _counted(progress, "trained "),
+        store, space, MeasurementKey.of(runner, space), None, list(spec.kinds), spec.seed, trained
     )
     shutil.copyfile(path, folder / "predictor.pt")  # the artifact; the original is where searches look
     return {"metrics": report.metrics, "best": report.best, "split": report.sizes, "measurements": len(data),
@@ -92,45 +91,76 @@ def _search(spec: Any, folder: Path, store: Store, progress: Progress, event: Ev
 
     resolved = spec.resolve()
     method, settings, choice = resolved.method, resolved.settings, resolved.predictor
-    predictor = None
-    if choice is not None:
-        auto = choice.auto_samples if choice.auto_predictor else None
-        collecting = _counted(lambda _, message: progress(0.0, message), "predictor: measured ")
-        predictor = ensure_predictor(
-            resolved.runner, resolved.space, spec.predictor_path(), auto, settings.seed, store, collecting
-        )
     track = SearchProgress(*method.stages(settings))
 
     def on_event(record: dict[str, Any]) -> None:
         progress(*track(record))
-        event({k: v for k, v in record.items() if k != "alpha"})  # alpha is in the checkpoint and the plot
+        if not is_tick(record):  # a tick moves the job's progress and message, and no more
+            event({k: v for k, v in record.items() if k != "alpha"})  # alpha is in the checkpoint and the plot
 
+    predictor = None
+    if choice is not None:
+        auto = choice.auto_samples if choice.auto_predictor else None
+        predictor = ensure_predictor(
+            resolved.runner, resolved.space, spec.predictor_path(), auto, settings.seed, store, on_event
+        )
     return method.run(settings, predictor, store, folder, on_event)
 
 
 class SearchProgress:
-    """The fraction of a search (or sweep) done, from the events it emits.
+    """The fraction of a search (or sweep) done, and what it is doing, from the events it emits.
 
     `stages` counts the units (epochs, generations) of each stage, in the order they run; an event of a stage
-    says how many of its units are done. A flownas search resumes after a saved stage, a darts one at an epoch.
+    says how many of its units are done, a tick (`ehdnas.core.events.tick`) how much of the stage so far
+    (`done` of its `total`) and what to show. A flownas search resumes after a saved stage, a darts one at an epoch.
+    A search that first makes its predictor (stages `MAKING`) gives that the first `MAKING_SHARE` of the job.
     """
 
     COUNTS = (("epoch", "epochs"), ("generation", "generations"))  # units done, units in the stage
     RESUMED = {"teacher": "flow-train", "supernet": "supernet"}  # flownas: a saved stage, reused
+    MAKING_SHARE = 0.2  # of a job that measures and trains its predictor before it searches
+    MAKING = {"predictor-measure": (0.0, 0.8), "predictor-train": (0.8, 1.0), "predictor": (1.0, 1.0)}  # of that
 
     def __init__(self, stages: dict[str, int], runs: int = 1) -> None:
-        self.runs, self.run, self.done = runs, 0, 0
+        self.runs, self.run, self.done = runs, 0, 0.0
         self.start = dict(zip(stages, itertools.accumulate(stages.values(), initial=0)))  # units before a stage
         self.end = {stage: self.start[stage] + units for stage, units in stages.items()}
         self.units = max(sum(stages.values()), 1)
+        self.making: float | None = None  # how much of the predictor's making is done, once it started
 
     def __call__(self, event: dict[str, Any]) -> tuple[float, str]:
+        stage, message = event["stage"], event["stage"]
+        if stage in self.MAKING:
+            low, high = self.MAKING[stage]
+            part = event["done"] / max(event["total"], 1) if is_tick(event) else 1.0
+            self.making = low + (high - low) * min(max(part, 0.0), 1.0)
+            if is_tick(event):
+                return self.MAKING_SHARE * self.making, event["message"]
+            return self.MAKING_SHARE, (
+                f"predictor: {event['kind']} from {event['measurements']} measurements, "
+                f"test MAPE {event['test_mape']:.1f}%"
+            )
+        if is_tick(event):
+            message = event["message"]
+            if stage in self.start:  # the share of the stage done, in case its total is not the stage's units
+                units = self.end[stage] - self.start[stage]
+                self.done = self.start[stage] + units * min(max(event["done"] / max(event["total"], 1e-9), 0.0), 1.0)
+        else:
+            message = self._finished(event)
+        if self.runs > 1:
+            message = f"run {self.run + 1}/{self.runs}: {message}"
+        searched = (self.run + self.done / self.units) / self.runs
+        lead = 0.0 if self.making is None else self.MAKING_SHARE
+        return lead + (1 - lead) * searched, message
+
+    def _finished(self, event: dict[str, Any]) -> str:
+        """The message of an ordinary event; sets how much is done."""
         stage, message = event["stage"], event["stage"]
         count = next(((event[done], event.get(total, "?")) for done, total in self.COUNTS if done in event), None)
         if count is not None:
             message = f"{stage} {count[0]}/{count[1]}"
         if stage == "sweep":
-            self.run, self.done = event["index"] - 1, 0
+            self.run, self.done = event["index"] - 1, 0.0
         elif stage in self.start and count is not None:
             self.done = self.start[stage] + count[0]
         elif stage == "resume":
@@ -138,6 +168,4 @@ class SearchProgress:
             message += f" after the {event['what']}" if "what" in event else ""
         elif stage == "done":
             self.done = self.units
-        if self.runs > 1:
-            message = f"run {self.run + 1}/{self.runs}: {message}"
-        return (self.run + self.done / self.units) / self.runs, message
+        return message

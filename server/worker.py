@@ -52,19 +52,31 @@ def worker_name(pid: int) -> str:
 
 
 class _Reporter:
-    """Progress and events of one job, written by its process (progress throttled)."""
+    """Progress and events of one job, written by its process.
+
+    Progress is written at most every PROGRESS_EVERY_S; one that comes sooner waits and the next call writes
+    the newest (a running stage ticks every few seconds), so a message is never stale for long, and the
+    last one (fraction 1) always lands.
+    """
 
     def __init__(self, jobs: JobStore, job_id: int, worker: str) -> None:
-        self.jobs, self.job_id, self.worker, self.last = jobs, job_id, worker, 0.0
+        self.jobs, self.job_id, self.worker, self.last = jobs, job_id, worker, -PROGRESS_EVERY_S
+        self.waiting: tuple[float, str] | None = None
 
     def progress(self, fraction: float, message: str) -> None:
-        now = time.monotonic()
-        if now - self.last >= PROGRESS_EVERY_S or fraction >= 1.0:
-            self.last = now
-            self.jobs.report(self.job_id, self.worker, fraction, message)
+        self.waiting = (fraction, message)
+        self._write(fraction >= 1.0)
 
     def event(self, record: dict[str, Any]) -> None:
         self.jobs.event(self.job_id, record)
+        self._write()
+
+    def _write(self, now: bool = False) -> None:
+        at = time.monotonic()
+        if self.waiting is not None and (now or at - self.last >= PROGRESS_EVERY_S):
+            self.last = at
+            self.jobs.report(self.job_id, self.worker, *self.waiting)
+            self.waiting = None
 
 
 def _when_orphaned(parent: int, action: Callable[[], None]) -> None:

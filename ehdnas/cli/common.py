@@ -10,10 +10,19 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from backends.protocol import TimingProtocol
 from ehdnas.core.errors import UserError
+from ehdnas.core.events import Events, throttled
 
 app = typer.Typer(
     help="Hardware-aware neural architecture search: measure, model and search for a target.",
@@ -72,6 +81,38 @@ def _progress(total: int, what: str) -> Iterator[Any]:
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(what, total=total)
         yield lambda done, total_, label: bar.update(task, completed=done)
+
+
+TICK_LINE_EVERY_S = 10.0  # off a terminal: a log gets a status line this often at most
+
+
+@contextmanager
+def _status() -> Iterator[Events]:
+    """Where a long command's ticks go (`ehdnas.core.events.tick`): on a terminal, one live line (the stage's
+    message, bar, elapsed and remaining time) redrawn in place, restarted with each stage; otherwise a plain
+    line at most every TICK_LINE_EVERY_S (and one as a stage starts), so a log stays readable."""
+    if not err.is_terminal:
+
+        def line(record: dict[str, Any]) -> None:
+            err.print(f"... {record['message']}", markup=False, highlight=False, soft_wrap=True)
+
+        yield throttled(line, TICK_LINE_EVERY_S)
+        return
+    columns = (
+        TextColumn("{task.description}", markup=False), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )  # fmt: skip
+    with Progress(*columns, console=err, transient=True) as bar:
+        task, stage = bar.add_task("", total=None, visible=False), None
+
+        def show(record: dict[str, Any]) -> None:
+            nonlocal stage
+            if record["stage"] != stage:  # the elapsed and remaining times are the stage's
+                bar.reset(task, total=record["total"], description=record["message"], visible=True)
+                stage = record["stage"]
+            bar.update(task, description=record["message"], completed=record["done"], total=record["total"])
+
+        yield show
 
 
 def _print_json(document: Any) -> None:

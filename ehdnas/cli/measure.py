@@ -26,6 +26,7 @@ from ehdnas.cli.common import (
     _print_json,
     _progress,
     _runner,
+    _status,
     app,
     console,
     err,
@@ -324,8 +325,8 @@ def _train_and_save(
     from perf_models.train import TooFewMeasurements
 
     try:
-        with _progress(len(kinds), "trained") as progress:
-            return train_and_save(store, space, MeasurementKey.of(runner, space), out, kinds, seed, progress)
+        with _status() as status:
+            return train_and_save(store, space, MeasurementKey.of(runner, space), out, kinds, seed, status)
     except TooFewMeasurements as short:
         flags = _flags(option, space_option)
         raise UserError(

@@ -20,25 +20,25 @@ from ehdnas.cli.common import (
     _escaped,
     _flags,
     _print_json,
-    _progress,
+    _status,
     app,
     console,
     err,
 )
 from ehdnas.core.errors import UserError
+from ehdnas.core.events import Events, is_tick
 
 
 def _ensure_predictor(
     runner: Any, space: Any, path: Path | None, auto: bool, samples: int, seed: int, db: str | None,
-    option: list[str] | None, space_option: list[str] | None,
+    option: list[str] | None, space_option: list[str] | None, on_event: Events,
 ) -> Any:  # fmt: skip
     """The search's predictor (`ensure_predictor`); without one, the commands that make it."""
     from ehdnas.pipeline.predictors import NoPredictor, ensure_predictor
     from ehdnas.pipeline.store import Store
 
     try:
-        with _progress(samples, "measured") as progress:
-            return ensure_predictor(runner, space, path, samples if auto else None, seed, Store(db), progress)
+        return ensure_predictor(runner, space, path, samples if auto else None, seed, Store(db), on_event)
     except NoPredictor as missing:
         flags = _flags(option, space_option)
         raise UserError(
@@ -67,8 +67,14 @@ def _show_flow(event: dict[str, Any]) -> None:
 
 
 def _show(event: dict[str, Any]) -> None:
-    """One line per finished epoch or stage of any method's search."""
-    if event["stage"] == "search":
+    """One line per finished epoch or stage of any method's search (and of making its predictor)."""
+    if event["stage"] == "predictor":
+        err.print(
+            f"predictor: {event['kind']} trained on {event['measurements']} measurements, test MAPE "
+            f"{event['test_mape']:.1f}%, saved to {event['path']}",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    elif event["stage"] == "search":
         measured = f", measured {event['follow_measured_ms']:.3f} ms" if "follow_measured_ms" in event else ""
         err.print(
             f"search {event['epoch']}/{event['epochs']}: loss {event['loss']:.3f}, "
@@ -152,16 +158,24 @@ def _search(
         return
     if out is None:
         raise UserError("--out DIR is needed to run a search (the result folder; --dry-run runs nothing)")
-    choice, the_predictor = resolved.predictor, None
-    if choice is not None:
-        path = Path(choice.predictor) if choice.predictor else None
-        the_predictor = _ensure_predictor(
-            resolved.runner, resolved.space, path, choice.auto_predictor, choice.auto_samples,
-            resolved.settings.seed, db, option, space_option,
-        )  # fmt: skip
     from ehdnas.pipeline.store import Store
 
-    result = resolved.method.run(resolved.settings, the_predictor, Store(db), out, _show)
+    choice, the_predictor = resolved.predictor, None
+    with _status() as status:
+
+        def on_event(event: dict[str, Any]) -> None:
+            if is_tick(event):
+                status(event)
+            else:
+                _show(event)
+
+        if choice is not None:
+            path = Path(choice.predictor) if choice.predictor else None
+            the_predictor = _ensure_predictor(
+                resolved.runner, resolved.space, path, choice.auto_predictor, choice.auto_samples,
+                resolved.settings.seed, db, option, space_option, on_event,
+            )  # fmt: skip
+        result = resolved.method.run(resolved.settings, the_predictor, Store(db), out, on_event)
     if as_json:
         _print_json(result)
     elif "runs" in result:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ehdnas.core.errors import UserError
-from ehdnas.core.events import Events
+from ehdnas.core.events import Events, throttled, tick
 from ehdnas.core.settings import SettingError, check_fields, setting
 from ehdnas.methods.registry import register_method
 from ehdnas.pipeline.export import export_model
@@ -284,20 +285,27 @@ def search_supernet(
         on_event({"stage": "resume", "epoch": start_epoch})
 
     tau = settings.gumbel_tau or None
+    steps = math.ceil(min(len(train_x), len(val_x)) / settings.batch_size)  # zip stops at the shorter half
     for epoch in range(start_epoch, settings.epochs):
-        started, predictor_s, losses = time.perf_counter(), 0.0, []
+        started, predictor_s, follow_s, losses = time.perf_counter(), 0.0, 0.0, []
         method.train()
+        where = f"search epoch {epoch + 1}/{settings.epochs}"
         val_batches = _batches(val_x, val_y, settings.batch_size, generator)
-        follow_s = 0.0
         for i, (train, val) in enumerate(zip(_batches(train_x, train_y, settings.batch_size, generator), val_batches)):
             moving = epoch * schedule.steps_per_epoch + i >= schedule.warmup_steps
             loss, seconds = method.step(train, val, tau, moving)
             losses.append(loss)
             predictor_s += seconds
+            state = "" if moving else " (weights only: warm-up)"
+            on_event(tick("search", epoch + (i + 1) / steps, settings.epochs, f"{where}, step {i + 1}/{steps}{state}"))
             if follower is not None and moving and (i + 1) % schedule.follow_every == 0:  # within the epoch too
                 now = time.perf_counter()
+                on_event(
+                    tick("search", epoch + (i + 1) / steps, settings.epochs, f"{where}: measuring the derived network")
+                )
                 follower.observe(supernet.derive(method.arch_shift(), settings.skip_cap))
                 follow_s += time.perf_counter() - now
+        on_event(tick("search", epoch + 1, settings.epochs, f"{where}: deriving, evaluating, measuring"))
         extra = method.end_epoch()
         shift = method.arch_shift()  # the architecture as the method reads alpha
         genotype = supernet.derive(shift, settings.skip_cap)
@@ -349,9 +357,11 @@ def retrain(
         model.parameters(), settings.w_lr, momentum=settings.w_momentum, weight_decay=settings.w_weight_decay
     )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.retrain_epochs)
+    steps = math.ceil(len(data.train_x) / settings.batch_size)
     for epoch in range(settings.retrain_epochs):
         model.train()
-        for x, y in _batches(data.train_x, data.train_y, settings.batch_size, generator):
+        where = f"retrain epoch {epoch + 1}/{settings.retrain_epochs}"
+        for step, (x, y) in enumerate(_batches(data.train_x, data.train_y, settings.batch_size, generator)):
             optimizer.zero_grad()
             loss = F.cross_entropy(model(x), y)
             if space.config.binary:  # 1-bit weights stay close to the real ones they stand for
@@ -359,6 +369,8 @@ def retrain(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()
+            done = epoch + (step + 1) / steps
+            on_event(tick("retrain", done, settings.retrain_epochs, f"{where}, step {step + 1}/{steps}"))
         schedule.step()
         on_event({"stage": "retrain", "epoch": epoch + 1, "epochs": settings.retrain_epochs})
     return model.eval(), _accuracy(model, data.test_x, data.test_y)
@@ -375,6 +387,7 @@ def run_search(
     from backends import TimingProtocol, get_target
 
     settings.check()
+    on_event = throttled(on_event)  # the search and the retraining tick after every step
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when there is one
     space = get_space("darts", settings.space_options)
     assert isinstance(space, DartsSpace)
@@ -408,6 +421,7 @@ def run_search(
     (out / "genotype.json").write_text(json.dumps(genotype.to_dict(), indent=2) + "\n")
     model, accuracy = retrain(settings, space, genotype, data, on_event)
     torch.save(model.state_dict(), out / "weights.pt")
+    on_event(tick("finish", 0, 1, f"exporting the network and measuring it on {runner.name}"))
     exported = export_model(model.cpu(), space.input_shape, out / "model.onnx")
     measurement = runner.measure(exported, TimingProtocol())
     with torch.no_grad():

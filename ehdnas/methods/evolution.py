@@ -84,18 +84,31 @@ def evolve(
     settings: EvolutionSettings,
     rng: np.random.Generator,
     on_generation: Callable[[dict[str, float]], None] = lambda _: None,
+    on_step: Callable[[float, str], None] = lambda done, message: None,
     follow: Callable[[Any], dict[str, float]] | None = None,
 ) -> EvolutionResult:
-    """The best architecture within `budget_ms` that the evolution finds, with its last population."""
+    """The best architecture within `budget_ms` that the evolution finds, with its last population.
+
+    `on_generation(record)` as each generation is ranked; `on_step(done, message)` after every draw and every
+    fitness, `done` in generations (a generation's candidates drawn, then scored, make up one).
+    """
     settings.check()
     sizes = np.array([len(d.choices) for d in space.decisions])
     latencies: dict[str, float] = {}  # every drawn architecture's, by its text
     seen: dict[str, Candidate] = {}
     history: list[dict[str, float]] = []
     drawn = rejected = 0
+    coming, size, accepted, scored = 0, settings.population, 0, 0  # the generation being made (from 0), its candidates
+
+    def stepped() -> None:
+        on_step(
+            coming + (accepted + scored) / (2 * max(size, 1)),
+            f"evolution {coming + 1}/{settings.generations}: drew {accepted}/{size}, scored {scored}/{size} "
+            f"({rejected} of {drawn} drawn over the budget)",
+        )
 
     def within_budget(propose: Callable[[], np.ndarray]) -> Any:
-        nonlocal drawn, rejected
+        nonlocal drawn, rejected, accepted
         for _ in range(settings.max_draws):
             arch = space.decode(propose().tolist())
             key = space.to_text(arch)
@@ -103,8 +116,11 @@ def evolve(
                 latencies[key] = float(latency_ms(arch))
             drawn += 1
             if latencies[key] <= budget_ms:
+                accepted += 1
+                stepped()
                 return arch
             rejected += 1
+            stepped()
         fastest = min(latencies.values())
         raise UserError(
             f"no architecture within {budget_ms:g} ms in {settings.max_draws} draws (the fastest seen: "
@@ -112,9 +128,12 @@ def evolve(
         )
 
     def evaluate(arch: Any) -> Candidate:
+        nonlocal scored
         key = space.to_text(arch)
         if key not in seen:
             seen[key] = Candidate(arch, float(fitness(arch)), latencies[key])
+        scored += 1
+        stepped()
         return seen[key]
 
     def mutant(parents: list[Candidate]) -> np.ndarray:
@@ -151,6 +170,7 @@ def evolve(
         if generation + 1 == settings.generations:
             break
         parents = population[: settings.parents]
+        coming, size, accepted, scored = generation + 1, settings.mutations + settings.crossovers, 0, 0
         mutants = [within_budget(functools.partial(mutant, parents)) for _ in range(settings.mutations)]
         children = [within_budget(functools.partial(child, parents)) for _ in range(settings.crossovers)]
         population = parents + [evaluate(arch) for arch in mutants + children]

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ehdnas.core.errors import UserError
-from ehdnas.core.events import Events
+from ehdnas.core.events import Events, throttled, tick
 from ehdnas.core.options import make_config
 from ehdnas.core.settings import SettingError, check_fields, setting
 from ehdnas.methods.evolution import EvolutionResult, EvolutionSettings, evolve
@@ -176,6 +176,7 @@ def train_supernet(
 
     Each step sums, over the sandwich rule's sub-networks, RAFT's sequence loss and `distill` times the mean
     squared distance of the sub-network's features to the teacher's encoder features (feature alignment).
+    `on_event` has a tick after every step (stage "supernet"; the caller throttles them).
     """
     device = default_device()
     supernet = FlowNASSupernet(space.config, settings.seed).to(device)
@@ -186,14 +187,16 @@ def train_supernet(
     generator, rng = torch.Generator().manual_seed(settings.seed), np.random.default_rng(settings.seed)
     recipe = settings.train_settings(settings.epochs)
     parameters = [*supernet.parameters(), *head.parameters()]
-    optimizer, schedule = raft_optimizer(parameters, recipe, -(-len(data.train) // settings.batch_size))
+    steps = -(-len(data.train) // settings.batch_size)
+    optimizer, schedule = raft_optimizer(parameters, recipe, steps)
     size = (data.height, data.width)
     for epoch in range(settings.epochs):
         started, losses = time.perf_counter(), []
         train = data.train_split(epoch)
         supernet.train()
         head.train()
-        for rows in torch.randperm(len(train), generator=generator).split(settings.batch_size):
+        where = f"supernet epoch {epoch + 1}/{settings.epochs}"
+        for step, rows in enumerate(torch.randperm(len(train), generator=generator).split(settings.batch_size)):
             images = train.images[rows].to(device)  # (b, 2, 3, H, W)
             x = torch.cat((images[:, 0], images[:, 1]))  # (2b, 3, H, W): both frames through one encoder pass
             flow, valid = train.flow[rows].to(device), train.valid[rows].to(device)
@@ -212,6 +215,7 @@ def train_supernet(
             optimizer.step()
             schedule.step()
             losses.append(total)
+            on_event(tick("supernet", epoch + (step + 1) / steps, settings.epochs, f"{where}, step {step + 1}/{steps}"))
         on_event(
             {
                 "stage": "supernet",
@@ -319,6 +323,7 @@ def run_flow_search(
     from ehdnas.pipeline.export import export_model
 
     settings.check()
+    on_event = throttled(on_event)  # every stage ticks after each step or candidate
     space = get_space("flownas", settings.space_options)
     assert isinstance(space, FlowNASSpace)
     runner = get_target(settings.target, settings.target_options)
@@ -349,15 +354,21 @@ def run_flow_search(
     supernet_s = time.perf_counter() - started - teacher_s
     fitness = Fitness(supernet, head, teacher, data, settings)
 
+    generations = settings.evolution_settings().generations
+
     def generation(record: dict[str, float]) -> None:
-        on_event({"stage": "evolution", "generations": settings.evolution_settings().generations, **record})
+        on_event({"stage": "evolution", "generations": generations, **record})
+
+    def step(done: float, message: str) -> None:
+        on_event(tick("evolution", done, generations, message))
 
     evolution_started = time.perf_counter()
     found: EvolutionResult = evolve(
         space, fitness, latency, settings.latency_budget_ms, settings.evolution_settings(),
-        np.random.default_rng(settings.seed), generation, follower.observe if follower is not None else None,
+        np.random.default_rng(settings.seed), generation, step, follower.observe if follower is not None else None,
     )  # fmt: skip
     search_s = time.perf_counter() - evolution_started
+    on_event(tick("finish", 0, 1, f"testing the chosen encoder, exporting it and measuring it on {runner.name}"))
     best = found.best
     encoder = fitness.encoder(best.arch)
     test_epe = fitness.epe(encoder, data.test)

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from ehdnas.core.errors import UserError
-from ehdnas.core.events import Progress, no_progress
+from ehdnas.core.events import Events, is_tick, no_events, tick
 from ehdnas.pipeline.dataset import load_dataset
 from ehdnas.pipeline.key import MeasurementKey
 from ehdnas.pipeline.store import Store
 from ehdnas.spaces import SearchSpace
 from perf_models.dataset import Dataset
+from perf_models.kinds import kind_names, reporting_epochs
 from perf_models.predictor import Predictor
 from perf_models.train import TrainReport, train_predictors
 
@@ -25,15 +26,26 @@ def train_and_save(
     out: Path | None = None,
     kinds: Sequence[str] | None = None,
     seed: int = 0,
-    on_progress: Progress = no_progress,
+    on_event: Events = no_events,
 ) -> tuple[TrainReport, Dataset, Path]:
     """Train on the stored measurements of `key`; save the best differentiable kind.
 
-    Without `out`, the file goes where `search` looks for it (`key.predictor_path()`).
+    Without `out`, the file goes where `search` looks for it (`key.predictor_path()`). Ticks `on_event`
+    (stage "predictor-train", in kinds: one per epoch of a kind trained in epochs, one per kind trained).
     """
     out = out or key.predictor_path()
     data = load_dataset(store, space, key)
-    report = train_predictors(data, kinds, seed, on_progress)
+    names = list(kinds or kind_names())
+
+    def trained(done: int, total: int, kind: str) -> None:
+        on_event(tick("predictor-train", done, total, f"trained {kind} ({done}/{total} kinds)"))
+
+    def epoch(kind: str, done: int, epochs: int) -> None:
+        at = names.index(kind) + done / epochs
+        on_event(tick("predictor-train", at, len(names), f"training {kind} (epoch {done}/{epochs})"))
+
+    with reporting_epochs(epoch):
+        report = train_predictors(data, names, seed, trained)
     report.predictor.save(out, report.meta(data))
     return report, data, out
 
@@ -53,12 +65,15 @@ def ensure_predictor(
     auto_samples: int | None,
     seed: int,
     store: Store,
-    on_progress: Progress = no_progress,
+    on_event: Events = no_events,
 ) -> Predictor:
     """The predictor at `path` (default: where train-predictor saves for this key).
 
     Missing, and with `auto_samples`: measure that many sampled networks into
-    `store` and train one (mlp and lut) first; without it, `NoPredictor`.
+    `store` and train one (mlp and lut) first; without it, `NoPredictor`. Making
+    it ticks `on_event` (stages "predictor-measure", then "predictor-train": a
+    tick per network measured, per epoch, per kind) and ends with one
+    "predictor" event: what was saved, where, how accurate on the test split.
     """
     from backends import TimingProtocol
     from ehdnas.pipeline import measure
@@ -69,6 +84,18 @@ def ensure_predictor(
     if not path.is_file():
         if not auto_samples:
             raise NoPredictor(space.name, runner.name, path)
-        measure.collect(runner, space, auto_samples, seed, TimingProtocol(), store, on_progress)
-        train_and_save(store, space, key, path, ["mlp", "lut"], seed)
+
+        def measured(done: int, total: int, label: str) -> None:
+            on_event(tick("predictor-measure", done, total, f"predictor: measured {done}/{total} {label}"))
+
+        def training(record: dict[str, Any]) -> None:
+            on_event({**record, "message": f"predictor: {record['message']}"} if is_tick(record) else record)
+
+        measure.collect(runner, space, auto_samples, seed, TimingProtocol(), store, measured)
+        kinds = ["mlp", "lut"]
+        training(tick("predictor-train", 0, len(kinds), f"training {' and '.join(kinds)}"))
+        report, data, _ = train_and_save(store, space, key, path, kinds, seed, training)
+        metrics = report.metrics[report.best]
+        on_event({"stage": "predictor", "kind": report.best, "measurements": len(data), "path": str(path),
+                  "test_mape": metrics["mape"], "fit_s": metrics["fit_s"]})  # fmt: skip
     return load_predictor(path, space=space.name, space_config=space.config_dict())

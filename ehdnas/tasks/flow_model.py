@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ehdnas.core.errors import UserError
-from ehdnas.core.events import Events
+from ehdnas.core.events import Events, tick
 from ehdnas.spaces.flownas import FlowNASSpace
 from ehdnas.tasks.flow_data import FlowData, FlowSplit, epe
 
@@ -281,11 +281,15 @@ def raft_optimizer(
     return optimizer, schedule
 
 
-def train_flow(model: nn.Module, data: FlowData, settings: FlowTrainSettings, on_event: Events) -> nn.Module:
+def train_flow(
+    model: nn.Module, data: FlowData, settings: FlowTrainSettings, on_event: Events, what: str = "flow training"
+) -> nn.Module:
     """Trains `model` (img1, img2, iterations -> flows) on data.train_split(epoch), validating on data.val after each.
 
     AdamW with RAFT's one-cycle schedule (5% warm-up, linear decay) stepped per batch, gradient clipping; the batch
     order comes from a generator seeded with settings.seed. Returns the model in eval mode, on the GPU if there is one.
+    Ticks `on_event` after every step and before validating (stage "flow-train", messages naming it `what`; the
+    caller throttles them).
     """
     settings.check()
     device = default_device()
@@ -298,7 +302,8 @@ def train_flow(model: nn.Module, data: FlowData, settings: FlowTrainSettings, on
         started, losses = time.perf_counter(), []
         train = _on(data.train_split(epoch), device)
         model.train()
-        for rows in torch.randperm(len(train), generator=generator).split(settings.batch_size):
+        where = f"{what} epoch {epoch + 1}/{settings.epochs}"
+        for step, rows in enumerate(torch.randperm(len(train), generator=generator).split(settings.batch_size)):
             rows = rows.to(device)
             images = train.images[rows]  # (b, 2, 3, H, W)
             flows = model(images[:, 0], images[:, 1], settings.iterations)
@@ -309,6 +314,10 @@ def train_flow(model: nn.Module, data: FlowData, settings: FlowTrainSettings, on
             optimizer.step()
             schedule.step()
             losses.append(loss.item())
+            on_event(
+                tick("flow-train", epoch + (step + 1) / steps, settings.epochs, f"{where}, step {step + 1}/{steps}")
+            )
+        on_event(tick("flow-train", epoch + 1, settings.epochs, f"{where}, validating"))
         val_epe = evaluate_epe(model, val, settings.eval_iterations, settings.batch_size)
         on_event(
             {
@@ -336,5 +345,5 @@ def train_teacher(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         model = FlowModel(space.build(space.largest()), FlowHead(space.config.out_dim, hidden))
-    train_flow(model, data, settings, on_event)
+    train_flow(model, data, settings, on_event, "teacher")
     return model

@@ -126,3 +126,22 @@ def test_search_without_a_predictor_says_what_to_run(db_url: str, tmp_path: Path
     assert "no latency predictor for darts on ort-cpu" in proc.stderr
     assert "`ehdnas collect --space darts --target ort-cpu --samples 200 --space-option layers=3" in proc.stderr
     assert "or add --auto-predictor" in proc.stderr and not (tmp_path / "run").exists()
+
+
+def test_train_predictor_in_a_log_says_which_kind_trains_at_which_epoch_a_few_lines_at_most(
+    db_url: str, tmp_path: Path
+) -> None:
+    from backends import get_target
+    from ehdnas.pipeline.store import Store
+    from ehdnas.spaces import get_space
+    from tests.pipeline.test_predictors import TINY, store_latencies
+
+    space = get_space("darts", TINY)
+    store_latencies(Store(db_url), get_target("systolic-edge32"), space, space.sample_many(60, 0))
+    options = [a for k, v in TINY.items() for a in ("--space-option", f"{k}={v}")]
+    proc = run_cli("train-predictor", "--space", "darts", *options, "-t", "systolic-edge32", "--kinds", "mlp,lut",
+                   "--out", str(tmp_path / "p.pt"), db=db_url)  # fmt: skip
+    status = [line for line in proc.stderr.splitlines() if line.startswith("... ")]
+    assert status[0] == "... training mlp (epoch 1/400)"  # the stage's first tick, at once
+    assert len(status) <= 3, proc.stderr  # then one every 10 s at most, not one per epoch
+    assert "saved the" in proc.stdout and (tmp_path / "p.pt").is_file()

@@ -84,3 +84,20 @@ def test_a_followed_predictor_is_read_again_after_each_generation_and_drops_pare
     assert len(followed) == 4 and all("follow_measured_ms" in r for r in result.history)
     assert all(latency(c.arch) <= 14.0 for c in result.population)  # over-budget parents were dropped
     assert all(c.latency_ms == latency(c.arch) for c in result.population)  # their latencies read again
+
+
+def test_every_draw_and_fitness_is_a_step_and_steps_advance_by_generation() -> None:
+    settings = EvolutionSettings(population=6, generations=3, parents=2, mutations=2, crossovers=2)
+    steps: list[tuple[float, str]] = []
+    records: list[tuple[int, int]] = []  # (generation ranked, steps so far)
+    result = evolve(
+        SPACE, fitness, latency, 10.0, settings, np.random.default_rng(0),
+        lambda record: records.append((record["generation"], len(steps))),
+        lambda done, message: steps.append((done, message)),
+    )  # fmt: skip
+    done = [d for d, _ in steps]
+    assert len(steps) == result.drawn + 6 + 2 * 4  # each draw, then each candidate scored
+    assert done == sorted(done) and done[-1] == 3.0
+    assert [done[at - 1] for _, at in records] == [1.0, 2.0, 3.0]  # a generation is ranked when its steps are done
+    assert steps[0][1].startswith("evolution 1/3: drew ") and steps[-1][1].startswith("evolution 3/3: drew 4/4, ")
+    assert f"({result.rejected} of {result.drawn} drawn over the budget)" in steps[-1][1]

@@ -14,6 +14,7 @@ from perf_models import HardwareLoss, load_predictor
 from perf_models.active import most_uncertain
 from perf_models.baselines import fit_flops, fit_lut
 from perf_models.dataset import split
+from perf_models.kinds import KINDS, reporting_epochs
 from perf_models.metrics import evaluate
 from perf_models.mlp import MLPPredictor, fit_mlp
 from perf_models.train import train_predictors
@@ -66,6 +67,17 @@ def test_one_hot_input_gives_the_discrete_prediction() -> None:
     model = fit_lut(data, data)
     one_hot = torch.nn.functional.one_hot(torch.as_tensor(data.indices[0]), 8).float()
     assert float(model(one_hot).detach()) == pytest.approx(model.predict(data)[0], rel=1e-6)
+
+
+def test_a_kind_trained_in_epochs_reports_each_within_a_reporting_block_only() -> None:
+    data, heard = synthetic(40), []
+    with reporting_epochs(lambda kind, done, epochs: heard.append((kind, done, epochs))):
+        KINDS.get("mlp").fit(data, data, epochs=3, members=1)
+        KINDS.get("lut").fit(data, data)  # fitted in one go: nothing to report
+        with reporting_epochs(None):
+            KINDS.get("mlp").fit(data, data, epochs=2, members=1)
+    KINDS.get("mlp").fit(data, data, epochs=2, members=1)
+    assert heard == [("mlp", 1, 3), ("mlp", 2, 3), ("mlp", 3, 3)]
 
 
 def test_uncertainty_ranks_unfamiliar_architectures_first() -> None:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ehdnas.core.errors import UserError
+from ehdnas.core.events import is_tick
 from ehdnas.spaces.flownas import FlowNASConfig, FlowNASSpace
 from ehdnas.tasks.flow_data import FlowData, FlowSplit, load_flow_data
 from ehdnas.tasks.flow_model import (
@@ -165,8 +166,9 @@ def test_training_learns_to_match_unseen_textures() -> None:
     torch.manual_seed(0)
     model = FlowModel(torch.nn.Conv2d(3, 32, 8, stride=8), FlowHead(32, hidden=32))
     settings = FlowTrainSettings(epochs=14, batch_size=8, lr=2e-3, iterations=3, eval_iterations=4)
-    records: list[dict[str, Any]] = []
-    train_flow(model, data, settings, records.append)
+    events: list[dict[str, Any]] = []
+    train_flow(model, data, settings, events.append)
+    records = [e for e in events if not is_tick(e)]
     assert [r["epoch"] for r in records] == list(range(1, 15)) and all(r["stage"] == "flow-train" for r in records)
     assert records[-1]["loss"] < records[0]["loss"]
     assert records[-1]["val_epe"] < 0.5 * zero_flow_epe, (zero_flow_epe, [r["val_epe"] for r in records])
@@ -181,7 +183,7 @@ def test_training_is_reproducible_from_its_seed() -> None:
     for _ in range(2):
         records: list[dict[str, Any]] = []
         train_flow(small_model(seed=5), data, settings, records.append)
-        runs.append([(r["loss"], r["val_epe"]) for r in records])
+        runs.append([(r["loss"], r["val_epe"]) for r in records if not is_tick(r)])
     assert runs[0] == runs[1]
 
 
@@ -190,8 +192,9 @@ def test_teacher_is_the_largest_encoder_trained_end_to_end() -> None:
     data = load_flow_data("photos", 32, 32, train=4, val=2, test=2)
     settings = FlowTrainSettings(epochs=1, batch_size=2, iterations=2, eval_iterations=2)
     rng_state = torch.random.get_rng_state()
-    records: list[dict[str, Any]] = []
-    teacher = train_teacher(space, data, settings, records.append)
+    events: list[dict[str, Any]] = []
+    teacher = train_teacher(space, data, settings, events.append)
+    records, ticks = [e for e in events if not is_tick(e)], [e for e in events if is_tick(e)]
     assert torch.equal(torch.random.get_rng_state(), rng_state)  # its initial weights come from settings.seed
     largest = space.build(space.largest())
     assert {k: v.shape for k, v in teacher.encoder.state_dict().items()} == {
@@ -200,6 +203,12 @@ def test_teacher_is_the_largest_encoder_trained_end_to_end() -> None:
     assert len(records) == 1
     assert set(records[0]) == {"stage", "epoch", "epochs", "loss", "val_epe", "epoch_s"}
     assert math.isfinite(records[0]["loss"]) and records[0]["val_epe"] > 0
+    # Between epochs the stage ticks: after each of the 2 steps, then while it validates, never past the epoch.
+    assert [(t["stage"], t["done"], t["total"]) for t in ticks] == [("flow-train", d, 1) for d in (0.5, 1.0, 1.0)]
+    assert [t["message"] for t in ticks] == [
+        "teacher epoch 1/1, step 1/2", "teacher epoch 1/1, step 2/2", "teacher epoch 1/1, validating",
+    ]  # fmt: skip
+    assert events.index(ticks[-1]) < events.index(records[0])
     assert not teacher.training
     flows = teacher(data.test.images[:, 0], data.test.images[:, 1], 3)
     assert len(flows) == 3 and flows[-1].shape == (2, 2, 32, 32)
