@@ -98,7 +98,7 @@ def test_a_search_job_shows_its_predictor_training_and_stores_no_tick(launch, tm
         raise AssertionError(f"no predictor event in 240 s: {seen}")
     client.post(f"/v1/jobs/{job_id}/cancel").raise_for_status()
     training = [(fraction, message) for fraction, message in seen if message.startswith("predictor: training mlp (")]
-    assert len(training) >= 3, seen  # the row moves while the predictor trains (writes are at most 2 a second)
+    assert len(training) >= 2, seen  # the row moves while the predictor trains (writes are at most 2 a second)
     assert all(0 <= fraction <= 0.2 for fraction, _ in training), seen  # the job's first fifth
     fractions = [fraction for fraction, _ in seen]
     assert fractions == sorted(fractions), seen
