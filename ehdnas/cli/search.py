@@ -268,6 +268,8 @@ def _search_signature() -> tuple[list[inspect.Parameter], dict[str, Any]]:
     for option, defaults in face_options():
         flags = [option.flag] + ([f"--{option.name.replace('_', '-')}"] if option.flag != f"--{option.name}" and
                                  option.flag != f"--{option.name.replace('_', '-')}" else [])  # fmt: skip
+        if option.kind is bool:  # a switch either way: --follow / --no-follow
+            flags = [f"{flag}/--no-{flag.removeprefix('--')}" for flag in flags]
         kind = Annotated[
             _flag_kind(option.kind) | None, typer.Option(*flags, help=_escaped(f"{option.help} [{defaults}]"))
         ]

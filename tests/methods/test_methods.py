@@ -67,7 +67,8 @@ def test_flownas_recipe_is_the_measured_one_and_space_flownas_alone_is_deprecate
 # Specs covering every method; each is given to the CLI as flags and to the server as a spec.
 SPECS = [
     {"method": "eh-dnas", "space_options": SMALL["darts"], "lambdas": [0.0, 0.5], "epochs": 3, "auto_predictor": True},
-    {"method": "dcp-nas", "space_options": SMALL["darts"], "dcp_lambda": 0.01, "auto_predictor": True},
+    {"method": "dcp-nas", "space_options": SMALL["darts"], "dcp_lambda": 0.01, "auto_predictor": True,
+     "follow": False, "skip_cap": 8},
     {"method": "flownas", "space_options": SMALL["flownas"], "latency_budget_ms": 2.0, "latency_from": "measured",
      "evolution": {"population": 12}, "pairs": [8, 4, 4]},
 ]  # fmt: skip
@@ -88,7 +89,7 @@ def _flags(spec: dict) -> list[str]:
         elif key == "evolution":
             flags += [item for k, v in value.items() for item in ("--evolution", f"{k}={v}")]
         elif isinstance(value, bool):
-            flags += [flag] if value else []
+            flags += [flag if value else "--no-" + flag.removeprefix("--")]
         elif isinstance(value, list):
             flags += [flag, ",".join(map(str, value))]
         else:
