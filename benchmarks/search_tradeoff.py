@@ -92,6 +92,34 @@ def searches(args: argparse.Namespace, space: Any, store: Store) -> list[dict[st
     return rows
 
 
+def skip_guard(args: argparse.Namespace, space: Any) -> list[dict[str, Any]]:
+    """Lambda 0 with and without the skip cap: the same search (the cap acts when the cell is derived), its final
+    alpha derived without the cap and retrained the same way when that gives another cell (cached)."""
+    import torch
+
+    from ehdnas.supernets.darts import derive_genotype
+
+    data, rows = None, []
+    for seed in args.seeds:
+        folder = args.out / f"seed-{seed}" / "lambda-0"
+        result = json.loads((folder / "result.json").read_text())
+        alpha = np.asarray(torch.load(folder / "checkpoint.pt", weights_only=True)["history"][-1]["alpha"])
+        free = derive_genotype(space, alpha)
+        path = folder / "uncapped.json"
+        if not path.is_file():
+            accuracy = result["test_accuracy"]
+            if free.to_text() != result["genotype"]:
+                data = data or load_data(args.data, space.config.input_size, space.config.in_channels)
+                settings = SearchSettings(**{k: v for k, v in result["settings"].items() if k != "lambdas"})
+                accuracy = retrain(settings, space, free, data, no_events)[1]
+            path.write_text(json.dumps({"genotype": free.to_text(), "test_accuracy": accuracy}))
+        uncapped = json.loads(path.read_text())
+        rows.append({"seed": seed, "capped": result["test_accuracy"], "uncapped": uncapped["test_accuracy"],
+                     "skips_capped": [op for op, _ in space.parse(result["genotype"]).normal].count("skip_connect"),
+                     "skips_uncapped": [op for op, _ in free.normal].count("skip_connect")})  # fmt: skip
+    return rows
+
+
 def random_cells(args: argparse.Namespace, space: Any, store: Store) -> list[dict[str, Any]]:
     """K random cells, retrained as the searched ones are, measured on each target (cached in out/random)."""
     folder = args.out / "random"
@@ -200,6 +228,11 @@ def main() -> None:
     space, store = get_space("darts", parse_pairs(args.space_option, "--space-option")), Store(args.db)
     random = random_cells(args, space, store) if args.random else []
     report(args, searches(args, space, store), random)
+    print("\n## collapse guard: lambda 0 with the skip cap (2, the default) and without")
+    for row in skip_guard(args, space):
+        print(f"  seed {row['seed']}: skip_connect in the normal cell {row['skips_capped']} capped, "
+              f"{row['skips_uncapped']} uncapped; test accuracy {row['capped']:.4f} capped, {row['uncapped']:.4f} "
+              "uncapped")  # fmt: skip
 
 
 if __name__ == "__main__":

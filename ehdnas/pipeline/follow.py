@@ -53,6 +53,7 @@ class Follower:
         self.rng = np.random.default_rng(seed)
         self.searched: set[str] = set()  # text forms of what the search measured: weighted in the refit
         self.centres: set[str] = set()  # the architectures observed, whose neighbourhood is measured already
+        self.slowest_refit_s = 0.0
 
     def predict(self, arch: Any) -> float:
         """The followed predictor's latency (ms) of a discrete architecture."""
@@ -92,7 +93,9 @@ class Follower:
         if len(data):
             weights = np.array([self.weight if arch in self.searched else 1.0 for arch in data.archs])
             self.predictor.fit(data.indices, data.latency_ms, weights)
-        return time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        self.slowest_refit_s = max(self.slowest_refit_s, seconds)
+        return seconds
 
     def state_dict(self) -> dict[str, Any]:
         return {"searched": sorted(self.searched), "centres": sorted(self.centres), "rng": self.rng.bit_generator.state}
