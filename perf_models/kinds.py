@@ -22,6 +22,7 @@ class PredictorKind:
     name: str
     fit: Callable[..., Any]  # (train, val, seed=) -> a fitted predictor with .predict(Dataset)
     module: type[Predictor] | None = None  # differentiable kinds: the class a saved file loads into
+    complexity: int = 0  # simplicity order: on a validation tie, train_predictors keeps the lowest
 
     @property
     def differentiable(self) -> bool:
@@ -30,10 +31,10 @@ class PredictorKind:
 
 KINDS: Registry[PredictorKind] = Registry("predictor kind")
 for _kind in (
-    PredictorKind("mlp", fit_mlp, MLPPredictor),
-    PredictorKind("lut", fit_lut, LUTPredictor),
-    PredictorKind("flops", fit_flops),
-    PredictorKind("xgboost", fit_xgboost),
+    PredictorKind("mlp", fit_mlp, MLPPredictor, complexity=3),  # an ensemble of MLPs beside a lookup table
+    PredictorKind("lut", fit_lut, LUTPredictor, complexity=2),  # one cost per (decision, choice)
+    PredictorKind("flops", fit_flops, complexity=1),  # three coefficients
+    PredictorKind("xgboost", fit_xgboost, complexity=4),
 ):
     KINDS.register(_kind.name)(_kind)
 
