@@ -70,7 +70,7 @@ def choose_kind(validation: Mapping[str, Mapping[str, float]]) -> tuple[str, str
     chose the kind that is worse there 5 times in 25, three of them at 250
     samples, where mlp and lut tie on validation but mlp is 28-30% off on those
     cells and lut 9-16%; this rule twice, by about a point. On ort-cpu (timed,
-    on a shared machine: two runs) validation ranked the kinds as those cells
+    on a shared machine: three runs) validation ranked the kinds as those cells
     did every time, and this rule kept lut once or twice in 25 where mlp was
     better there (lut 20-27% off, mlp 7.5-10.5%). Over both targets, the mean
     excess error of the chosen kind there over the better one was 0.3-0.6
