@@ -294,7 +294,8 @@ def train_predictor(
     kind_list = [k.strip() for k in kinds.split(",") if k.strip()] if kinds is not None else kind_names()
     report, data, out = _train_and_save(runner, the_space, store, out, kind_list, seed, option, space_option)
     if as_json:
-        _print_json({**report.metrics, "best": report.best, "split": report.sizes, "out": str(out)})
+        selection = {"validation": report.validation, "reason": report.reason}
+        _print_json({**report.metrics, "best": report.best, **selection, "split": report.sizes, "out": str(out)})
         return
     table = Table(title=f"{space} on {runner.name}: held-out {report.sizes['test']} of {len(data)} measurements")
     for column in ("kind", "MAPE %", "RMSE ms", "±5%", "±10%", "Kendall τ", "Spearman ρ", "fit s", ""):
@@ -306,6 +307,7 @@ def train_predictor(
             "saved" if kind == report.best else "",
         )  # fmt: skip
     console.print(table)
+    console.print(f"chose {report.reason}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"saved the {report.best} predictor to {out}", markup=False, highlight=False, soft_wrap=True)
 
 

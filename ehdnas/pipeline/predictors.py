@@ -14,7 +14,7 @@ from ehdnas.pipeline.key import MeasurementKey
 from ehdnas.pipeline.store import Store
 from ehdnas.spaces import SearchSpace
 from perf_models.dataset import Dataset
-from perf_models.kinds import kind_names, reporting_epochs
+from perf_models.kinds import kind_names
 from perf_models.predictor import Predictor
 from perf_models.train import TrainReport, train_predictors
 
@@ -44,8 +44,7 @@ def train_and_save(
         at = names.index(kind) + done / epochs
         on_event(tick("predictor-train", at, len(names), f"training {kind} (epoch {done}/{epochs})"))
 
-    with reporting_epochs(epoch):
-        report = train_predictors(data, names, seed, trained)
+    report = train_predictors(data, names, seed, trained, epoch)
     report.predictor.save(out, report.meta(data))
     return report, data, out
 

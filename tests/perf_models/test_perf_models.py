@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -14,10 +15,10 @@ from perf_models import HardwareLoss, load_predictor
 from perf_models.active import most_uncertain
 from perf_models.baselines import fit_flops, fit_lut
 from perf_models.dataset import split
-from perf_models.kinds import KINDS, reporting_epochs
+from perf_models.kinds import KINDS
 from perf_models.metrics import evaluate
 from perf_models.mlp import MLPPredictor, fit_mlp
-from perf_models.train import train_predictors
+from perf_models.train import choose_kind, mape_and_se, train_predictors
 from tests.examples import run_loss_example, synthetic
 
 
@@ -69,15 +70,12 @@ def test_one_hot_input_gives_the_discrete_prediction() -> None:
     assert float(model(one_hot).detach()) == pytest.approx(model.predict(data)[0], rel=1e-6)
 
 
-def test_a_kind_trained_in_epochs_reports_each_within_a_reporting_block_only() -> None:
-    data, heard = synthetic(40), []
-    with reporting_epochs(lambda kind, done, epochs: heard.append((kind, done, epochs))):
-        KINDS.get("mlp").fit(data, data, epochs=3, members=1)
-        KINDS.get("lut").fit(data, data)  # fitted in one go: nothing to report
-        with reporting_epochs(None):
-            KINDS.get("mlp").fit(data, data, epochs=2, members=1)
-    KINDS.get("mlp").fit(data, data, epochs=2, members=1)
-    assert heard == [("mlp", 1, 3), ("mlp", 2, 3), ("mlp", 3, 3)]
+def test_training_reports_each_epoch_of_a_kind_trained_in_epochs_and_nothing_of_the_others() -> None:
+    data, heard = synthetic(60), []
+    train_predictors(data, ["mlp", "lut"], on_epoch=lambda kind, done, epochs: heard.append((kind, done, epochs)))
+    assert heard and {kind for kind, _, _ in heard} == {"mlp"}  # lut is fitted in one go
+    assert [done for _, done, _ in heard] == list(range(1, len(heard) + 1)) and heard[0][2] == 400
+    assert KINDS.get("mlp").in_epochs and not KINDS.get("lut").in_epochs
 
 
 def test_uncertainty_ranks_unfamiliar_architectures_first() -> None:
@@ -98,6 +96,11 @@ def test_save_and_load_round_trip_and_refuse_another_space(tmp_path: Path) -> No
     np.testing.assert_allclose(loaded.predict(data), report.predictor.predict(data), rtol=1e-6)
     assert loaded.meta["measurements"] == 120 and loaded.meta["split"]["test"] == 24
     assert loaded.meta["metrics"]["mape"] == report.metrics["lut"]["mape"]
+    assert loaded.meta["selection"] == {"reason": report.reason, "validation": report.validation}
+    assert report.reason.startswith("lut: the lowest validation MAPE (lut ") and set(report.validation) == {
+        "lut",
+        "flops",
+    }
     with pytest.raises(UserError, match="trained for space 'darts', not 'flownas'"):
         load_predictor(path, space="flownas")
     with pytest.raises(UserError, match="with settings"):
@@ -112,6 +115,29 @@ def test_too_few_measurements_says_how_many_more() -> None:
         train_predictors(synthetic(30))
     with pytest.raises(UserError, match="unknown predictor kind 'gcn'"):
         train_predictors(synthetic(60), kinds=["gcn"])
+
+
+def test_the_simpler_kind_is_kept_when_the_errors_tie_within_one_standard_error() -> None:
+    tied = {"mlp": {"mape": 4.0, "se": 1.0}, "lut": {"mape": 4.9, "se": 1.5}}
+    kind, reason = choose_kind(tied)
+    assert (kind, reason) == (
+        "lut",
+        "lut: within one standard error of the lowest validation MAPE (mlp 4.00% ± 1.00; lut 4.90%), and simpler",
+    )
+    assert choose_kind({"mlp": {"mape": 4.0, "se": 1.0}, "lut": {"mape": 5.1, "se": 0.1}})[0] == "mlp"
+    assert choose_kind({"lut": {"mape": 3.0, "se": 0.5}, "mlp": {"mape": 2.9, "se": 0.0}})[0] == "mlp"  # no noise
+
+
+def test_the_rule_keeps_lut_on_an_additive_latency_and_mlp_where_latency_is_clearly_not_additive() -> None:
+    additive = synthetic(300)  # lut is exact: 210 training rows for its 197 free costs
+    both_convs = (additive.indices[:, 0] >= 4) & (additive.indices[:, 1] >= 4)  # normal cell, node 2: a third of rows
+    interacting = dataclasses.replace(additive, latency_ms=additive.latency_ms * (1 + 0.5 * both_convs))
+    train_rows, val_rows, _ = split(len(additive))
+    for data, expected in ((additive, "lut"), (interacting, "mlp")):
+        train, val = data.subset(train_rows), data.subset(val_rows)
+        fitted = {"mlp": fit_mlp(train, val, epochs=40), "lut": fit_lut(train, val)}
+        kind, reason = choose_kind({k: mape_and_se(f.predict(val), val.latency_ms) for k, f in fitted.items()})
+        assert kind == expected, reason
 
 
 class ConstantPredictor(torch.nn.Module):
