@@ -100,7 +100,7 @@ def test_bad_settings_are_user_errors(tmp_path: Path) -> None:
         get_target("tflite-cpu", {"precision": "int4"})
     with pytest.raises(UserError, match="no such folder"):
         get_target("tflite-cpu", {"precision": "int8", "calibration": f"folder:{tmp_path / 'nope'}"})
-    with pytest.raises(UserError, match="expected digits, cifar10:DIR or folder:DIR"):
+    with pytest.raises(UserError, match="expected digits, cluttered, cifar10:DIR or folder:DIR"):
         get_target("edgetpu", {"calibration": "imagenet"})
     with pytest.raises(UserError, match="at least 1"):
         get_target("tflite-cpu", {"threads": 0})

@@ -94,7 +94,7 @@ def test_digits_ship_with_the_package() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("mnist", "expected digits, cifar10:DIR or folder:DIR"), ("cifar10:/nonexistent", "no such folder")],
+    [("mnist", "expected digits, cluttered, cifar10:DIR or folder:DIR"), ("cifar10:/nonexistent", "no such folder")],
 )
 def test_bad_data_specs(spec: str, message: str) -> None:
     with pytest.raises(UserError, match=message):
