@@ -5,7 +5,7 @@ network) and timed end to end, input quantization and output dequantization
 included, with a fixed thread count and XNNPACK on or off as configured.
 int8 models are calibrated on `calibration_samples` inputs: standard-normal
 random ones (the networks' inputs are normalised), or images of a data set
-(`calibration=digits`, `cifar10:DIR`, `folder:DIR`), as the configuration says.
+(`calibration=digits`, `cluttered`, `cifar10:DIR`, `folder:DIR`), as the configuration says.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class CalibratedConfig:
     """What every LiteRT target sets: interpreter threads and the int8 calibration set."""
 
     threads: int = 1  # interpreter threads; 1 keeps measurements comparable and quiet
-    calibration: str = RANDOM  # int8: random, or a data spec (digits, cifar10:DIR, folder:DIR)
+    calibration: str = RANDOM  # int8: random, or a data spec (digits, cluttered, cifar10:DIR, folder:DIR)
     calibration_samples: int = 256
 
     def check(self) -> None:

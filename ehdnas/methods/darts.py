@@ -52,7 +52,10 @@ class SearchSettings:
     target: str = "ort-cpu"
     target_options: dict[str, Any] = field(default_factory=dict)
     space_options: dict[str, Any] = field(default_factory=dict)
-    data: str = setting("digits", help="Training data: digits (embedded), cifar10:DIR or folder:DIR.")
+    data: str = setting(
+        "digits", help="Training data: digits (embedded), cluttered (embedded, harder: digits among clutter), "
+        "cifar10:DIR or folder:DIR.",
+    )  # fmt: skip
     lambdas: list[float] = setting(
         [0.5], item_ge=0, flag="--lambda",
         help="Weight of the hardware term (0 = plain DARTS); several, comma-separated, run a sweep (lambda 0 added).",
