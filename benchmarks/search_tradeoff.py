@@ -76,7 +76,7 @@ def searches(args: argparse.Namespace, space: Any, store: Store) -> list[dict[st
                          "test_accuracy": result["test_accuracy"], "error": None,
                          "genotype": result["genotype"]})  # fmt: skip
         for target in args.targets:
-            runs = [(lam, True) for lam in args.lambdas] + [(args.frozen_lambda, False)]
+            runs = [(lam, True) for lam in args.lambdas] + [(args.frozen_lambda, False)] * (seed in args.frozen_seeds)
             for lam, follow in runs:
                 settings = dataclasses.replace(base, target=target, lambdas=[lam], seed=seed, follow=follow)
                 name = f"lambda-{lam:g}" + ("" if follow else "-frozen")
@@ -214,6 +214,7 @@ def main() -> None:
     parser.add_argument("--lambdas", default="0.1,0.3,1")
     parser.add_argument("--frozen-lambda", type=float, default=0.3, help="lambda also searched with a frozen predictor")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--frozen-seeds", help="seeds that also search with a frozen predictor [all]")
     parser.add_argument("--random", type=int, default=20, help="random cells retrained as the baseline")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--retrain-epochs", type=int, default=10)
@@ -225,6 +226,7 @@ def main() -> None:
     args.targets = args.targets.split(",")
     args.lambdas = [float(v) for v in args.lambdas.split(",")]
     args.seeds = [int(v) for v in args.seeds.split(",")]
+    args.frozen_seeds = [int(v) for v in args.frozen_seeds.split(",")] if args.frozen_seeds else args.seeds
     space, store = get_space("darts", parse_pairs(args.space_option, "--space-option")), Store(args.db)
     random = random_cells(args, space, store) if args.random else []
     report(args, searches(args, space, store), random)

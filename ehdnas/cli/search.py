@@ -198,9 +198,12 @@ def _print_sweep(sweep: dict[str, Any], out: Path) -> None:
     for row in sweep["runs"]:
         table.add_row(
             f"{row['lambda']:g}", f"{row['test_accuracy']:.4f}", f"{row['measured_ms']:.3f}",
-            f"{row['predicted_ms']:.3f}", f"{row['speedup_vs_lambda0']:.2f}x",
+            f"{row['predicted_ms']:.3f} ({100 * row['prediction_error']:+.1f}%)", f"{row['speedup_vs_lambda0']:.2f}x",
         )  # fmt: skip
     console.print(table)
+    for row in sweep["runs"]:
+        console.print(f"λ={row['lambda']:g}: {row['genotype']}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"accuracy against measured latency: {out / 'pareto.png'}", markup=False, highlight=False)
 
 
 def _print_flow(result: dict[str, Any], target: str, out: Path) -> None:

@@ -145,3 +145,19 @@ def test_train_predictor_in_a_log_says_which_kind_trains_at_which_epoch_a_few_li
     assert status[0] == "... training mlp (epoch 1/400)"  # the stage's first tick, at once
     assert len(status) <= 3, proc.stderr  # then one every 10 s at most, not one per epoch
     assert "saved the" in proc.stdout and (tmp_path / "p.pt").is_file()
+
+
+def test_the_demo_in_the_makefile_resolves_to_a_sweep_on_the_cluttered_digits_with_a_predictor_made_first() -> None:
+    import re
+    import shlex
+
+    from tests.conftest import ROOT
+
+    makefile = (ROOT / "Makefile").read_text()
+    space = re.search(r"^DEMO_SPACE := (.*)$", makefile, re.M)[1]
+    line = re.search(r"\$\(BIN\)/ehdnas (sweep .*?) --out", makefile.replace("\\\n", " "), re.S)[1]
+    args = shlex.split(line.replace("$(DEMO_SPACE)", space))
+    document = json.loads(run_cli(*args, "--dry-run", "--json").stdout)
+    settings = document["settings"]
+    assert settings["data"] == "cluttered" and settings["lambdas"] == [0.0, 1.0] and settings["follow"]
+    assert document["predictor"]["auto_predictor"] and document["target"] == "ort-cpu"
