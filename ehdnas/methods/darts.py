@@ -259,8 +259,8 @@ def search_supernet(
 ) -> tuple[Genotype, list[dict[str, Any]]]:
     """The bilevel search of `settings.method`; checkpoints every epoch into `out` and resumes from there.
 
-    With a `follower`, the search's hardware term reads `follower.predictor`, and each epoch's derived network is
-    measured and the predictor corrected there before the next epoch.
+    With a `follower`, the search's hardware term reads `follower.predictor`; the derived network is checked
+    `FOLLOW_CHECKS` times an epoch and, when it changed, measured and the predictor corrected there.
     """
     generator = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
@@ -288,7 +288,7 @@ def search_supernet(
         on_event({"stage": "resume", "epoch": start_epoch})
 
     tau = settings.gumbel_tau or None
-    steps = math.ceil(min(len(train_x), len(val_x)) / settings.batch_size)  # zip stops at the shorter half
+    steps = schedule.steps_per_epoch  # the weights' half is the shorter one: zip stops with it
     for epoch in range(start_epoch, settings.epochs):
         started, predictor_s, follow_s, losses = time.perf_counter(), 0.0, 0.0, []
         method.train()
@@ -299,8 +299,8 @@ def search_supernet(
             loss, seconds = method.step(train, val, tau, moving)
             losses.append(loss)
             predictor_s += seconds
-            state = "" if moving else " (weights only: warm-up)"
-            on_event(tick("search", epoch + (i + 1) / steps, settings.epochs, f"{where}, step {i + 1}/{steps}{state}"))
+            phase = "" if moving else " (weights only: warm-up)"
+            on_event(tick("search", epoch + (i + 1) / steps, settings.epochs, f"{where}, step {i + 1}/{steps}{phase}"))
             if follower is not None and moving and (i + 1) % schedule.follow_every == 0:  # within the epoch too
                 now = time.perf_counter()
                 on_event(
