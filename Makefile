@@ -23,7 +23,7 @@ install: $(BIN)/ehdnas
 
 # The main job on the embedded default, the cluttered digits: measure 60 small DARTS networks on ort-cpu, train
 # their latency predictor, then search twice, DARTS (lambda 0) and hardware-aware (lambda 1), the predictor following
-# the search; retrain, export and measure both, print them side by side and plot accuracy against latency (~9 min).
+# the search; retrain, export and measure both, print them side by side and plot accuracy against latency (~11 min).
 DEMO_SPACE := --space-option layers=5 --space-option channels=8 --space-option input_size=16
 
 demo: install
