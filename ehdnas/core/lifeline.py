@@ -19,10 +19,11 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 def die_with(parent: int) -> None:
     """End this process when `parent` (the pid that started it) ends; call it first thing in a spawned child.
 
-    On Linux the kernel sends SIGKILL the moment the parent goes (PR_SET_PDEATHSIG; strictly, when the
-    parent's thread that started this process ends, which here outlives it). Elsewhere there is no such
-    call, and a sandbox may refuse it, so a daemon thread also polls os.getppid() against `parent`. The
-    pid is passed in, not read here: a spawned child starts slowly, and its parent may already be gone.
+    On Linux the kernel sends SIGKILL the moment the parent dies (PR_SET_PDEATHSIG; strictly, when the
+    parent's thread that started this process ends: the pools and job processes here are started by a
+    thread that outlives them). Off Linux there is no such call, and a sandbox may refuse it, so a daemon
+    thread also polls os.getppid() against `parent`. The pid is passed in rather than read here: a spawned
+    child takes seconds to start, and its parent may be gone by then.
     """
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL))
