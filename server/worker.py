@@ -8,7 +8,7 @@ Three levels, each able to stop the one below:
   heartbeat every half second, and stops it at once on cancel or shutdown;
 - the job's process does the work (`server.execute`) at a lower CPU priority,
   so the web process answers quickly while a search uses every core, and
-  exits by itself if its worker disappears.
+  dies with its worker (`ehdnas.core.lifeline`), as its measuring pool dies with it.
 
 A stopped job loses nothing that was finished: measurements are committed one
 by one and a search resumes from its checkpoint when the job runs again.
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ehdnas.core.errors import UserError
+from ehdnas.core.lifeline import die_with
 from server.jobs import Job, JobStore
 
 POLL_S = 0.5  # how often a worker looks for work, heartbeats, and checks for a cancel
@@ -80,7 +81,7 @@ class _Reporter:
 
 
 def _when_orphaned(parent: int, action: Callable[[], None]) -> None:
-    """Call `action` once `parent` is gone: a worker without its server, a job without its worker."""
+    """Call `action` once `parent` is gone: a worker without its server stops in order, giving its job back."""
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -94,7 +95,7 @@ def _job_process(db_url: str, job_id: int, worker: str, folder: Path, parent: in
     """The job's own process: run it and record how it ended."""
     from server.execute import run_job
 
-    _when_orphaned(parent, lambda: os._exit(1))  # the job is no longer its worker's to record
+    die_with(parent)  # the job is no longer its worker's to record
     os.nice(JOB_NICENESS)
     jobs = JobStore(db_url)
     job = jobs.get(job_id)

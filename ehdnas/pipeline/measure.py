@@ -19,6 +19,7 @@ import ehdnas.tasks.images  # noqa: F401  (registers image data sets: int8 targe
 from backends import Measurement, Runner, TimingProtocol, load_model
 from backends.onnx_model import Shape
 from ehdnas.core.events import Progress, no_progress
+from ehdnas.core.lifeline import die_with
 from ehdnas.pipeline.dataset import load_dataset
 from ehdnas.pipeline.export import export_arch
 from ehdnas.pipeline.key import MeasurementKey
@@ -118,7 +119,8 @@ def _prepared_then_timed(
             yield _measure_arch(runner, space, arch, protocol)
 
 
-def _pool_worker_init() -> None:
+def _pool_worker_init(parent: int) -> None:
+    die_with(parent)  # a killed CLI or job process takes its pool along
     import torch
 
     torch.set_num_threads(1)  # one process per core already
@@ -154,7 +156,10 @@ def measure_archs(
         if workers > 1:
             pool = stack.enter_context(
                 ProcessPoolExecutor(
-                    workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_worker_init
+                    workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_pool_worker_init,
+                    initargs=(os.getpid(),),
                 )
             )
         if workers > 1 and runner.simulated:
