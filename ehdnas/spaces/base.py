@@ -144,8 +144,10 @@ class SearchSpace(ABC, Generic[A]):
 
 
 def brief(value: Any) -> str:
-    """`repr(value)` cut to a few dozen characters: messages echo what the user gave, which may be long or nested."""
-    return reprlib.repr(value)
+    """`repr(value)` in at most 60 characters: messages echo what the user gave, which may be long or nested
+    (reprlib cuts long strings and deep or long containers first, so the repr is cheap to make)."""
+    text = reprlib.repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def json_list(value: Any, where: str, accepted: str) -> list[Any] | tuple[Any, ...]:
