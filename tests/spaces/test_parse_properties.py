@@ -5,8 +5,6 @@ another exception (issue 21: numbers, nulls and nested lists in a genotype were 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pytest
@@ -15,42 +13,15 @@ from hypothesis import strategies as st
 
 from ehdnas.core.errors import UserError
 from ehdnas.spaces import get_space, list_spaces
-
-# Any JSON value Python's reader returns, NaN and the infinities included.
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=8) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
-    max_leaves=30,
-)
-
-
-def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every place in a JSON value, the whole included."""
-    yield path
-    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, child in children:
-        yield from _paths(child, (*path, key))
-
-
-def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    if not path:
-        return new
-    copy = dict(value) if isinstance(value, dict) else list(value)
-    copy[path[0]] = _replaced(value[path[0]], path[1:], new)
-    return copy
-
-
-@st.composite
-def near_misses(draw: st.DrawFn, space_name: str) -> Any:
-    """A valid architecture's JSON with one value, anywhere, swapped for any JSON: past the first level of checks."""
-    space = get_space(space_name)
-    data = space.to_dict(space.sample(np.random.default_rng(draw(st.integers(0, 2**32 - 1)))))
-    return _replaced(data, draw(st.sampled_from(list(_paths(data)))), draw(JSON))
+from tests.strategies import JSON, swapped
 
 
 def architectures(space_name: str) -> st.SearchStrategy[str]:
-    """What a user may pass as an architecture of the space, right or (nearly always) wrong."""
-    return st.one_of(JSON.map(json.dumps), near_misses(space_name).map(json.dumps), st.text())
+    """What a user may pass as an architecture of the space, right or (nearly always) wrong: JSON of any shape, a
+    valid architecture's JSON with one value swapped for any JSON (past the first level of checks), any text."""
+    space = get_space(space_name)
+    valid = st.integers(0, 2**32 - 1).map(lambda seed: space.to_dict(space.sample(np.random.default_rng(seed))))
+    return st.one_of(JSON, valid.flatmap(swapped)).map(json.dumps) | st.text()
 
 
 def assert_one_line(error: UserError) -> None:
