@@ -150,7 +150,7 @@ def brief(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def json_list(value: Any, where: str, accepted: str) -> list[Any] | tuple[Any, ...]:
+def json_list(value: Any, where: str, accepted: str) -> Sequence[Any]:
     """`value` if it is an array; else a UserError naming `where`, what it accepts and the value given."""
     if not isinstance(value, list | tuple):
         raise UserError(f"{where}: expected {accepted}, got {brief(value)}")

@@ -118,7 +118,7 @@ class Genotype:
             edges: list[Edge] = []
             for node in body.split("|"):
                 for edge in node.split("+"):
-                    match = re.fullmatch(r"\s*([a-z0-9_]+)\((\d{1,9})\)\s*", edge)  # int() refuses 4300 digits and more
+                    match = re.fullmatch(r"\s*([a-z0-9_]+)\((\d{1,9})\)\s*", edge)  # int() refuses 4300 digits
                     if not match:
                         raise UserError(f"darts genotype: edge {brief(edge.strip())} is not op(input)")
                     edges.append((match[1], int(match[2])))

@@ -53,7 +53,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec(stride=2, kernel=(3, 5), width=(112, 120, 128), depth=(2, 3, 4), expand=(6,)),
     StageSpec(stride=1, kernel=(3, 5), width=(128, 136), depth=(1, 2), expand=(6,)),
 )
-_STAGE_TEXT = re.compile(r"k(\d{1,9})w(\d{1,9})d(\d{1,9})e(\d{1,9})")  # int() refuses 4300 digits and more
+_STAGE_TEXT = re.compile(r"k(\d{1,9})w(\d{1,9})d(\d{1,9})e(\d{1,9})")  # int() refuses 4300 digits
 
 
 @dataclass(frozen=True)
