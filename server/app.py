@@ -16,9 +16,10 @@ token check) is declared once in `server.deps`.
 """
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from server.jobs import JobStore
-from server.middleware import BodyLimit
+from server.middleware import BodyLimit, validation_failed
 from server.routes import api, health, pages
 from server.settings import Settings
 
@@ -41,4 +42,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimit, limit=settings.limits.body_bytes)
+    app.add_exception_handler(RequestValidationError, validation_failed)
     return app

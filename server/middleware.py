@@ -1,9 +1,36 @@
-"""ASGI middleware: the request-body bound."""
+"""What every request passes through: the request-body bound, and the 422 answer to a request that fails validation."""
 
 from __future__ import annotations
 
+import math
+import reprlib
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def json_safe(value: Any, depth: int = 8) -> Any:
+    """`value` as a JSON writer takes it: a NaN or an infinity as its repr ('nan', 'inf'), since Python's JSON reader
+    accepts them and no writer may write them back; what is nested deeper than `depth` as a short repr, since an
+    encoder recurses and a request may nest as deep as its reader goes."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict | list | tuple) and depth == 0:
+        return reprlib.repr(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item, depth - 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item, depth - 1) for item in value]
+    return value
+
+
+async def validation_failed(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 answer, made JSON-safe: each error echoes its input, which may hold a NaN or nest deeply."""
+    return JSONResponse({"detail": jsonable_encoder(json_safe(exc.errors()))}, status_code=422)
 
 
 class BodyLimit:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, create_model, field_validator
 
 import ehdnas.tasks.images  # noqa: F401  (registers image data sets: int8 targets calibrate on them)
 from backends.protocol import TimingProtocol
@@ -51,11 +51,13 @@ class Limits:
 class _Spec(BaseModel):
     """What every kind names: a target with its settings, and a space with its settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN and Infinity are no JSON numbers, yet Python's reader takes them: refused here, where the field is named,
+    # they never reach a check that a NaN passes (every comparison with it is false) nor a JSON answer.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     target: str = Field(description="Target name, as `GET /v1/targets` lists them.", examples=["ort-cpu"])
     options: dict[str, Setting] = Field(default_factory=dict, description="Target settings, as the CLI's -o.")
-    accelerator: dict[str, Any] | None = Field(
+    accelerator: dict[str, JsonValue] | None = Field(
         default=None, description="A systolic-* target's accelerator description (the TOML file's keys)."
     )
     space: str = "darts"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import reprlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ class SearchSpace(ABC, Generic[A]):
         if text.startswith("{"):
             try:
                 data = json.loads(text)
-            except json.JSONDecodeError as err:
+            except (ValueError, RecursionError) as err:  # also an integer over 4300 digits, or nesting past the stack
                 raise UserError(f"{self.name} architecture: invalid JSON ({err})") from None
             return self.from_dict(data)
         return self.from_text(text)
@@ -140,6 +141,27 @@ class SearchSpace(ABC, Generic[A]):
 
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
+
+
+def brief(value: Any) -> str:
+    """`repr(value)` in at most 60 characters: messages echo what the user gave, which may be long or nested
+    (reprlib cuts long strings and deep or long containers first, so the repr is cheap to make)."""
+    text = reprlib.repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def json_list(value: Any, where: str, accepted: str) -> Sequence[Any]:
+    """`value` if it is an array; else a UserError naming `where`, what it accepts and the value given."""
+    if not isinstance(value, list | tuple):
+        raise UserError(f"{where}: expected {accepted}, got {brief(value)}")
+    return value
+
+
+def json_object(value: Any, keys: Sequence[str], where: str) -> Mapping[str, Any]:
+    """`value` if it is an object with exactly `keys`; else a UserError naming `where`, the keys and the value."""
+    if not isinstance(value, Mapping) or set(value) != set(keys):
+        raise UserError(f"{where}: expected an object with the keys {list(keys)}, got {brief(value)}")
+    return value
 
 
 SPACES: Registry[type[SearchSpace]] = Registry("search space")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ehdnas.core.errors import UserError
-from ehdnas.spaces.base import Decision, SearchSpace, register_space
+from ehdnas.spaces.base import Decision, SearchSpace, brief, json_list, json_object, register_space
 
 if TYPE_CHECKING:
     import torch
@@ -59,13 +59,13 @@ def _check_cell(edges: Sequence[Any], cell: str) -> CellEdges:
         pair = []
         for edge in edges[2 * node : 2 * node + 2]:
             if not (isinstance(edge, Sequence) and not isinstance(edge, str) and len(edge) == 2):
-                raise UserError(f"{cell} cell node {node + 2}: edge {edge!r} is not an (op, input) pair")
+                raise UserError(f"{cell} cell node {node + 2}: edge {brief(edge)} is not an (op, input) pair")
             op, src = edge
             if op not in CHOSEN_OPS:
                 hint = "'none' is never a chosen op" if op == "none" else f"known: {', '.join(CHOSEN_OPS)}"
-                raise UserError(f"{cell} cell node {node + 2}: unknown op {op!r}; {hint}")
+                raise UserError(f"{cell} cell node {node + 2}: unknown op {brief(op)}; {hint}")
             if isinstance(src, bool) or not isinstance(src, int) or not 0 <= src <= node + 1:
-                raise UserError(f"{cell} cell node {node + 2}: input {src!r} out of range 0..{node + 1}")
+                raise UserError(f"{cell} cell node {node + 2}: input {brief(src)} out of range 0..{node + 1}")
             pair.append((op, src))
         if pair[0][1] == pair[1][1]:
             raise UserError(f"{cell} cell node {node + 2}: both edges come from input {pair[0][1]}")
@@ -99,10 +99,12 @@ class Genotype:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Genotype:
-        if not isinstance(data, Mapping) or set(data) != set(CELLS):
-            got = sorted(data) if isinstance(data, Mapping) else type(data).__name__
-            raise UserError(f"darts genotype: expected the keys {list(CELLS)}, got {got}")
-        return cls(**{name: tuple(tuple(e) if isinstance(e, list) else e for e in data[name]) for name in CELLS})
+        data = json_object(data, CELLS, "darts genotype")
+        cells = {}
+        for name in CELLS:
+            edges = json_list(data[name], f"darts genotype {name}", "a list of [op, input] pairs")
+            cells[name] = tuple(tuple(e) if isinstance(e, list) else e for e in edges)
+        return cls(**cells)
 
     @classmethod
     def from_text(cls, text: str) -> Genotype:
@@ -112,13 +114,13 @@ class Genotype:
         for part in filter(None, (p.strip() for p in text.split(";"))):
             name, sep, body = part.partition("=")
             if not sep or name.strip() not in CELLS:
-                raise UserError(f"darts genotype: {part!r} is not 'normal=...' or 'reduce=...'")
+                raise UserError(f"darts genotype: {brief(part)} is not 'normal=...' or 'reduce=...'")
             edges: list[Edge] = []
             for node in body.split("|"):
                 for edge in node.split("+"):
-                    match = re.fullmatch(r"\s*([a-z0-9_]+)\((\d+)\)\s*", edge)
+                    match = re.fullmatch(r"\s*([a-z0-9_]+)\((\d{1,9})\)\s*", edge)  # int() refuses 4300 digits
                     if not match:
-                        raise UserError(f"darts genotype: edge {edge.strip()!r} is not op(input)")
+                        raise UserError(f"darts genotype: edge {brief(edge.strip())} is not op(input)")
                     edges.append((match[1], int(match[2])))
             cells[name.strip()] = edges
         missing = [name for name in CELLS if name not in cells]
@@ -133,11 +135,11 @@ class Genotype:
         for name in CELLS:
             match = re.search(rf"\b{name}\s*=\s*(\[[^\]]*\])", text)
             if not match:
-                raise UserError(f"darts genotype: no {name}=[...] list in {text[:60]!r}")
+                raise UserError(f"darts genotype: no {name}=[...] list in {brief(text)}")
             try:
                 cells[name] = tuple(ast.literal_eval(match[1]))
-            except (ValueError, SyntaxError):
-                raise UserError(f"darts genotype: cannot read the {name} list {match[1][:60]!r}") from None
+            except (ValueError, SyntaxError, TypeError):  # TypeError: an unhashable key, as in [{{}: 1}]
+                raise UserError(f"darts genotype: cannot read the {name} list {brief(match[1])}") from None
         return cls(**cells)
 
 

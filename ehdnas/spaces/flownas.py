@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ehdnas.core.errors import UserError
-from ehdnas.spaces.base import Decision, SearchSpace, register_space
+from ehdnas.spaces.base import Decision, SearchSpace, brief, json_list, json_object, register_space
 
 if TYPE_CHECKING:
     import torch
@@ -53,7 +53,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec(stride=2, kernel=(3, 5), width=(112, 120, 128), depth=(2, 3, 4), expand=(6,)),
     StageSpec(stride=1, kernel=(3, 5), width=(128, 136), depth=(1, 2), expand=(6,)),
 )
-_STAGE_TEXT = re.compile(r"k(\d+)w(\d+)d(\d+)e(\d+)")
+_STAGE_TEXT = re.compile(r"k(\d{1,9})w(\d{1,9})d(\d{1,9})e(\d{1,9})")  # int() refuses 4300 digits
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,12 @@ class EncoderArch:
             raise UserError(f"flownas encoder: expected {len(STAGES)} stages, got {len(self.stages)}")
         for number, (stage, spec) in enumerate(zip(self.stages, STAGES), start=1):
             if not isinstance(stage, StageChoice):
-                raise UserError(f"flownas encoder stage {number}: {stage!r} is not a StageChoice")
+                raise UserError(f"flownas encoder stage {number}: {brief(stage)} is not a StageChoice")
             for name in FIELDS:
                 value, allowed = getattr(stage, name), getattr(spec, name)
                 if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
                     known = ", ".join(map(str, allowed))
-                    raise UserError(f"flownas encoder stage {number}: {name} {value!r} is not one of {known}")
+                    raise UserError(f"flownas encoder stage {number}: {name} {brief(value)} is not one of {known}")
 
     def to_text(self) -> str:
         return "|".join(stage.to_text() for stage in self.stages)
@@ -96,27 +96,26 @@ class EncoderArch:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EncoderArch:
-        if not isinstance(data, Mapping) or set(data) != {"stages"} or not isinstance(data["stages"], list):
-            raise UserError('flownas encoder: expected {"stages": [{"kernel": .., "width": .., ...}, ...]}')
+        data = json_object(data, ["stages"], "flownas encoder")
+        accepted = f"a list of {len(STAGES)} objects with the keys {list(FIELDS)}"
         stages = []
-        for number, stage in enumerate(data["stages"], start=1):
-            if not isinstance(stage, Mapping) or set(stage) != set(FIELDS):
-                got = sorted(stage) if isinstance(stage, Mapping) else type(stage).__name__
-                raise UserError(f"flownas encoder stage {number}: expected the keys {list(FIELDS)}, got {got}")
-            stages.append(StageChoice(**stage))
+        for number, stage in enumerate(json_list(data["stages"], "flownas encoder stages", accepted), start=1):
+            stages.append(StageChoice(**json_object(stage, FIELDS, f"flownas encoder stage {number}")))
         return cls(tuple(stages))
 
     @classmethod
     def from_text(cls, text: str) -> EncoderArch:
         parts = text.strip().split("|")
         if len(parts) != len(STAGES):
-            raise UserError(f"flownas encoder: expected {len(STAGES)} stages separated by '|', got {len(parts)}")
+            raise UserError(
+                f"flownas encoder: expected {len(STAGES)} stages separated by '|', got {len(parts)}: {brief(text)}"
+            )
         stages = []
         for number, part in enumerate(parts, start=1):
             match = _STAGE_TEXT.fullmatch(part.strip())
             if not match:
                 raise UserError(
-                    f"flownas encoder stage {number}: {part.strip()!r} is not k<kernel>w<width>d<depth>e<expand>"
+                    f"flownas encoder stage {number}: {brief(part.strip())} is not k<kernel>w<width>d<depth>e<expand>"
                 )
             stages.append(StageChoice(*map(int, match.groups())))
         return cls(tuple(stages))

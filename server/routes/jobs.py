@@ -89,10 +89,10 @@ def artifact(job_id: JobId, name: str, jobs: JobsDep, jobs_dir: JobsDirDep) -> F
     folder = (jobs_dir / str(job_id)).resolve()
     try:
         path = (folder / name).resolve()
-    except (OSError, ValueError):
+        if not path.is_relative_to(folder):
+            raise HTTPException(400, "artifact names are paths inside the job's folder")
+        if not path.is_file():
+            raise HTTPException(404, f"job {job_id} has no artifact {name!r}")
+    except (OSError, ValueError):  # a NUL byte; a name longer than the file system takes (ENAMETOOLONG)
         raise HTTPException(400, "not a valid artifact name") from None
-    if not path.is_relative_to(folder):
-        raise HTTPException(400, "artifact names are paths inside the job's folder")
-    if not path.is_file():
-        raise HTTPException(404, f"job {job_id} has no artifact {name!r}")
     return FileResponse(path, filename=path.name)

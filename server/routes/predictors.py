@@ -1,5 +1,7 @@
 """`/v1/predictors`: the latency predictors a search can use."""
 
+import stat
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,19 @@ def predictors() -> list[dict[str, Any]]:
     """The predictors saved where searches look for them, with what each was trained on and how well."""
     from ehdnas.core.paths import predictors_dir
 
-    return [_predictor_info(path, path.stat().st_mtime) for path in sorted(predictors_dir().glob("*.pt"))]
+    return [_predictor_info(path, mtime) for path, mtime in _files(predictors_dir())]
+
+
+def _files(folder: Path) -> Iterator[tuple[Path, float]]:
+    """The `*.pt` files in `folder` with their modification times: a dangling symlink, a folder, or a file removed
+    since the listing is no predictor a search could load, so it is left out rather than failing the list."""
+    for path in sorted(folder.glob("*.pt")):
+        try:
+            status = path.stat()
+        except OSError:
+            continue
+        if stat.S_ISREG(status.st_mode):
+            yield path, status.st_mtime
 
 
 @lru_cache(maxsize=64)

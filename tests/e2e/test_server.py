@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -15,7 +16,10 @@ import pytest
 from backends import TimingProtocol, get_target
 from ehdnas.pipeline.export import export_arch
 from ehdnas.spaces import get_space
+from tests.conftest import ROOT
 from tests.server.test_server import FAST, TINY, TOKEN, _job_process, finished, submit, wait_for  # noqa: F401
+
+HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 
 
 @pytest.mark.slow
@@ -130,11 +134,17 @@ def test_a_killed_worker_and_a_killed_server_lose_nothing(launch) -> None:
 
 @pytest.mark.slow
 def test_schemathesis_finds_no_server_error(launch, tmp_path: Path) -> None:
-    """A property-based run over the server's own OpenAPI schema (benchmarks/server_fuzz.py runs it longer)."""
+    """A property-based run over the server's own OpenAPI schema (benchmarks/server_fuzz.py runs it longer), then one
+    over job submissions whose bodies hold NaN, infinities and wrong-typed values nested deep (HOOKS)."""
     server = launch(workers=0)
     schemathesis = Path(sys.executable).parent / "schemathesis"
     command = [str(schemathesis), "run", f"{server.url}/openapi.json", "-H", f"Authorization: Bearer {TOKEN}",
-               "--checks", "not_a_server_error", "--max-examples", "15", "--phases", "examples,coverage,fuzzing",
-               "--seed", "1", "--no-color"]  # fmt: skip
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+               "--checks", "not_a_server_error", "--seed", "1", "--no-color"]  # fmt: skip
+    hooked = {"SCHEMATHESIS_HOOKS": str(HOOKS), "PYTHONPATH": str(ROOT)}  # the hooks import tests.strategies
+    for args, env in [
+        (["--max-examples", "15", "--phases", "examples,coverage,fuzzing"], {}),
+        (["--include-name", "POST /v1/jobs", "--max-examples", "100", "--phases", "fuzzing"], hooked),
+    ]:
+        proc = subprocess.run([*command, *args], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                              env={**os.environ, **env})  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]

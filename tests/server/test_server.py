@@ -215,6 +215,48 @@ def test_bad_flownas_search_specs_are_refused_with_the_field_named(launch) -> No
     assert client.get("/v1/jobs").json()["total"] == 0  # nothing was queued
 
 
+def test_wrong_shapes_non_finite_numbers_long_names_and_dangling_files_are_4xx(launch, tmp_path: Path) -> None:
+    """Issue 21's cases, each a 500 before: the 422 names the field, and its body is JSON even for a NaN input."""
+    predictors = tmp_path / "data" / "ehdnas" / "predictors"  # where the server looks (`launch` sets XDG_DATA_HOME)
+    predictors.mkdir(parents=True)
+    (predictors / "gone.pt").symlink_to(tmp_path / "nowhere.pt")
+    server = launch(workers=0)
+    client = server.client(TOKEN)
+    problems = functools.partial(refusal, client, "benchmark", target="ort-cpu")
+    for arch, message in [
+        ('{"normal": 1, "reduce": 2}', "darts genotype normal: expected a list of [op, input] pairs, got 1"),
+        ('{"normal": null, "reduce": null}', "darts genotype normal: expected a list of [op, input] pairs, got None"),
+        ('{"normal": ' + "[" * 900 + "]" * 900 + ', "reduce": []}', "normal cell: expected 8 edges (2 per node"),
+        ('{"normal": ' + "[" * 10_000 + "]" * 10_000 + "}", "darts architecture: invalid JSON (maximum recursion"),
+    ]:
+        assert problems(archs=[arch])[("archs", 0)].startswith(message), arch
+
+    def answer(kind: str, spec: str) -> dict:  # as written: a JSON client would refuse to send a NaN
+        body = f'{{"kind": "{kind}", "dry_run": true, "spec": {{"target": "ort-cpu", {spec}}}}}'
+        response = client.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 422, response.text
+        return {tuple(p["loc"][3:]): (p["msg"], p["input"]) for p in response.json()["detail"]}
+
+    finite = "Input should be a finite number"
+    assert answer("collect", '"samples": NaN')[("samples",)] == (finite, "nan")
+    assert answer("collect", '"samples": 5, "min_time": Infinity')[("min_time",)] == (finite, "inf")
+    assert answer("collect", '"samples": 5, "max_cv": -Infinity')[("max_cv",)][1] == "-inf"
+    assert ("options", "threads", "float") in answer("collect", '"samples": 5, "options": {"threads": NaN}')
+    assert answer("search", '"lambdas": [0, NaN], "auto_predictor": true')[("lambdas", 1)] == (finite, "nan")
+    assert answer("search", '"latency_budget_ms": Infinity')[("latency_budget_ms",)] == (finite, "inf")
+    accelerator = '"target": "systolic-edge32", "samples": 1, "accelerator": {"array": [[NaN]]}'
+    assert answer("benchmark", accelerator)[("accelerator", "array", "list", 0, "list", 0, "float")] == (finite, "nan")
+    deep = answer("benchmark", '"archs": [' + "[" * 900 + "]" * 900 + "]")[("archs", 0)]
+    assert deep[0] == "Input should be a valid string" and str(deep[1]).startswith("[[[[")  # cut short, not echoed
+    whole = client.post("/v1/jobs", content="[NaN]", headers={"content-type": "application/json"})
+    assert whole.status_code == 422 and whole.json()["detail"][0]["input"] == ["nan"]
+    job = submit(client, "benchmark", target="ort-cpu", samples=1)["id"]  # queued: no worker runs it
+    (tmp_path / "store-jobs" / str(job)).mkdir(parents=True)
+    long_name = client.get(f"/v1/jobs/{job}/artifacts/{'a' * 300}")
+    assert long_name.status_code == 400 and long_name.json() == {"detail": "not a valid artifact name"}
+    assert client.get("/v1/predictors").json() == []  # the dangling link is no predictor
+
+
 def test_benchmark_jobs_reuse_stored_measurements_and_serve_their_artifacts(launch) -> None:
     server = launch()
     client = server.client(TOKEN)

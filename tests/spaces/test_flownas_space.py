@@ -101,13 +101,13 @@ def test_expand_ratio_one_has_no_expand_conv() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (SMALLEST.rsplit("|", 1)[0], "expected 6 stages separated by '\\|', got 5"),
+        (SMALLEST.rsplit("|", 1)[0], "expected 6 stages separated by '\\|', got 5: 'k3w56d1e1\\|k3"),
         (SMALLEST.replace("k3w88d1e4", "k3w88e4"), "stage 3: 'k3w88e4' is not k<kernel>w<width>d<depth>e<expand>"),
         (SMALLEST.replace("k3w88", "k3w90"), "stage 3: width 90 is not one of 88, 96"),
         (SMALLEST.replace("k3w56", "k7w56"), "stage 1: kernel 7 is not one of 3, 5"),
         (SMALLEST.replace("w112d2", "w112d1"), "stage 5: depth 1 is not one of 2, 3, 4"),
-        ('{"stages": [{"kernel": 3}]}', "stage 1: expected the keys \\['kernel', 'width', 'depth', 'expand'\\]"),
-        ('{"stage": []}', 'expected {"stages"'),
+        ('{"stages": [{"kernel": 3}]}', "stage 1: expected an object with the keys \\['kernel', 'width', 'depth'"),
+        ('{"stage": []}', "expected an object with the keys \\['stages'\\], got \\{'stage': \\[\\]\\}"),
         ("{not json", "invalid JSON"),
     ],
 )

@@ -114,7 +114,7 @@ def test_darts_encoding_matches_supernet_alpha_layout() -> None:
         (lambda t: t.replace("(0)", "[0]", 1), "'sep_conv_3x3\\[0\\]' is not op\\(input\\)"),
         (lambda t: t.replace("normal=", "nromal="), "is not 'normal=...' or 'reduce=...'"),
         (lambda t: t.split(";")[0], "missing the reduce cell"),
-        (lambda t: '{"normal": []}', "expected the keys"),
+        (lambda t: '{"normal": []}', "object with the keys \\['normal', 'reduce'\\], got \\{'normal': \\[\\]\\}"),
         (lambda t: "{not json", "invalid JSON"),
     ],
 )
