@@ -71,11 +71,11 @@ def run_cli(*args: str, db: str | None = None, check: bool = True, timeout: floa
     return proc
 
 
-def search_end_to_end(target: str, out: Path, db: str) -> dict:
+def search_end_to_end(target: str, out: Path, db: str, *extra: str) -> dict:
     """The smallest `search --auto-predictor` on `target`: 50 networks collected, 1 epoch; its result document."""
     space = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
     args = ["search", "-t", target, "--out", str(out), *space, "--auto-predictor"]
-    args += ["--auto-samples", "50", "--epochs", "1", "--retrain-epochs", "1", "--batch-size", "256", "--json"]
+    args += ["--auto-samples", "50", "--epochs", "1", "--retrain-epochs", "1", "--batch-size", "256", "--json", *extra]
     result = json.loads(run_cli(*args, db=db).stdout)
     assert result["target"] == target and result["measured_latency_ms"]["median"] > 0
     assert (out / "model.onnx").is_file()

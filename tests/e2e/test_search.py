@@ -66,7 +66,9 @@ def test_sweep_adds_the_darts_baseline_and_plots_the_pareto_view(tmp_path: Path)
     from ehdnas.methods.darts import run_sweep
 
     space = get_space("darts", TINY)
-    settings = SearchSettings(space_options=space.config_dict(), epochs=1, retrain_epochs=1, batch_size=256)
+    settings = SearchSettings(  # following is checked above
+        space_options=space.config_dict(), epochs=1, retrain_epochs=1, batch_size=256, follow=False
+    )
     store = Store(f"sqlite:///{tmp_path}/store.db")
     sweep = run_sweep(settings, [2.0], tiny_predictor(space), store, tmp_path / "sweep", lambda event: None)
     assert [row["lambda"] for row in sweep["runs"]] == [0.0, 2.0]

@@ -31,3 +31,4 @@ def test_collect_uses_every_core_and_trains_a_predictor(db_url: str) -> None:
 def test_search_on_a_systolic_target_end_to_end(tmp_path: Path, db_url: str) -> None:
     result = search_end_to_end("systolic-eyeriss", tmp_path / "run", db_url)
     assert result["measured_latency_ms"]["std"] == 0  # simulated: exact
+    assert result["followed"]  # the default: the predictor followed the search

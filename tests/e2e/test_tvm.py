@@ -35,4 +35,6 @@ def test_tuning_tunes_each_kernel_once(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_search_on_tvm_end_to_end(tmp_path: Path, db_url: str) -> None:
-    search_end_to_end("tvm-llvm", tmp_path / "run", db_url)
+    # Following (measuring the derived network and its neighbours during the search) is checked on the cheaper
+    # targets; here it would build and time a dozen more TVM modules.
+    assert not search_end_to_end("tvm-llvm", tmp_path / "run", db_url, "--no-follow")["followed"]

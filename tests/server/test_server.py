@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -45,8 +46,9 @@ def submit(client: httpx.Client, kind: str, **spec) -> dict:
     return response.json()
 
 
-def _claim_all(db_url: str, worker: str) -> list[int]:
+def _claim_all(db_url: str, worker: str, start: Any) -> list[int]:
     jobs, claimed = JobStore(db_url), []
+    start.wait()  # all connected before any claims: a worker that starts late on a busy machine found nothing left
     while (job := jobs.claim(worker)) is not None:
         claimed.append(job.id)
     return claimed
@@ -55,8 +57,10 @@ def _claim_all(db_url: str, worker: str) -> list[int]:
 def test_concurrent_workers_never_claim_one_job_twice(db_url: str) -> None:
     jobs = JobStore(db_url)
     submitted = [jobs.submit("benchmark", {"n": i}).id for i in range(300)]
-    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
-        claims = list(pool.map(_claim_all, [db_url] * 4, [f"w{i}" for i in range(4)]))
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(4, mp_context=context) as pool:
+        start = manager.Barrier(4)
+        claims = list(pool.map(_claim_all, [db_url] * 4, [f"w{i}" for i in range(4)], [start] * 4))
     everything = [job_id for claimed in claims for job_id in claimed]
     assert sorted(everything) == submitted  # each job exactly once
     assert sum(bool(claimed) for claimed in claims) >= 2  # and they did compete (seen: 135, 57, 72, 36)
