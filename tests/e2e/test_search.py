@@ -24,8 +24,13 @@ from tests.methods.test_search import TINY, tiny_predictor  # noqa: F401
 def test_search_end_to_end_and_resume(tmp_path: Path) -> None:
     space = get_space("darts", TINY)
     predictor = tiny_predictor(space)
-    settings = SearchSettings(
-        space_options=space.config_dict(), epochs=2, retrain_epochs=1, batch_size=128, lambdas=[1.0]
+    settings = SearchSettings(  # one neighbour per followed network: the mechanism, at half the measurements
+        space_options=space.config_dict(),
+        epochs=2,
+        retrain_epochs=1,
+        batch_size=128,
+        lambdas=[1.0],
+        follow_neighbours=1,
     )
     events: list[dict] = []
     store = Store(f"sqlite:///{tmp_path}/store.db")
