@@ -201,9 +201,9 @@ def test_ops_are_read_from_the_tflite_file_in_execution_order(darts_model) -> No
 
 def test_collection_prepares_in_parallel_and_never_converts_twice(db_url: str) -> None:
     args = ["--target", "tflite-cpu", "-o", "precision=int8", "--space", "darts", *TINY, *FAST]
-    run_cli("collect", "--samples", "3", *args, db=db_url)
-    again = json.loads(run_cli("benchmark", "--samples", "3", "--fresh", "--json", *args, db=db_url).stdout)
-    assert len(again["results"]) == 3 and all(r["details"]["from_cache"] for r in again["results"])
+    run_cli("collect", "--samples", "2", *args, db=db_url)
+    again = json.loads(run_cli("benchmark", "--samples", "2", "--fresh", "--json", *args, db=db_url).stdout)
+    assert len(again["results"]) == 2 and all(r["details"]["from_cache"] for r in again["results"])
     assert again["target_config"]["precision"] == "int8"
-    stored = json.loads(run_cli("benchmark", "--samples", "3", "--json", *args, db=db_url).stdout)
+    stored = json.loads(run_cli("benchmark", "--samples", "2", "--json", *args, db=db_url).stdout)
     assert all(r["cached"] for r in stored["results"])
