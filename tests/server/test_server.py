@@ -59,7 +59,7 @@ def test_concurrent_workers_never_claim_one_job_twice(db_url: str) -> None:
     submitted = [jobs.submit("benchmark", {"n": i}).id for i in range(300)]
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, ProcessPoolExecutor(4, mp_context=context) as pool:
-        start = manager.Barrier(4)
+        start = manager.Barrier(4, timeout=120)  # a worker that never starts fails the test, not hangs it
         claims = list(pool.map(_claim_all, [db_url] * 4, [f"w{i}" for i in range(4)], [start] * 4))
     everything = [job_id for claimed in claims for job_id in claimed]
     assert sorted(everything) == submitted  # each job exactly once
