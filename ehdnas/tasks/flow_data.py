@@ -385,12 +385,18 @@ def _sintel_groups(root: Path) -> list[list[tuple[Path, Path, Path]]]:
     return groups
 
 
-def _folder_splits(
-    spec: str, groups: list[list[tuple[Path, Path, Path]]], height: int, width: int, counts: dict[str, int | None]
-) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Groups (pairs or scenes) split in order: train, val, test; each split thinned evenly to at most its count."""
+def _groups(kind: str, root: Path, spec: str) -> list[list[tuple[Path, Path, Path]]]:
+    """The pairs of a chairs or sintel folder, listed (not read), and enough of them for three splits."""
+    groups = _chairs_groups(root) if kind == "chairs" else _sintel_groups(root)
     if len(groups) < 3:
         raise UserError(f"{spec}: needs at least 3 chairs pairs or Sintel scenes (one per split), found {len(groups)}")
+    return groups
+
+
+def _folder_splits(
+    groups: list[list[tuple[Path, Path, Path]]], height: int, width: int, counts: dict[str, int | None]
+) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Groups (pairs or scenes) split in order: train, val, test; each split thinned evenly to at most its count."""
     held_out = max(1, round(HELD_OUT * len(groups)))
     cuts = {"train": groups[: -2 * held_out], "val": groups[-2 * held_out : -held_out], "test": groups[-held_out:]}
     splits = {}
@@ -405,7 +411,8 @@ def _folder_splits(
 
 
 def check_flow_data_spec(spec: str) -> tuple[str, Path]:
-    """The kind and folder that `spec` names, checked without reading any data."""
+    """The kind and folder that `spec` names, its files there (enough pairs for three splits), checked without
+    reading any data."""
     kind, _, location = spec.partition(":")
     if kind == "photos" and not location:
         return kind, Path()
@@ -414,6 +421,7 @@ def check_flow_data_spec(spec: str) -> tuple[str, Path]:
         needed = [root] if kind == "chairs" else [root / "training" / "clean", root / "training" / "flow"]
         for folder in needed:
             require_folder(folder, spec)
+        _groups(kind, root, spec)
         return kind, root
     raise UserError(f"flow data {spec!r}: expected photos, chairs:DIR or sintel:DIR")
 
@@ -452,8 +460,7 @@ def load_flow_data(
             for name, count in chosen.items()
         }
     else:
-        groups = _chairs_groups(root) if kind == "chairs" else _sintel_groups(root)
-        splits = _folder_splits(spec, groups, height, width, counts)
+        splits = _folder_splits(_groups(kind, root, spec), height, width, counts)
     train_images = splits["train"][0]
     mean = train_images.mean((0, 1, 3, 4)).view(1, 1, 3, 1, 1)
     std = train_images.std((0, 1, 3, 4)).clamp_min(1e-6).view(1, 1, 3, 1, 1)

@@ -140,11 +140,21 @@ def cluttered_digits(
     return tuple(out)  # type: ignore[return-value]
 
 
+CIFAR10_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+
+
+def _cifar10_layout(root: Path) -> None:
+    """The python batches are all there (their content is read by the training)."""
+    for name in CIFAR10_BATCHES:
+        if not (root / name).is_file():
+            raise UserError(f"cifar10:{root}: {name} is missing (expected data_batch_1..5 and test_batch)")
+
+
 def _cifar10(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    _cifar10_layout(root)
+
     def batch(name: str) -> tuple[np.ndarray, np.ndarray]:
         path = root / name
-        if not path.is_file():
-            raise UserError(f"cifar10:{root}: {name} is missing (expected data_batch_1..5 and test_batch)")
         try:
             with path.open("rb") as f:
                 entry = pickle.load(f, encoding="bytes")
@@ -153,14 +163,17 @@ def _cifar10(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         except Exception as err:  # a truncated or foreign pickle raises many types
             raise UserError(f"cifar10:{root}: {name} is not a CIFAR-10 python batch ({err})") from None
 
-    train = [batch(f"data_batch_{i}") for i in range(1, 6)]
-    test_x, test_y = batch("test_batch")
+    train = [batch(name) for name in CIFAR10_BATCHES[:-1]]
+    test_x, test_y = batch(CIFAR10_BATCHES[-1])
     return np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), test_x, test_y
 
 
-def _folder(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    from PIL import Image
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
 
+
+def _folder_layout(root: Path) -> list[str]:
+    """The class names of a `folder:` data set whose train/ and test/ folders both hold images."""
     splits = [root / "train", root / "test"]
     for split in splits:
         if not split.is_dir():
@@ -168,17 +181,24 @@ def _folder(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
     classes = sorted(p.name for p in splits[0].iterdir() if p.is_dir())
     if len(classes) < 2:
         raise UserError(f"folder:{root}: train/ needs at least two class folders, found {len(classes)}")
-    arrays = []
     for split in splits:
+        if not any(_images(split / name) for name in classes):
+            raise UserError(f"folder:{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {split}/<class>/")
+    return classes
+
+
+def _folder(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    from PIL import Image
+
+    classes = _folder_layout(root)
+    arrays = []
+    for split in (root / "train", root / "test"):
         images, labels = [], []
         for label, name in enumerate(classes):
-            for path in sorted((split / name).glob("*")) if (split / name).is_dir() else []:
-                if path.suffix.lower() in IMAGE_SUFFIXES:
-                    with Image.open(path) as image:
-                        images.append(np.asarray(image.convert("RGB").resize((32, 32)), np.float32) / 255.0)
-                    labels.append(label)
-        if not images:
-            raise UserError(f"folder:{root}: no images in {split}/<class>/")
+            for path in _images(split / name):
+                with Image.open(path) as image:
+                    images.append(np.asarray(image.convert("RGB").resize((32, 32)), np.float32) / 255.0)
+                labels.append(label)
         arrays += [np.stack(images).transpose(0, 3, 1, 2), np.asarray(labels)]
     return (*arrays, len(classes))  # type: ignore[return-value]
 
@@ -203,13 +223,17 @@ def require_folder(folder: Path, spec: str) -> None:
 
 
 def check_data_spec(spec: str) -> tuple[str, Path]:
-    """The kind and folder that `spec` names, checked without reading any data."""
+    """The kind and folder that `spec` names, its files there, checked without reading any data."""
     kind, _, location = spec.partition(":")
     if spec in ("digits", "cluttered"):  # embedded: nothing after the name, not even a colon
         return kind, Path()
     if kind in ("cifar10", "folder") and location:
         root = Path(location).expanduser()
         require_folder(root, spec)
+        if kind == "cifar10":
+            _cifar10_layout(root)
+        else:
+            _folder_layout(root)
         return kind, root
     raise UserError(f"--data {spec!r}: expected digits, cluttered, cifar10:DIR or folder:DIR")
 
