@@ -82,8 +82,15 @@ class Predictor(nn.Module):
         return path
 
 
-def load_predictor(path: Path | str, space: str | None = None, space_config: dict | None = None) -> Predictor:
-    """Load a predictor file; with `space` (and its settings) given, refuse one trained for another."""
+def load_predictor(
+    path: Path | str,
+    space: str | None = None,
+    space_config: dict | None = None,
+    target: str | None = None,
+    target_config: dict | None = None,
+) -> Predictor:
+    """Load a predictor file; with `space` or `target` (and their settings) given, refuse one trained for another:
+    latency on one target says nothing of another's."""
     from perf_models.kinds import KINDS
 
     path = Path(path)
@@ -104,6 +111,13 @@ def load_predictor(path: Path | str, space: str | None = None, space_config: dic
         raise UserError(
             f"{path}: this predictor was trained for {meta['space']} with settings {meta['space_config']}, "
             f"not {space_config}"
+        )
+    if target is not None and meta.get("target") not in (None, target):
+        raise UserError(f"{path}: this predictor was trained for target {meta['target']!r}, not {target!r}")
+    if target_config is not None and meta.get("target_config") not in (None, target_config):
+        raise UserError(
+            f"{path}: this predictor was trained for {meta['target']} with settings {meta['target_config']}, "
+            f"not {target_config}"
         )
     module = KINDS.get(payload["kind"]).module
     assert module is not None, "only differentiable kinds are saved"

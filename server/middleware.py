@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import reprlib
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -11,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ehdnas.core.options import brief
 
 
 def json_safe(value: Any, depth: int = 8) -> Any:
@@ -20,7 +21,7 @@ def json_safe(value: Any, depth: int = 8) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
     if isinstance(value, dict | list | tuple) and depth == 0:
-        return reprlib.repr(value)
+        return brief(value)
     if isinstance(value, dict):
         return {key: json_safe(item, depth - 1) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -21,8 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from ehdnas.core.errors import UserError
+from ehdnas.core.limits import Limits
 from ehdnas.core.paths import default_db_url
-from server.specs import Limits
 
 PREFIX = "EHDNAS_"
 TOKEN_ENV = f"{PREFIX}API_TOKEN"

@@ -1,51 +1,28 @@
 """What a job asks for: one pydantic spec per kind (`SPECS`, the one table of job kinds), and the checks at submission.
 
-The search spec is derived from the methods' settings classes, and checked by
-the same `resolve` the CLI calls, so the two faces cannot drift. Pydantic
-checks shapes and types; `check_spec` then asks the library what the CLI would
-find out at its start (unknown target, unavailable target, bad target or space
-setting, unparsable architecture, another method's option, missing
-predictor), so a bad job is refused with 422 instead of failing an hour later. `Limits` bound the
-work one job may ask for; an operator raises them with `ehdnas serve --limit`.
+The search spec is derived from the methods' settings classes. Pydantic checks
+shapes and types; `check_spec` then makes the checks the CLI makes at a
+command's start, with the same functions (`ehdnas.methods.requests`: unknown or
+unavailable target, bad target or space setting, unparsable architecture,
+another method's option, a missing predictor or one made for another target,
+anything over the `Limits`), so a bad job is refused with 422 instead of
+failing an hour later. An operator raises a limit with `ehdnas serve --limit`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, create_model
 
 import ehdnas.tasks.images  # noqa: F401  (registers image data sets: int8 targets calibrate on them)
 from backends.protocol import TimingProtocol
-from ehdnas.core.errors import UserError
+from ehdnas.core.limits import SEED_MAX, Limits
 from ehdnas.methods.registry import DEFAULT_METHOD
 
 _PROTOCOL = TimingProtocol()
 Setting = str | int | float | bool
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The most one job may ask for."""
-
-    samples: int = 20_000  # architectures a collect or benchmark job measures
-    archs: int = 100  # architectures named one by one in a benchmark job
-    epochs: int = 200  # search epochs
-    retrain_epochs: int = 300
-    lambdas: int = 8  # searches in one sweep
-    auto_samples: int = 5_000
-    pairs: int = 10_000  # flow pairs in each split of a flownas search
-    evaluations: int = 10_000  # fitness evaluations of a flownas search's evolution
-    repeats: int = 10_000  # timed runs per model
-    min_time: float = 60.0  # timed seconds per model
-    body_bytes: int = 64 * 1024  # request body
-
-    def check(self) -> None:
-        for field in fields(self):
-            if getattr(self, field.name) <= 0:
-                raise UserError(f"limit {field.name} must be positive")
 
 
 class _Spec(BaseModel):
@@ -89,21 +66,38 @@ class _ProtocolSpec(_Spec):
 
         return timing_protocol(self.repeats, self.min_time, self.warmup, self.max_cv)
 
+    def protocol_values(self) -> dict[str, Any]:
+        return {"repeats": self.repeats, "min_time": self.min_time, "warmup": self.warmup, "max_cv": self.max_cv}
+
 
 class BenchmarkSpec(_ProtocolSpec):
     samples: int | None = Field(None, ge=1, description="Sampled architectures [1, or none when archs are given].")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     archs: list[str] = Field(default_factory=list, description="Architectures of the space, text or JSON form.")
     fresh: bool = Field(False, description="Measure again even if the store has it.")
 
     def sample_count(self) -> int:
         return self.samples if self.samples is not None else 0 if self.archs else 1
 
+    def checked(self, limits: Limits) -> Any:
+        from ehdnas.methods.requests import check_measure
+
+        return check_measure(self.target, self.target_options(), self.space, self.space_options,
+                             self.protocol_values(), limits, archs=self.archs, samples=self.samples,
+                             seed=self.seed)  # fmt: skip
+
 
 class CollectSpec(_ProtocolSpec):
     samples: int = Field(ge=1, description="Size of the seeded sample set to have measured.")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     strategy: Literal["uniform", "uncertain"] = "uniform"
+
+    def checked(self, limits: Limits) -> Any:
+        from ehdnas.methods.requests import check_measure
+
+        return check_measure(self.target, self.target_options(), self.space, self.space_options,
+                             self.protocol_values(), limits, samples=self.samples, seed=self.seed,
+                             strategy=self.strategy)  # fmt: skip
 
 
 def _kind_names() -> list[str]:
@@ -114,17 +108,13 @@ def _kind_names() -> list[str]:
 
 class TrainPredictorSpec(_Spec):
     kinds: list[str] = Field(default_factory=lambda: _kind_names(), min_length=1, description="Predictor kinds.")
+    seed: int = Field(0, ge=0, le=SEED_MAX)
 
-    @field_validator("kinds")
-    @classmethod
-    def _known_kinds(cls, kinds: list[str]) -> list[str]:
-        known = _kind_names()
-        for kind in kinds:
-            if kind not in known:
-                raise ValueError(f"unknown predictor kind {kind!r}; known: {', '.join(known)}")
-        return kinds
+    def checked(self, limits: Limits) -> Any:
+        from ehdnas.methods.requests import check_train
 
-    seed: int = Field(0, ge=0)
+        return check_train(self.target, self.target_options(), self.space, self.space_options, self.kinds,
+                           self.seed, limits)  # fmt: skip
 
 
 def _option_fields() -> dict[str, Any]:
@@ -154,6 +144,16 @@ class _SearchBase(_Spec):
             self._resolved = resolve(
                 self.target, self.target_options(), self.space, self.space_options, self.method, values
             )
+        return self._resolved
+
+    def checked(self, limits: Limits) -> Any:
+        """`resolve`, and the rest of what a search checks at its start: availability, limits, the predictor."""
+        from ehdnas.core.paths import predictors_dir
+        from ehdnas.methods.requests import check_search
+
+        values = self.model_dump(exclude_none=True, exclude=set(_Spec.model_fields) | {"method"})
+        self._resolved = check_search(self.target, self.target_options(), self.space, self.space_options,
+                                      self.method, values, limits, predictors_dir())  # fmt: skip
         return self._resolved
 
     def predictor_path(self) -> Path | None:
@@ -188,92 +188,16 @@ SPECS: dict[str, type[_Spec]] = {
     "benchmark": BenchmarkSpec,
 }
 
-# Spec fields bounded by a limit: of the same name, but teacher epochs count as epochs.
-_BOUNDED = {name: name for name in ("samples", "epochs", "retrain_epochs", "repeats", "min_time", "auto_samples")}
-_BOUNDED["teacher_epochs"] = "epochs"
-_BOUNDED_LENGTH = ("archs", "lambdas")
-
-
 Problems = list[tuple[tuple[str | int, ...], str]]
 
 
 def check_spec(spec: _Spec, limits: Limits) -> Problems:
-    """Every problem with a well-formed spec, as (location within the spec, message); empty when it can run."""
-    from backends.base import TARGETS
-
-    problems: Problems = []
-    if not isinstance(spec, _SearchBase):
-        problems += _over_limits(spec, limits, {name: getattr(spec, name, None) for name in _BOUNDED})
-    runner = None
-    if spec.target not in TARGETS.names():
-        problems.append((("target",), f"unknown target {spec.target!r}; known: {', '.join(TARGETS.names())}"))
-    else:
-        try:
-            runner = spec.runner()
-        except UserError as err:
-            problems.append((("accelerator" if "accelerator" in str(err) else "options",), str(err)))
-        else:
-            status = type(runner).availability()
-            if not status.available:
-                problems.append((("target",), f"target {spec.target!r} is unavailable here: {status.reason}"))
-    if isinstance(spec, _SearchBase):
-        return problems + (_check_search(spec, limits) if runner is not None else [])
-    from ehdnas.spaces.base import SPACES
-
-    space = None
-    if spec.space not in SPACES.names():
-        problems.append((("space",), f"unknown space {spec.space!r}; known: {', '.join(SPACES.names())}"))
-    else:
-        try:
-            space = spec.the_space()
-        except UserError as err:
-            problems.append((("space_options",), str(err)))
-    if space is not None:
-        for i, text in enumerate(getattr(spec, "archs", ())):
-            try:
-                space.parse(text)
-            except UserError as err:
-                problems.append((("archs", i), str(err)))
-    return problems
-
-
-def _over_limits(spec: Any, limits: Limits, values: dict[str, Any]) -> Problems:
-    problems: Problems = []
-    for name, value in values.items():
-        limit = getattr(limits, _BOUNDED[name])
-        if value is not None and value > limit:
-            problems.append(((name,), f"at most {limit} on this server (the operator's --limit)"))
-    for name in _BOUNDED_LENGTH:
-        if len(getattr(spec, name, None) or ()) > getattr(limits, name):
-            problems.append(((name,), f"at most {getattr(limits, name)} items on this server"))
-    return problems
-
-
-def _check_search(spec: _SearchBase, limits: Limits) -> Problems:
-    """What the CLI's search would refuse at its start (the same resolution), then this server's limits."""
-    from ehdnas.methods.resolve import SettingErrors, missing_predictor
+    """Every problem with a well-formed spec, as (location within the spec, message); empty when it can run.
+    The library's checks of each kind of work (`ehdnas.methods.requests`), as the CLI makes them."""
+    from ehdnas.methods.resolve import SettingErrors
 
     try:
-        resolved = spec.resolve()
+        spec.checked(limits)
     except SettingErrors as errors:
         return [(error.field, error.message) for error in errors.problems]
-    settings, choice = resolved.settings, resolved.predictor
-    public = {name: getattr(settings, name, None) for name in ("epochs", "retrain_epochs", "teacher_epochs")}
-    public["auto_samples"] = choice.auto_samples if choice else None
-    problems = _over_limits(spec, limits, public)
-    if any(count > limits.pairs for count in getattr(settings, "pairs", ())):
-        problems.append((("pairs",), f"at most {limits.pairs} pairs each on this server (the operator's --limit)"))
-    if hasattr(settings, "evolution_settings"):
-        evolution = settings.evolution_settings()
-        evaluations = evolution.population + (evolution.generations - 1) * (evolution.mutations + evolution.crossovers)
-        if evaluations > limits.evaluations:
-            problems.append((("evolution",),
-                f"{evaluations} fitness evaluations (population + (generations - 1) x (mutations + crossovers)); "
-                f"at most {limits.evaluations} on this server (the operator's --limit)"))  # fmt: skip
-    if choice is not None and choice.predictor is not None:
-        path = spec.predictor_path()
-        if Path(choice.predictor).name != choice.predictor or path is None or not path.is_file():
-            problems.append((("predictor",), f"no predictor {choice.predictor!r}: GET /v1/predictors lists them"))
-    elif (missing := missing_predictor(resolved)) is not None:
-        problems.append((missing.field, missing.message))
-    return problems
+    return []

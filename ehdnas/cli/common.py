@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -63,6 +63,7 @@ DbOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
 
 
+T = TypeVar("T")
 DEFAULT_PROTOCOL = TimingProtocol()
 NOISY_CV = 0.10  # coefficient of variation above which the table flags a measurement
 
@@ -119,13 +120,42 @@ def _print_json(document: Any) -> None:
     print(json.dumps(document, indent=2))
 
 
-def _runner(target: str, options: list[str] | None, accelerator: Path | None) -> Any:
-    """The target's runner; `--accelerator FILE` is the systolic targets' `accelerator` setting."""
-    from backends import get_target
-
+def _target_options(target: str, options: list[str] | None, accelerator: Path | None) -> list[str]:
+    """The target's settings; `--accelerator FILE` is the systolic targets' `accelerator` setting."""
     if accelerator is not None and not target.startswith("systolic-"):
         raise UserError(f"--accelerator goes with a systolic-* target, not {target!r}")
-    return get_target(target, [*(options or []), *([f"accelerator={accelerator}"] if accelerator else [])])
+    return [*(options or []), *([f"accelerator={accelerator}"] if accelerator else [])]
+
+
+# The flag of a problem's field, where it is not --field-name; the fields whose messages name their value's place
+# already ("target 'x' option 'threads' ...") are said as they are.
+_FLAGS = {"options": "-o", "space_options": "--space-option", "archs": "--arch", "input_shape": "--input-shape"}
+_SAID = {"target", "space", "options", "space_options", "accelerator", "protocol"}
+
+
+def _with_flag(problem: Any) -> str:
+    """A problem of `ehdnas.methods.requests`, named by the flag that set it."""
+    from ehdnas.methods.resolve import face_options
+
+    name, rest = problem.field[0], problem.field[1:]
+    if name in _SAID and not rest:
+        return problem.message
+    flag = _FLAGS.get(name) or {o.name: o.flag for o, _ in face_options()}.get(name) or f"--{name.replace('_', '-')}"
+    if rest and isinstance(rest[0], str) and rest[0]:
+        flag += f" {rest[0]}"
+    return f"{flag}: {problem.message}"
+
+
+def _checked(check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`check(*args, limits, **kwargs)`, one of the library's up-front checks (`ehdnas.methods.requests`), with the
+    limits of `EHDNAS_LIMITS__*`; its first problem as one line naming the flag."""
+    from ehdnas.core.limits import Limits
+    from ehdnas.methods.resolve import SettingErrors
+
+    try:
+        return check(*args, Limits.from_env(), **kwargs)
+    except SettingErrors as errors:
+        raise UserError(_with_flag(errors.problems[0])) from None
 
 
 def _flags(option: list[str] | None, space_option: list[str] | None) -> str:

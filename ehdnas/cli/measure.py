@@ -22,11 +22,12 @@ from ehdnas.cli.common import (
     TargetOpt,
     TargetOptions,
     WarmupOpt,
+    _checked,
     _flags,
     _print_json,
     _progress,
-    _runner,
     _status,
+    _target_options,
     app,
     console,
     err,
@@ -160,9 +161,9 @@ def benchmark(
 ) -> None:
     """Measure ONNX files (--model) or architectures of a space (--space) on a target."""
     from backends import parse_input_shapes
+    from ehdnas.methods.requests import check_files, check_measure
     from ehdnas.pipeline import measure
     from ehdnas.pipeline.store import Store
-    from ehdnas.spaces import get_space
 
     if bool(model) == bool(space):
         raise UserError("give either --model FILE.onnx or --space NAME")
@@ -170,18 +171,19 @@ def benchmark(
         raise UserError("--samples, --arch and --space-option go with --space, not --model")
     if space and input_shape:
         raise UserError("--input-shape goes with --model; a space's input shape is set by --space-option")
-    runner = _runner(target, option, accelerator)
-    protocol = measure.timing_protocol(repeats, min_time, warmup, max_cv)
+    target_options = _target_options(target, option, accelerator)
+    timing = {"repeats": repeats, "min_time": min_time, "warmup": warmup, "max_cv": max_cv}
     if model:
         shapes = parse_input_shapes(input_shape or [])
+        runner, protocol = _checked(check_files, target, target_options, timing, shapes)
         with _progress(len(model), "measured") as progress:
             results = measure.benchmark_files(runner, model, protocol, shapes, progress)
     else:
         assert space is not None
-        the_space = get_space(space, space_option or [])
-        if samples is not None and samples < 1:
-            raise UserError("--samples must be at least 1")
-        archs = [the_space.parse(text) for text in arch or []]
+        checked = _checked(check_measure, target, target_options, space, space_option or [], timing, archs=arch or [],
+                           samples=samples, seed=seed)  # fmt: skip
+        runner, the_space, protocol = checked.runner, checked.space, checked.protocol
+        archs = list(checked.archs)
         if samples is not None or not archs:
             archs += the_space.sample_many(samples or 1, seed)
         store = Store(db)
@@ -224,17 +226,14 @@ def collect(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure sampled architectures into the store; rerun the same command to resume."""
+    from ehdnas.methods.requests import check_measure
     from ehdnas.pipeline import measure
     from ehdnas.pipeline.store import Store
-    from ehdnas.spaces import get_space
 
-    if samples < 1:
-        raise UserError("--samples must be at least 1")
-    if strategy not in measure.STRATEGIES:
-        raise UserError(f"unknown --strategy {strategy!r}; known: {', '.join(measure.STRATEGIES)}")
-    runner = _runner(target, option, accelerator)
-    the_space = get_space(space, space_option or [])
-    protocol = measure.timing_protocol(repeats, min_time, warmup, max_cv)
+    timing = {"repeats": repeats, "min_time": min_time, "warmup": warmup, "max_cv": max_cv}
+    checked = _checked(check_measure, target, _target_options(target, option, accelerator), space, space_option or [],
+                       timing, samples=samples, seed=seed, strategy=strategy)  # fmt: skip
+    runner, the_space, protocol = checked.runner, checked.space, checked.protocol
     store = Store(db)
     done = 0
 
@@ -283,15 +282,14 @@ def train_predictor(
     as_json: JsonOpt = False,
 ) -> None:
     """Train every predictor kind on the stored measurements, compare them on a held-out split, save the best."""
+    from ehdnas.methods.requests import check_train
     from ehdnas.pipeline.store import Store
-    from ehdnas.spaces import get_space
-
-    runner = _runner(target, option, accelerator)
-    the_space = get_space(space, space_option or [])
-    store = Store(db)
     from perf_models.kinds import kind_names
 
     kind_list = [k.strip() for k in kinds.split(",") if k.strip()] if kinds is not None else kind_names()
+    runner, the_space = _checked(check_train, target, _target_options(target, option, accelerator), space,
+                                 space_option or [], kind_list, seed)  # fmt: skip
+    store = Store(db)
     report, data, out = _train_and_save(runner, the_space, store, out, kind_list, seed, option, space_option)
     if as_json:
         selection = {"validation": report.validation, "reason": report.reason}

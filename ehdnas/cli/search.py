@@ -21,6 +21,8 @@ from ehdnas.cli.common import (
     _flags,
     _print_json,
     _status,
+    _target_options,
+    _with_flag,
     app,
     console,
     err,
@@ -39,12 +41,20 @@ def _ensure_predictor(
 
     try:
         return ensure_predictor(runner, space, path, samples if auto else None, seed, Store(db), on_event)
-    except NoPredictor as missing:
-        flags = _flags(option, space_option)
-        raise UserError(
-            f"{missing}; run `ehdnas collect --space {space.name} --target {runner.name} --samples {samples}{flags}` "
-            f"and `ehdnas train-predictor --space {space.name} --target {runner.name}{flags}`, or add --auto-predictor"
-        ) from None
+    except NoPredictor:
+        raise UserError(_what_to_run(space.name, runner.name, samples, option, space_option)) from None
+
+
+def _what_to_run(
+    space: str, target: str, samples: int, option: list[str] | None, space_option: list[str] | None
+) -> str:
+    """No predictor for this search: the commands that make one."""
+    flags = _flags(option, space_option)
+    return (
+        f"no latency predictor for {space} on {target} with these settings; run `ehdnas collect --space {space} "
+        f"--target {target} --samples {samples}{flags}` and `ehdnas train-predictor --space {space} --target {target}"
+        f"{flags}`, or add --auto-predictor"
+    )
 
 
 def _show_flow(event: dict[str, Any]) -> None:
@@ -133,24 +143,27 @@ def _search(
     accelerator: Path | None, space_option: list[str] | None, db: str | None, as_json: bool, dry_run: bool,
     **values: Any,
 ) -> None:  # fmt: skip
-    """Resolve the method's settings from the flags set, then run it (or, with --dry-run, print them)."""
-    from ehdnas.methods.resolve import SettingErrors, face_options, missing_predictor, resolve
+    """Resolve and check the method's settings from the flags set, then run it (or, with --dry-run, print them)."""
+    from ehdnas.core.limits import Limits
+    from ehdnas.methods.registry import DEFAULT_METHOD, get_method
+    from ehdnas.methods.requests import check_search
+    from ehdnas.methods.resolve import SettingErrors, face_options
 
     kinds = {o.name: o for o, _ in face_options()}
     given = {name: _cli_value(v, kinds[name].kind, kinds[name].flag) for name, v in values.items() if v is not None}
-    if accelerator is not None and not target.startswith("systolic-"):
-        raise UserError(f"--accelerator goes with a systolic-* target, not {target!r}")
-    target_options = [*(option or []), *([f"accelerator={accelerator}"] if accelerator else [])]
+    target_options = _target_options(target, option, accelerator)
     try:
-        resolved = resolve(target, target_options, space, space_option or [], method, given)
+        resolved = check_search(target, target_options, space, space_option or [], method, given, Limits.from_env())
     except SettingErrors as errors:
-        raise UserError(_with_flags(errors.problems[0], kinds)) from None
+        first = errors.problems[0]
+        if first.field == ("auto_predictor",):  # no predictor: the commands that make one
+            samples = given.get("auto_samples", kinds["auto_samples"].default)
+            searched = space or get_method(method or DEFAULT_METHOD).spaces[0]
+            raise UserError(_what_to_run(searched, target, samples, option, space_option)) from None
+        raise UserError(_with_flag(first)) from None
     for note in resolved.notes:
         err.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
     if dry_run:
-        missing = missing_predictor(resolved)
-        if missing is not None:
-            raise UserError(_with_flags(missing, kinds))
         if as_json:
             _print_json(resolved.document())
         else:
@@ -184,13 +197,6 @@ def _search(
         _print_flow(result, resolved.runner.name, out)
     else:
         _print_darts(result, resolved.runner.name, out)
-
-
-def _with_flags(problem: Any, kinds: dict[str, Any]) -> str:
-    """A setting's problem, named by its flag."""
-    name = problem.field[0]
-    flag = kinds[name].flag if name in kinds else f"--{str(name).replace('_', '-')}"
-    return f"{flag}: {problem.message}"
 
 
 def _print_sweep(sweep: dict[str, Any], out: Path) -> None:

@@ -45,11 +45,11 @@ def serve(
 
     Every flag left out takes the server's setting: its EHDNAS_* variable, else its default.
     """
+    from ehdnas.core.limits import Limits
     from ehdnas.core.options import make_config, parse_pairs
 
     try:
         from server.serve import serve as run_server
-        from server.specs import Limits
     except ImportError:
         raise UserError(SERVER_EXTRA) from None
 

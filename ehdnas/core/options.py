@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import reprlib
 from collections.abc import Iterable, Mapping
 from types import UnionType
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -30,18 +32,37 @@ def convert(value: Any, kind: type, where: str) -> Any:
         return convert(value, members[0], where)
     kind = get_origin(kind) or kind  # dict[str, Any] -> dict
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
+        return _finite(value, where)
     if kind not in (int, float, str, bool):
-        raise UserError(f"{where}: expected a {kind.__name__}, got {value!r}")
+        raise UserError(f"{where}: expected a {kind.__name__}, got {brief(value)}")
     text = str(value).strip()
     try:
         if kind is bool:
             if text.lower() in _TRUE | _FALSE:
                 return text.lower() in _TRUE
             raise ValueError
-        return kind(text)
+        if kind is int and len(text) > MAX_DIGITS:  # Python refuses to read over 4,300 digits, with a long message
+            raise ValueError
+        return _finite(kind(text), where)
     except ValueError:
-        raise UserError(f"{where}: {value!r} is not a valid {kind.__name__}") from None
+        raise UserError(f"{where}: {brief(value)} is not a valid {kind.__name__}") from None
+
+
+MAX_DIGITS = 30  # an integer setting longer than this is a mistake, whatever its limit
+
+
+def _finite(value: Any, where: str) -> Any:
+    """NaN compares false with every bound, so it would pass them all; infinity is no setting either."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where}: {value!r} is not a finite number")
+    return value
+
+
+def brief(value: Any) -> str:
+    """`repr(value)` in at most 60 characters: messages echo what the user gave, which may be long or nested
+    (reprlib cuts long strings and deep or long containers first, so the repr is cheap to make)."""
+    text = reprlib.repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def make_config(cls: type[C], values: Mapping[str, Any], what: str) -> C:

@@ -83,9 +83,7 @@ class SearchSettings:
         True, help="Measure each epoch's derived network and neighbours on the target; correct the predictor there."
     )
     follow_neighbours: int = setting(4, ge=0, le=64, help="One-edge neighbours measured with each derived network.")
-    target_ms: float = setting(
-        0.0, ge=0, help="Latency budget of the hinge form (ms); 0: the predicted latency of the uniform mixture."
-    )
+    target_ms: float = setting(0.0, ge=0, help="Latency budget of the hinge form (ms): the hinge needs one.")
     gumbel_tau: float = setting(
         0.0, ge=0, le=1_000, help="> 0: Gumbel-softmax sampling of the op weights at this temperature."
     )
@@ -103,6 +101,10 @@ class SearchSettings:
         check_fields(self)
         if not self.lambdas:
             raise SettingError("lambdas", "needs at least one value")
+        if (self.loss_form == "hinge") != (self.target_ms > 0):
+            why = "the hinge form needs a latency budget in ms, above 0" if self.target_ms == 0 else (
+                f"a latency budget applies to loss_form hinge only, not to {self.loss_form}")  # fmt: skip
+            raise SettingError("target_ms", why)
         try:
             check_data_spec(self.data)
         except UserError as err:
@@ -173,7 +175,7 @@ def hardware_loss(settings: SearchSettings, predictor: Predictor, soft_arch: tor
     """The hardware term, its reference the predicted latency of the starting (uniform) mixture: lambda is unitless."""
     with torch.no_grad():
         ref_ms = float(predictor(soft_arch))
-    target_ms = settings.target_ms or ref_ms
+    target_ms = settings.target_ms or None  # the hinge's budget (checked: given with the hinge, and only then)
     return HardwareLoss(predictor, settings.loss_form, settings.lam, ref_ms=ref_ms, target_ms=target_ms)
 
 

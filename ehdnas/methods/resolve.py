@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, get_args, get_origin
 
 from ehdnas.core.errors import UserError
@@ -217,13 +216,10 @@ def face_options() -> list[tuple[Option, str]]:
 
 
 def missing_predictor(resolved: Resolved) -> SettingError | None:
-    """The problem of a search that needs a predictor and has none where it looks (and may not make one)."""
+    """The problem of a search that needs a predictor, names none, finds none where it looks, and may not make one."""
     choice = resolved.predictor
-    if choice is None or choice.auto_predictor:
+    if choice is None or choice.auto_predictor or choice.predictor is not None:
         return None
-    if choice.predictor is not None:
-        found = Path(choice.predictor).is_file()
-        return None if found else SettingError("predictor", f"{choice.predictor}: no such predictor file")
     if MeasurementKey.of(resolved.runner, resolved.space).predictor_path().is_file():
         return None
     can_measure = "latency_from" in {o.name for o in options(resolved.method.settings)}

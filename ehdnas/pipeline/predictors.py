@@ -76,7 +76,6 @@ def ensure_predictor(
     """
     from backends import TimingProtocol
     from ehdnas.pipeline import measure
-    from perf_models import load_predictor
 
     key = MeasurementKey.of(runner, space)
     path = path or key.predictor_path()
@@ -97,4 +96,21 @@ def ensure_predictor(
         metrics = report.metrics[report.best]
         on_event({"stage": "predictor", "kind": report.best, "measurements": len(data), "path": str(path),
                   "test_mape": metrics["mape"], "fit_s": metrics["fit_s"]})  # fmt: skip
-    return load_predictor(path, space=space.name, space_config=space.config_dict())
+    return _load_for(path, runner, space)
+
+
+def _load_for(path: Path, runner: Any, space: Any) -> Predictor:
+    """The predictor at `path`, refused if it was trained for another space or target (or their settings)."""
+    from perf_models import load_predictor
+
+    return load_predictor(path, space.name, space.config_dict(), target=runner.name, target_config=runner.config_dict())
+
+
+def predictor_problem(path: Path, runner: Any, space: Any) -> str | None:
+    """Why the predictor file at `path` cannot serve a search of `space` on `runner`, or None: a search checks
+    this at its start, not after measuring and training for an hour."""
+    try:
+        _load_for(path, runner, space)
+    except UserError as err:
+        return str(err)
+    return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import reprlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 import numpy as np
 
 from ehdnas.core.errors import UserError
-from ehdnas.core.options import make_config, parse_pairs
+from ehdnas.core.options import brief, make_config, parse_pairs
 from ehdnas.core.registry import Registry
 
 if TYPE_CHECKING:
@@ -141,13 +140,6 @@ class SearchSpace(ABC, Generic[A]):
 
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
-
-
-def brief(value: Any) -> str:
-    """`repr(value)` in at most 60 characters: messages echo what the user gave, which may be long or nested
-    (reprlib cuts long strings and deep or long containers first, so the repr is cheap to make)."""
-    text = reprlib.repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def json_list(value: Any, where: str, accepted: str) -> Sequence[Any]:

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ehdnas.core.errors import UserError
-from ehdnas.spaces.base import Decision, SearchSpace, brief, json_list, json_object, register_space
+from ehdnas.core.options import brief
+from ehdnas.spaces.base import Decision, SearchSpace, json_list, json_object, register_space
 
 if TYPE_CHECKING:
     import torch

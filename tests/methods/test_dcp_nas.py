@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from ehdnas.core.errors import UserError
+from ehdnas.core.limits import Limits
 from ehdnas.methods.darts import Schedule
 from ehdnas.methods.dcp_nas import DcpNas, DcpNasSettings
 from ehdnas.methods.registry import get_method
 from perf_models.mlp import MLPPredictor
-from server.specs import Limits, SearchSpec, check_spec
+from server.specs import SearchSpec, check_spec
 
 TINY = {"layers": 3, "channels": 4, "input_size": 8, "binary": True}
 

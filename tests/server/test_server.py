@@ -15,10 +15,10 @@ import psutil
 import pytest
 
 from ehdnas.core.errors import UserError
+from ehdnas.core.limits import Limits
 from server.jobs import JobStore
 from server.local import LocalServer, start_server
 from server.settings import Settings
-from server.specs import Limits
 from tests.conftest import TOKEN, run_cli
 
 TINY = {"layers": 3, "channels": 4, "input_size": 8}
@@ -174,10 +174,13 @@ def test_bad_specs_are_refused_with_the_field_named(launch) -> None:
     client = server.client(TOKEN)
     problems = functools.partial(refusal, client)
     assert "unknown target 'nope'" in problems("benchmark", target="nope")[("target",)]
-    assert "unknown space 'nope'" in problems("collect", target="ort-cpu", space="nope", samples=5)[("space",)]
+    assert "unknown search space 'nope'" in problems("collect", target="ort-cpu", space="nope", samples=5)[("space",)]
     assert "option 'x'" in problems("collect", target="ort-cpu", samples=5, options={"x": 1})[("options",)]
     assert ("samples",) in problems("collect", target="ort-cpu", samples=0)  # pydantic's own bound
-    assert "at most 100" in problems("collect", target="ort-cpu", samples=101)[("samples",)]  # the operator's
+    assert "101 is over the limit of 100" in problems("collect", target="ort-cpu", samples=101)[("samples",)]  # --limit
+    threads = problems("collect", target="ort-cpu", samples=5, options={"threads": 1000})[("options", "threads")]
+    assert threads.startswith("1,000 is over the limit of 256 (limit 'threads'")
+    assert ("seed",) in problems("collect", target="ort-cpu", samples=5, seed=2**32)
     assert ("bogus",) in problems("collect", target="ort-cpu", samples=5, bogus=1)
     assert ("archs", 0) in problems("benchmark", target="ort-cpu", archs=["not a genotype"])
     assert "no latency predictor" in problems("search", target="ort-cpu")[("auto_predictor",)]
@@ -204,7 +207,7 @@ def test_bad_flownas_search_specs_are_refused_with_the_field_named(launch) -> No
     assert unknown.startswith("unknown evolution option 'generation'; known: crossovers, generations")
     assert "parents cannot outnumber" in problems(**measured, evolution={"parents": 99})[("evolution",)]
     too_long = problems(**measured, evolution={"generations": 1000})[("evolution",)]
-    assert too_long.startswith("50000 fitness evaluations") and "at most 10000 on this server" in too_long
+    assert too_long.startswith("50000 fitness evaluations") and "at most 10000 (limit 'evaluations')" in too_long
     assert "three counts (TRAIN, VAL, TEST)" in problems(**measured, pairs=[8, 4])[("pairs",)]
     assert ("pairs", 0) in problems(**measured, pairs=[0, 4, 4])
     assert "expected photos, chairs:DIR or sintel:DIR" in problems(**measured, data="digits")[("data",)]
