@@ -11,16 +11,18 @@ work one job may ask for; an operator raises them with `ehdnas serve --limit`.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, create_model, field_validator
 
-import ehdnas.tasks.images  # noqa: F401  (registers image data sets: int8 targets calibrate on them)
 from backends.protocol import TimingProtocol
 from ehdnas.core.errors import UserError
 from ehdnas.methods.registry import DEFAULT_METHOD
+from ehdnas.tasks.images import data_folder  # and registers image data sets: int8 targets calibrate on them
 
 _PROTOCOL = TimingProtocol()
 Setting = str | int | float | bool
@@ -177,6 +179,41 @@ def stored_spec(spec: _Spec) -> dict[str, Any]:
     return base | spec.resolve().options()
 
 
+_NOT_ALLOWED = (
+    "this server reads no file or folder outside the ones its operator allows (ehdnas serve --data-dir DIR, "
+    "or EHDNAS_DATA_DIRS)"
+)
+_INLINE = "; or give the accelerator inline, as the spec's `accelerator` object"
+
+
+def outside_data_dirs(spec: _Spec, data_dirs: Sequence[Path]) -> Problems:
+    """The spec's paths (an accelerator file, a data or calibration folder) that lie outside `data_dirs`, symlinks
+    and `..` resolved. Checked before anything looks at them, in words that do not depend on whether they exist:
+    a client learns nothing of the server's files."""
+    options = spec.target_options()
+    accelerator = options.get("accelerator")
+    paths: dict[tuple[str, ...], str] = {}
+    if isinstance(accelerator, str) and accelerator:
+        paths["options", "accelerator"] = accelerator  # read as given, as load_accelerator reads it
+    for loc, value in [
+        (("options", "calibration"), options.get("calibration")),
+        (("data",), getattr(spec, "data", None)),
+    ]:
+        if isinstance(value, str) and ":" in value:  # KIND:DIR
+            paths[loc] = str(data_folder(value.partition(":")[2]))
+    allowed = [Path(os.path.realpath(os.path.expanduser(folder))) for folder in data_dirs]
+
+    def inside(path: str) -> bool:
+        real = Path(os.path.realpath(path)) if "\0" not in path else None  # realpath refuses a NUL byte
+        return real is not None and any(real.is_relative_to(folder) for folder in allowed)
+
+    return [
+        (loc, _NOT_ALLOWED + (_INLINE if "accelerator" in loc else ""))
+        for loc, path in paths.items()
+        if not inside(path)
+    ]
+
+
 SearchSpec = create_model("SearchSpec", __base__=_SearchBase, **_option_fields())
 
 
@@ -200,6 +237,7 @@ Problems = list[tuple[tuple[str | int, ...], str]]
 def check_spec(spec: _Spec, limits: Limits) -> Problems:
     """Every problem with a well-formed spec, as (location within the spec, message); empty when it can run."""
     from backends.base import TARGETS
+    from backends.systolic.accelerator import AcceleratorFileError
 
     problems: Problems = []
     if not isinstance(spec, _SearchBase):
@@ -210,6 +248,8 @@ def check_spec(spec: _Spec, limits: Limits) -> Problems:
     else:
         try:
             runner = spec.runner()
+        except AcceleratorFileError as err:  # a file in a folder the operator allowed: named, its values not shown
+            problems.append((("options", "accelerator"), err.unquoted))
         except UserError as err:
             problems.append((("accelerator" if "accelerator" in str(err) else "options",), str(err)))
         else:

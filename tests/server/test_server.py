@@ -181,7 +181,7 @@ def test_bad_specs_are_refused_with_the_field_named(launch) -> None:
     assert ("bogus",) in problems("collect", target="ort-cpu", samples=5, bogus=1)
     assert ("archs", 0) in problems("benchmark", target="ort-cpu", archs=["not a genotype"])
     assert "no latency predictor" in problems("search", target="ort-cpu")[("auto_predictor",)]
-    assert "no such folder" in problems("search", target="ort-cpu", data="folder:/nonexistent")[("data",)]
+    assert "reads no file or folder outside" in problems("search", target="ort-cpu", data="folder:/tmp")[("data",)]
     for name in ("nope.pt", "../api-token"):
         assert "GET /v1/predictors" in problems("search", target="ort-cpu", predictor=name)[("predictor",)]
     too_few = problems("search", target="ort-cpu", auto_predictor=True, auto_samples=10)
