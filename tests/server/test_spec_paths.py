@@ -1,5 +1,5 @@
 """Paths in server specs (issue 21, class 5): nothing outside the folders the operator allows is read or looked at,
-and a file inside them is named in errors, never quoted."""
+and a file inside them is named in errors, never quoted; and the job folder's links out are not artifacts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from ehdnas.core.errors import UserError
 from server.settings import Settings
 from tests.conftest import TOKEN
-from tests.server.test_server import refusal
+from tests.server.test_server import refusal, submit
 
 SECRET = "hunter2-do-not-echo"
 REFUSED = (
@@ -109,3 +109,22 @@ def test_the_allowed_folders_come_from_the_environment_as_a_json_list(monkeypatc
     monkeypatch.setenv("EHDNAS_DATA_DIRS", "/srv/data")
     with pytest.raises(UserError, match='^server settings: error parsing value for field "data_dirs"'):
         Settings.load()
+
+
+def test_links_out_of_a_job_folder_are_not_listed_as_its_artifacts(launch, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "secret.txt").write_text(SECRET)
+    (outside / "sub" / "model.onnx").write_text(SECRET)
+    client = launch(workers=0).client(TOKEN)
+    job = submit(client, "benchmark", target="ort-cpu", samples=1)["id"]  # queued: no worker runs it
+    folder = tmp_path / "store-jobs" / str(job)
+    (folder / "lambda-0").mkdir(parents=True)
+    (folder / "result.json").write_text("{}")
+    (folder / "lambda-0" / "same.json").symlink_to(folder / "result.json")  # a link inside: served, so listed
+    (folder / "lambda-1").symlink_to(outside / "sub", target_is_directory=True)
+    (folder / "lambda-0" / "secret.txt").symlink_to(outside / "secret.txt")
+    assert client.get(f"/v1/jobs/{job}").json()["artifacts"] == ["lambda-0/same.json", "result.json"]
+    assert client.get(f"/v1/jobs/{job}/artifacts/lambda-0/same.json").status_code == 200
+    for name in ("lambda-1/model.onnx", "lambda-0/secret.txt"):
+        assert client.get(f"/v1/jobs/{job}/artifacts/{name}").status_code == 400, name
