@@ -82,7 +82,8 @@ def test_every_route_but_healthz_needs_the_token(launch) -> None:
         assert server.client(TOKEN).get(path).status_code == 200, path
     assert server.client(None).post("/v1/jobs", json={}).status_code == 401
     # The page: 401 without the token; ?token= sets a cookie that reads but cannot submit.
-    assert httpx.get(server.url + "/").status_code == 401
+    refused = httpx.get(server.url + "/", headers={"Authorization": f"Bearer {TOKEN}"})  # the page reads no header
+    assert refused.status_code == 401 and "/?token=" in refused.text and "Authorization" not in refused.text
     with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
         assert browser.get(f"/?token={TOKEN}").status_code == 200  # redirected to / with the cookie
         assert "ehdnas jobs" in browser.get("/").text
