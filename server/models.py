@@ -58,10 +58,16 @@ def when(seconds: float | None) -> datetime | None:
 
 
 def artifact_names(folder: Path) -> list[str]:
-    """The files a job wrote, as names relative to its folder."""
+    """The files a job wrote, as names relative to its folder: those the artifact route serves, so not a link (or
+    what lies under one) that leads out of the folder."""
     if not folder.is_dir():
         return []
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.suffix != ".tmp")
+    root = folder.resolve()
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix != ".tmp" and p.resolve().is_relative_to(root)
+    )
 
 
 def job_out(job: Job, jobs_dir: Path | None = None) -> JobOut:

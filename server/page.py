@@ -51,8 +51,8 @@ def status_page(jobs: list[Job] | None, jobs_dir: Path) -> str:
     if jobs is None:
         return (
             f"{head}</head><body><h1>ehdnas</h1><p>This page needs the server's API token: open the address "
-            "<code>ehdnas serve</code> printed (<code>/?token=...</code>), or send "
-            "<code>Authorization: Bearer &lt;token&gt;</code>.</p></body></html>"
+            "<code>ehdnas serve</code> printed (<code>/?token=...</code>) once; it sets a cookie that this browser "
+            "then sends.</p></body></html>"
         )
     rows, plots = [], []
     for job in jobs:

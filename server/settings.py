@@ -6,6 +6,7 @@ default), `EHDNAS_HOST`, `EHDNAS_PORT`, `EHDNAS_WORKERS`, `EHDNAS_JOBS_DIR`,
 and the bounds on one job as `EHDNAS_LIMITS__EPOCHS=500` (or
 `EHDNAS_LIMITS='{"epochs": 500}'`). An empty variable counts as unset. A bad
 value is a `UserError` naming the variable, so `ehdnas serve` says it in one line.
+`EHDNAS_DATA_DIRS` (a JSON list) names the folders a spec's paths may lie in.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=0, description="Worker processes running jobs (0: API only).")
     jobs_dir: Path | None = Field(default=None, description="Where job folders go; None: beside a SQLite store.")
+    data_dirs: list[Path] = Field(
+        default_factory=list, description="Folders a spec's paths may name (accelerator files, data); none: no path."
+    )
     limits: Limits = Field(default_factory=Limits)
 
     @field_validator("api_token")

@@ -11,15 +11,17 @@ failing an hour later. An operator raises a limit with `ehdnas serve --limit`.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, create_model
 
-import ehdnas.tasks.images  # noqa: F401  (registers image data sets: int8 targets calibrate on them)
 from backends.protocol import TimingProtocol
 from ehdnas.core.limits import SEED_MAX, Limits
 from ehdnas.methods.registry import DEFAULT_METHOD
+from ehdnas.tasks.images import data_folder  # and registers image data sets: int8 targets calibrate on them
 
 _PROTOCOL = TimingProtocol()
 Setting = str | int | float | bool
@@ -177,6 +179,44 @@ def stored_spec(spec: _Spec) -> dict[str, Any]:
     return base | spec.resolve().options()
 
 
+_NOT_ALLOWED = (
+    "this server reads no file or folder outside the ones its operator allows (ehdnas serve --data-dir DIR, "
+    "or EHDNAS_DATA_DIRS)"
+)
+_INLINE = "; or give the accelerator inline, as the spec's `accelerator` object"
+
+
+Problems = list[tuple[tuple[str | int, ...], str]]
+
+
+def outside_data_dirs(spec: _Spec, data_dirs: Sequence[Path]) -> Problems:
+    """The spec's paths (an accelerator file, a data or calibration folder) that lie outside `data_dirs`, symlinks
+    and `..` resolved. Checked before anything looks at them, in words that do not depend on whether they exist:
+    a client learns nothing of the server's files."""
+    options = spec.target_options()
+    accelerator = options.get("accelerator")
+    paths: dict[tuple[str, ...], str] = {}
+    if isinstance(accelerator, str) and accelerator:
+        paths["options", "accelerator"] = accelerator  # read as given, as load_accelerator reads it
+    for loc, value in [
+        (("options", "calibration"), options.get("calibration")),
+        (("data",), getattr(spec, "data", None)),
+    ]:
+        if isinstance(value, str) and ":" in value:  # KIND:DIR
+            paths[loc] = str(data_folder(value.partition(":")[2]))
+    allowed = [Path(os.path.realpath(os.path.expanduser(folder))) for folder in data_dirs]
+
+    def inside(path: str) -> bool:
+        real = Path(os.path.realpath(path)) if "\0" not in path else None  # realpath refuses a NUL byte
+        return real is not None and any(real.is_relative_to(folder) for folder in allowed)
+
+    return [
+        (loc, _NOT_ALLOWED + (_INLINE if "accelerator" in loc else ""))
+        for loc, path in paths.items()
+        if not inside(path)
+    ]
+
+
 SearchSpec = create_model("SearchSpec", __base__=_SearchBase, **_option_fields())
 
 
@@ -188,8 +228,6 @@ SPECS: dict[str, type[_Spec]] = {
     "benchmark": BenchmarkSpec,
 }
 
-Problems = list[tuple[tuple[str | int, ...], str]]
-
 
 def check_spec(spec: _Spec, limits: Limits) -> Problems:
     """Every problem with a well-formed spec, as (location within the spec, message); empty when it can run.
@@ -199,5 +237,5 @@ def check_spec(spec: _Spec, limits: Limits) -> Problems:
     try:
         spec.checked(limits)
     except SettingErrors as errors:
-        return [(error.field, error.message) for error in errors.problems]
+        return [(error.field, error.unquoted) for error in errors.problems]  # a client may not read a server file
     return []

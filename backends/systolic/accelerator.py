@@ -82,6 +82,15 @@ PRESETS: dict[str, Accelerator] = {
 }  # fmt: skip
 
 
+class AcceleratorFileError(UserError):
+    """A bad accelerator file. The message quotes what is wrong in it, for its owner (the CLI's user); `unquoted`
+    names only the field at fault, for a server whose client may not read the file."""
+
+    def __init__(self, message: str, unquoted: str) -> None:
+        super().__init__(message)
+        self.unquoted = unquoted
+
+
 def load_accelerator(path: Path | str) -> Accelerator:
     """An accelerator from a TOML file of `Accelerator`'s fields; missing fields take the defaults."""
     path = Path(path)
@@ -89,7 +98,28 @@ def load_accelerator(path: Path | str) -> Accelerator:
         raise UserError(f"{path}: no such accelerator file")
     try:
         values = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise UserError(f"{path}: cannot read the accelerator file ({err.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not a valid TOML accelerator description ({err})") from None
+        what = f"{path}: not a valid TOML accelerator description"
+        raise AcceleratorFileError(f"{what} ({err})", what) from None
     values.setdefault("name", path.stem)
-    return make_config(Accelerator, values, f"accelerator file {path.name!r}")
+    where = f"accelerator file {path.name!r}"
+    try:
+        return make_config(Accelerator, values, where)
+    except UserError as err:
+        raise AcceleratorFileError(str(err), f"{where}: {_fault(values)}") from None
+
+
+def _fault(values: dict[str, Any]) -> str:
+    """Which of `values` makes a bad accelerator, without its value; a key that is no field is not named either,
+    since its name is the file's too. Each field is checked on its own, so trying them one by one finds it."""
+    known = {field.name for field in dataclasses.fields(Accelerator)}
+    for key, value in values.items():
+        if key not in known:
+            return f"a key that is not a field of an accelerator (known: {', '.join(sorted(known))})"
+        try:
+            make_config(Accelerator, {key: value}, "")
+        except UserError:
+            return f"field {key!r} is not valid"
+    return "not a valid accelerator description"

@@ -35,6 +35,16 @@ def serve(
     jobs_dir: Annotated[
         Path | None, typer.Option("--jobs-dir", help=_escaped("Where job folders go [beside a SQLite store]."))
     ] = None,
+    data_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--data-dir",
+            help=_escaped(
+                "A folder whose files specs may name (accelerator files, data and calibration folders); repeatable "
+                "[none: specs name no paths; env EHDNAS_DATA_DIRS, a JSON list]."
+            ),
+        ),
+    ] = None,
     limit: Annotated[
         list[str] | None,
         typer.Option("--limit", help="Raise or lower a bound on what one job may ask, e.g. epochs=500 (see README)."),
@@ -54,6 +64,7 @@ def serve(
         raise UserError(SERVER_EXTRA) from None
 
     given: dict[str, Any] = {"host": host, "port": port, "workers": workers, "jobs_dir": jobs_dir, "db": db}
+    given["data_dirs"] = data_dir or None  # none given: the environment's
     if limit:
         given["limits"] = make_config(Limits, parse_pairs(limit, "--limit"), "--limit")
     say = lambda text: err.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731

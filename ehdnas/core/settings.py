@@ -17,11 +17,13 @@ from ehdnas.core.errors import UserError
 
 
 class SettingError(UserError):
-    """A user error in one setting: `field` is its location (a name, then an index for a list item)."""
+    """A user error in one setting: `field` is its location (a name, then an index for a list item). `unquoted`,
+    where the message quotes a file the server read, says the same without the file's content."""
 
-    def __init__(self, field: str | tuple[str | int, ...], message: str) -> None:
+    def __init__(self, field: str | tuple[str | int, ...], message: str, unquoted: str | None = None) -> None:
         self.field = (field,) if isinstance(field, str) else tuple(field)
         self.message = message
+        self.unquoted = unquoted or message
         super().__init__(f"{self.field[0]}: {message}")
 
 

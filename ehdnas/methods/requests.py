@@ -44,8 +44,8 @@ class _Problems:
     def __init__(self) -> None:
         self.found: list[SettingError] = []
 
-    def add(self, field: Field, message: str) -> None:
-        self.found.append(SettingError(field, message))
+    def add(self, field: Field, message: str, unquoted: str | None = None) -> None:
+        self.found.append(SettingError(field, message, unquoted))
 
     def limit(self, field: Field, value: Any, limits: Limits, name: str) -> None:
         if (problem := over_limit(value, limits, name)) is not None:
@@ -69,7 +69,9 @@ def _runner(target: str, options: Options, limits: Limits, problems: _Problems) 
     try:
         runner = get_target(target, options)
     except UserError as err:
-        problems.add("accelerator" if "accelerator" in str(err) else "options", str(err))
+        unquoted = getattr(err, "unquoted", None)  # a bad accelerator file: its problem without its values
+        field = ("options", "accelerator") if unquoted else "accelerator" if "accelerator" in str(err) else "options"
+        problems.add(field, str(err), unquoted)
         return None
     status = type(runner).availability()
     if not status.available:

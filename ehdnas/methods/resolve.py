@@ -153,7 +153,7 @@ def resolve(
     try:
         runner = get_target(target, target_options)
     except UserError as err:
-        raise SettingErrors([*problems, SettingError("options", str(err))]) from None
+        raise SettingErrors([*problems, SettingError("options", str(err), getattr(err, "unquoted", None))]) from None
     try:
         the_space = chosen.space(space, space_options if isinstance(space_options, dict) else _pairs(space_options))
     except UserError as err:

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ehdnas.core.errors import UserError
-from ehdnas.tasks.images import require_folder
+from ehdnas.tasks.images import data_folder, require_folder
 
 FLO_MAGIC = 202021.25  # "PIEH" read as a little-endian float32
 UNKNOWN_FLOW = 1e9  # Middlebury: a component above this (in pixels) means "no ground truth here"
@@ -417,7 +417,7 @@ def check_flow_data_spec(spec: str) -> tuple[str, Path]:
     if kind == "photos" and not location:
         return kind, Path()
     if kind in ("chairs", "sintel") and location:
-        root = Path(location).expanduser()
+        root = data_folder(location)
         needed = [root] if kind == "chairs" else [root / "training" / "clean", root / "training" / "flow"]
         for folder in needed:
             require_folder(folder, spec)

@@ -16,6 +16,7 @@ normalised per channel with the training split's statistics.
 
 from __future__ import annotations
 
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +213,12 @@ def _fit(images: np.ndarray, size: int, channels: int) -> torch.Tensor:
     return x.contiguous()
 
 
+def data_folder(location: str) -> Path:
+    """The folder a data spec's DIR names, `~` expanded (by os.path, which leaves an unknown user's `~x` as it is
+    where pathlib raises); the server checks the same path against its allowed folders."""
+    return Path(os.path.expanduser(location))
+
+
 def require_folder(folder: Path, spec: str) -> None:
     """A folder that a data spec names must exist (checked at submission too, without reading it)."""
     try:
@@ -228,7 +235,7 @@ def check_data_spec(spec: str) -> tuple[str, Path]:
     if spec in ("digits", "cluttered"):  # embedded: nothing after the name, not even a colon
         return kind, Path()
     if kind in ("cifar10", "folder") and location:
-        root = Path(location).expanduser()
+        root = data_folder(location)
         require_folder(root, spec)
         if kind == "cifar10":
             _cifar10_layout(root)

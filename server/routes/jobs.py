@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from server.deps import JobsDep, JobsDirDep, SettingsDep
 from server.jobs import FINISHED, STATUSES, Job, JobStore
 from server.models import Event, JobList, JobOut, JobRequest, job_out, when
-from server.specs import SPECS, check_spec, dry_run_document, stored_spec
+from server.specs import SPECS, check_spec, dry_run_document, outside_data_dirs, stored_spec
 
 JobId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="The job's id.")]  # SQLite's INTEGER range
 
@@ -30,8 +30,8 @@ def job_or_404(jobs: JobStore, job_id: int) -> Job:
 )  # fmt: skip
 def submit(request: Annotated[JobRequest, Body()], jobs: JobsDep, jobs_dir: JobsDirDep, settings: SettingsDep) -> Any:
     """Queue a job (or, with dry_run, show what would run); 422 names the spec field at fault, including targets
-    and spaces unknown here."""
-    problems = check_spec(request.spec, settings.limits)
+    and spaces unknown here, and paths outside the folders the operator allows (before anything looks at them)."""
+    problems = outside_data_dirs(request.spec, settings.data_dirs) or check_spec(request.spec, settings.limits)
     if problems:
         raise RequestValidationError(
             [

@@ -82,7 +82,8 @@ def test_every_route_but_healthz_needs_the_token(launch) -> None:
         assert server.client(TOKEN).get(path).status_code == 200, path
     assert server.client(None).post("/v1/jobs", json={}).status_code == 401
     # The page: 401 without the token; ?token= sets a cookie that reads but cannot submit.
-    assert httpx.get(server.url + "/").status_code == 401
+    refused = httpx.get(server.url + "/", headers={"Authorization": f"Bearer {TOKEN}"})  # the page reads no header
+    assert refused.status_code == 401 and "/?token=" in refused.text and "Authorization" not in refused.text
     with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
         assert browser.get(f"/?token={TOKEN}").status_code == 200  # redirected to / with the cookie
         assert "ehdnas jobs" in browser.get("/").text
@@ -184,7 +185,7 @@ def test_bad_specs_are_refused_with_the_field_named(launch) -> None:
     assert ("bogus",) in problems("collect", target="ort-cpu", samples=5, bogus=1)
     assert ("archs", 0) in problems("benchmark", target="ort-cpu", archs=["not a genotype"])
     assert "no latency predictor" in problems("search", target="ort-cpu")[("auto_predictor",)]
-    assert "no such folder" in problems("search", target="ort-cpu", data="folder:/nonexistent")[("data",)]
+    assert "reads no file or folder outside" in problems("search", target="ort-cpu", data="folder:/tmp")[("data",)]
     for name in ("nope.pt", "../api-token"):
         assert "GET /v1/predictors" in problems("search", target="ort-cpu", predictor=name)[("predictor",)]
     too_few = problems("search", target="ort-cpu", auto_predictor=True, auto_samples=10)

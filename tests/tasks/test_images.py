@@ -81,3 +81,9 @@ def test_a_bad_data_spec_is_a_one_line_user_error_naming_cluttered(spec: str) ->
     assert "expected digits, cluttered, cifar10:DIR or folder:DIR" in message
     with pytest.raises(UserError):
         load_data(spec, 16, 3)
+
+
+def test_a_folder_under_an_unknown_users_home_is_a_missing_folder_not_a_crash() -> None:
+    """pathlib's expanduser raises for `~nosuchuser`; a data spec naming it is a user error (CLI and server)."""
+    with pytest.raises(UserError, match="no such folder ~nosuchuser-ehdnas/x"):
+        check_data_spec("folder:~nosuchuser-ehdnas/x")
