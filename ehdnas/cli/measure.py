@@ -22,6 +22,7 @@ from ehdnas.cli.common import (
     TargetOpt,
     TargetOptions,
     WarmupOpt,
+    _check_paths,
     _flags,
     _print_json,
     _progress,
@@ -159,6 +160,7 @@ def benchmark(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure ONNX files (--model) or architectures of a space (--space) on a target."""
+    _check_paths(db, store=bool(space))
     from backends import parse_input_shapes
     from ehdnas.pipeline import measure
     from ehdnas.pipeline.store import Store
@@ -224,6 +226,7 @@ def collect(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure sampled architectures into the store; rerun the same command to resume."""
+    _check_paths(db)
     from ehdnas.pipeline import measure
     from ehdnas.pipeline.store import Store
     from ehdnas.spaces import get_space
@@ -283,6 +286,7 @@ def train_predictor(
     as_json: JsonOpt = False,
 ) -> None:
     """Train every predictor kind on the stored measurements, compare them on a held-out split, save the best."""
+    _check_paths(db, file=out, cache=False)
     from ehdnas.pipeline.store import Store
     from ehdnas.spaces import get_space
 

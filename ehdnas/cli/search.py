@@ -17,6 +17,7 @@ from ehdnas.cli.common import (
     SpaceOptions,
     TargetOpt,
     TargetOptions,
+    _check_paths,
     _escaped,
     _flags,
     _print_json,
@@ -134,6 +135,8 @@ def _search(
     **values: Any,
 ) -> None:  # fmt: skip
     """Resolve the method's settings from the flags set, then run it (or, with --dry-run, print them)."""
+    if not dry_run:
+        _check_paths(db, folder=out)
     from ehdnas.methods.resolve import SettingErrors, face_options, missing_predictor, resolve
 
     kinds = {o.name: o for o, _ in face_options()}
