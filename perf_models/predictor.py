@@ -8,6 +8,7 @@ differentiable in those probabilities.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,10 @@ class Predictor(nn.Module):
             return self(self.one_hot(data.indices)).numpy().astype(np.float64)
 
     def save(self, path: Path | str, meta: dict[str, Any]) -> Path:
-        """One file: kind, constructor arguments, weights, and where the training data came from."""
+        """One file: kind, constructor arguments, weights, and where the training data came from.
+
+        Written beside `path` and renamed onto it, so a failed save leaves the file there was, never half of one.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.meta = meta
@@ -78,7 +82,13 @@ class Predictor(nn.Module):
             "state_dict": self.state_dict(),
             "meta": meta,
         }
-        torch.save(payload, path)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: two may save at once
+        try:
+            torch.save(payload, partial)
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         return path
 
 

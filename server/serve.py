@@ -8,6 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ehdnas.core.errors import UserError
+from ehdnas.core.paths import cache_root
+from ehdnas.core.writable import writable_dir
+from ehdnas.pipeline.store import check_store_url
 from server.settings import Settings
 
 
@@ -21,6 +24,13 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as err:
         raise UserError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
     return sock
+
+
+def _check_paths(settings: Settings) -> None:
+    """The store, the jobs folder and the cache, refused in one line before anything starts; nothing is made."""
+    check_store_url(settings.db)
+    writable_dir(settings.jobs_folder(), "--jobs-dir")
+    cache_root()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -41,6 +51,7 @@ def run(settings: Settings, say: Callable[[str], None]) -> None:
     from server.app import create_app
     from server.worker import Supervisor, WorkerSettings
 
+    _check_paths(settings)
     host, port = settings.host, settings.port
     sock = _listen(host, port)
     settings, source = settings.with_token()

@@ -158,6 +158,24 @@ def _checked(check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise UserError(_with_flag(errors.problems[0])) from None
 
 
+def _check_paths(
+    db: str | None, store: bool = True, folder: Path | None = None, file: Path | None = None, cache: bool = True
+) -> None:
+    """Refuse an unusable store, `--out` folder or file, or cache in one line, before any work; nothing is made."""
+    from ehdnas.core.paths import cache_root, default_db_url
+    from ehdnas.core.writable import writable_dir, writable_file
+    from ehdnas.pipeline.store import check_store_url
+
+    if store:
+        check_store_url(db or default_db_url())
+    if folder is not None:
+        writable_dir(folder, "--out")
+    if file is not None:
+        writable_file(file, "--out")
+    if cache:
+        cache_root()
+
+
 def _flags(option: list[str] | None, space_option: list[str] | None) -> str:
     """The settings flags to repeat in a command we suggest."""
     return "".join(f" --space-option {o}" for o in space_option or []) + "".join(f" -o {o}" for o in option or [])

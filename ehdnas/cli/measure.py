@@ -22,6 +22,7 @@ from ehdnas.cli.common import (
     TargetOpt,
     TargetOptions,
     WarmupOpt,
+    _check_paths,
     _checked,
     _flags,
     _print_json,
@@ -160,6 +161,7 @@ def benchmark(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure ONNX files (--model) or architectures of a space (--space) on a target."""
+    _check_paths(db, store=bool(space))
     from backends import parse_input_shapes
     from ehdnas.methods.requests import check_files, check_measure
     from ehdnas.pipeline import measure
@@ -226,6 +228,7 @@ def collect(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure sampled architectures into the store; rerun the same command to resume."""
+    _check_paths(db)
     from ehdnas.methods.requests import check_measure
     from ehdnas.pipeline import measure
     from ehdnas.pipeline.store import Store
@@ -282,6 +285,7 @@ def train_predictor(
     as_json: JsonOpt = False,
 ) -> None:
     """Train every predictor kind on the stored measurements, compare them on a held-out split, save the best."""
+    _check_paths(db, file=out, cache=False)
     from ehdnas.methods.requests import check_train
     from ehdnas.pipeline.store import Store
     from perf_models.kinds import kind_names

@@ -17,6 +17,7 @@ from ehdnas.cli.common import (
     SpaceOptions,
     TargetOpt,
     TargetOptions,
+    _check_paths,
     _escaped,
     _flags,
     _print_json,
@@ -144,6 +145,8 @@ def _search(
     **values: Any,
 ) -> None:  # fmt: skip
     """Resolve and check the method's settings from the flags set, then run it (or, with --dry-run, print them)."""
+    if not dry_run:
+        _check_paths(db, folder=out)
     from ehdnas.core.limits import Limits
     from ehdnas.methods.registry import DEFAULT_METHOD, get_method
     from ehdnas.methods.requests import check_search

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ehdnas.core.writable import writable_dir
+
 DB_ENV = "EHDNAS_DB"
 CACHE_ENV = "EHDNAS_CACHE"
 
@@ -32,14 +34,21 @@ def predictors_dir() -> Path:
     return data_dir() / "predictors"
 
 
+def cache_root() -> Path:
+    """`EHDNAS_CACHE`'s folder if set, else the user's cache directory: checked as a writable folder, not made.
+
+    A file there, or a folder that cannot be written, is a one-line `UserError` naming it, said before a
+    command's work rather than as a traceback from deep inside a runner.
+    """
+    if os.environ.get(CACHE_ENV):
+        return writable_dir(Path(os.environ[CACHE_ENV]), CACHE_ENV)
+    from platformdirs import user_cache_dir
+
+    return writable_dir(Path(user_cache_dir("ehdnas")), f"the cache folder (move it with {CACHE_ENV})")
+
+
 def cache_dir(*parts: str) -> Path:
     """The folder `parts` under the cache root, created if missing."""
-    if os.environ.get(CACHE_ENV):
-        root = Path(os.environ[CACHE_ENV])
-    else:
-        from platformdirs import user_cache_dir
-
-        root = Path(user_cache_dir("ehdnas"))
-    path = root.joinpath(*parts)
+    path = cache_root().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path

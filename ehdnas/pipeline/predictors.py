@@ -9,6 +9,7 @@ from typing import Any
 
 from ehdnas.core.errors import UserError
 from ehdnas.core.events import Events, is_tick, no_events, tick
+from ehdnas.core.writable import writable_file
 from ehdnas.pipeline.dataset import load_dataset
 from ehdnas.pipeline.key import MeasurementKey
 from ehdnas.pipeline.store import Store
@@ -33,7 +34,7 @@ def train_and_save(
     Without `out`, the file goes where `search` looks for it (`key.predictor_path()`). Ticks `on_event`
     (stage "predictor-train", in kinds: one per epoch of a kind trained in epochs, one per kind trained).
     """
-    out = out or key.predictor_path()
+    out = writable_file(out or key.predictor_path(), "the predictor file")  # said before the training, not after
     data = load_dataset(store, space, key)
     names = list(kinds or kind_names())
 
@@ -82,6 +83,7 @@ def ensure_predictor(
     if not path.is_file():
         if not auto_samples:
             raise NoPredictor(space.name, runner.name, path)
+        writable_file(path, "the predictor file")  # said before measuring and training, not after
 
         def measured(done: int, total: int, label: str) -> None:
             on_event(tick("predictor-measure", done, total, f"predictor: measured {done}/{total} {label}"))

@@ -28,14 +28,15 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from backends.base import Measurement
 from ehdnas.core.errors import UserError
 from ehdnas.core.options import canonical_json
 from ehdnas.core.paths import default_db_url
+from ehdnas.core.writable import file_problem, folder_problem
 from ehdnas.pipeline.key import MeasurementKey
 
 
@@ -70,10 +71,48 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+SQLITE_ACCEPTED = "give a SQLite database file, or a path where one can be created and written"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for an in-memory one, another database, or text that is no URL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:  # make_engine says so
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def check_store_url(url: str) -> None:
+    """Refuse, in one line naming `url`, a SQLite file that is not a database or that cannot be written.
+
+    Nothing is made or changed, so a command can ask before any work, and a file that is not a database
+    is left as it was, refused in one line rather than with SQLAlchemy's traceback.
+    """
+    path = sqlite_file(url)
+    if path is None:
+        return
+    if path.is_file() and path.stat().st_size:  # SQLite makes an empty file its database
+        with path.open("rb") as file:
+            if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise UserError(f"database {url!r}: {path} is not a SQLite database; {SQLITE_ACCEPTED}")
+    problem = file_problem(path)
+    if problem is None and path.exists():  # SQLite writes its journal (-wal, -shm) beside the file
+        folder = folder_problem(path.parent)
+        problem = folder and f"its folder {path.parent}: {folder}"
+    if problem:
+        raise UserError(f"database {url!r}: {problem}; {SQLITE_ACCEPTED}")
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; for SQLite, the parent folder is created and the pragmas set."""
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    """An engine for `url` (`check_store_url` first); for SQLite, the parent folder is created and the pragmas set."""
+    check_store_url(url)
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = create_engine(url)
     except Exception as err:  # an unparsable URL or a missing driver
@@ -82,7 +121,7 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
         Base.metadata.create_all(engine)
-    except OperationalError as err:
+    except DatabaseError as err:  # not a database, unable to open the file, a read-only one, ...
         if "already exists" not in str(err):  # another process created it between check and create
             raise UserError(f"database {url!r}: {err.orig}") from None
     return engine

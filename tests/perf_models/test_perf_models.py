@@ -110,6 +110,16 @@ def test_save_and_load_round_trip_and_refuse_another_space(tmp_path: Path) -> No
         load_predictor(tmp_path / "junk.pt")
 
 
+def test_a_save_that_fails_leaves_the_file_there_was_and_no_partial_one(tmp_path: Path) -> None:
+    data = synthetic(120)
+    report = train_predictors(data, kinds=["lut"])
+    path = report.predictor.save(tmp_path / "p.pt", report.meta(data))
+    saved = path.read_bytes()
+    with pytest.raises(Exception, match="pickle"):  # a failure half-way through writing: the meta does not pickle
+        report.predictor.save(path, {**report.meta(data), "unpicklable": lambda: None})
+    assert path.read_bytes() == saved and [p.name for p in tmp_path.iterdir()] == ["p.pt"]
+
+
 def test_too_few_measurements_says_how_many_more() -> None:
     with pytest.raises(UserError, match="only 30 measurements; at least 50 are needed \\(20 more\\)"):
         train_predictors(synthetic(30))

@@ -1,15 +1,19 @@
-"""The measurement store on a real SQLite file: one row per key, --fresh, concurrent writers."""
+"""The measurement store on a real SQLite file: one row per key, --fresh, concurrent writers, bad paths."""
 
 from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from backends import LatencyStats, Measurement
+from ehdnas.core.errors import UserError
 from ehdnas.pipeline.key import MeasurementKey
-from ehdnas.pipeline.store import Store
+from ehdnas.pipeline.store import SQLITE_ACCEPTED, SQLITE_HEADER, Store
 
 HOST = {"cpu": "test cpu", "cores": 2, "libraries": {"onnxruntime": "1.0"}}
 CONFIG = {"threads": 1}
@@ -100,3 +104,50 @@ def test_default_location_honours_the_environment(monkeypatch, tmp_path: Path) -
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert Store().url == f"sqlite:///{tmp_path / 'data' / 'ehdnas' / 'ehdnas.db'}"
     assert (tmp_path / "data" / "ehdnas" / "ehdnas.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"hello\n", "{path} is not a SQLite database"),  # caught by its header, before SQLite opens it
+        (SQLITE_HEADER + b"garbage" * 100, "file is not a database"),  # the right header, the wrong rest: SQLite's
+    ],
+)
+def test_a_file_that_is_not_a_database_is_refused_naming_the_url_and_left_as_it_was(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(content)
+    url = f"sqlite:///{path}"
+    with pytest.raises(UserError) as refused:
+        Store(url)
+    assert str(refused.value).startswith(f"database {url!r}: {problem.format(path=path)}")
+    assert path.read_bytes() == content and os.listdir(tmp_path) == ["notes.db"]
+
+
+def test_an_empty_file_is_taken_for_a_new_store(tmp_path: Path) -> None:
+    # SQLite makes an empty file its database (`touch store.db` names one): not refused as "not a database".
+    (tmp_path / "store.db").touch()
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store.record(fake_measurement(1.5), "darts", SPACE_CONFIG, "a")
+    assert lookup(store, "a") is not None
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        ("{tmp}", "a folder, not a file"),
+        ("{tmp}/a-file/store.db", "cannot be created: {tmp}/a-file is a file"),
+        pytest.param("/sys/store.db", "cannot be created in /sys (Permission denied)",
+                     marks=pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys")),
+    ],
+)  # fmt: skip
+def test_a_store_that_cannot_be_created_is_refused_naming_the_url_and_nothing_is_made(
+    tmp_path: Path, where: str, problem: str
+) -> None:
+    (tmp_path / "a-file").write_text("kept\n")
+    url = f"sqlite:///{where.format(tmp=tmp_path)}"
+    with pytest.raises(UserError) as refused:
+        Store(url)
+    assert str(refused.value) == f"database {url!r}: {problem.format(tmp=tmp_path)}; {SQLITE_ACCEPTED}"
+    assert os.listdir(tmp_path) == ["a-file"] and (tmp_path / "a-file").read_text() == "kept\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -161,6 +162,22 @@ def test_serve_refuses_a_bad_environment_in_one_line(tmp_path: Path, monkeypatch
     proc = run_cli("serve", "--workers", "0", db=f"sqlite:///{tmp_path}/store.db", check=False, timeout=60)
     assert proc.returncode == 2 and proc.stderr.startswith("error: EHDNAS_API_TOKEN: the API token must not be empty")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_serve_refuses_a_jobs_dir_or_store_it_cannot_use_in_one_line_before_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    (tmp_path / "a-file").write_text("kept\n")
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    for args, message in [
+        (["--jobs-dir", str(tmp_path / "a-file")], f"error: --jobs-dir {tmp_path / 'a-file'}: a file, not a folder"),
+        (["--db", f"sqlite:///{tmp_path / 'a-file'}"], f"{tmp_path / 'a-file'} is not a SQLite database"),
+    ]:
+        proc = run_cli("serve", "--workers", "0", *args, db=db, check=False, timeout=60)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["a-file"] and (tmp_path / "a-file").read_text() == "kept\n"
 
 
 def refusal(client: httpx.Client, kind: str, **spec) -> dict:
