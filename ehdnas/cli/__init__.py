@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
 from ehdnas.cli import measure, search, serve  # noqa: F401  (register their commands)
 from ehdnas.cli.common import app, err
 from ehdnas.core.errors import UserError
@@ -12,9 +14,23 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Console entry point: a user error is one line on stderr and exit status 2."""
-    try:
+    """Console entry point: a user error is one line on stderr and exit status 2, whether the library finds it or
+    the flags' parser does (a missing flag, a number that is no number: click's message, not its usage box)."""
+    if len(sys.argv) < 2:  # no command: the help, as Typer shows it
         app()
+    try:
+        code = app(standalone_mode=False)
     except UserError as error:
-        err.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        _say(str(error))
         sys.exit(2)
+    except typer.Abort:
+        sys.exit(1)
+    except typer.TyperException as error:  # click's usage errors
+        where = f" (see `{error.ctx.command_path} --help`)" if getattr(error, "ctx", None) else ""
+        _say(" ".join(error.format_message().split()) + where)
+        sys.exit(getattr(error, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _say(message: str) -> None:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)

@@ -95,6 +95,8 @@ def test_collect_is_idempotent(db_url: str) -> None:
         (["--space", "darts", "--repeats", "0"], "timing protocol"),
         (["--space", "darts", "--db", "nosuchdb://x"], "database 'nosuchdb://x'"),
         (["--space", "darts", "--min-time", "nan"], "--min-time: nan is not a finite number"),
+        (["--space", "darts", "--samples", "x"], "Invalid value for '--samples': Input should be a valid integer"),
+        (["--space", "darts", "--nope"], "No such option: --nope"),
         (["--space", "darts", "--max-cv", "inf"], "--max-cv: inf is not a finite number"),
         (["--space", "darts", "--seed", "-1"], "--seed: -1 is not a seed: 0 to 4294967295"),
         (["--space", "darts", "--samples", "1000000000"], "--samples: 1,000,000,000 is over the limit of 20,000"),

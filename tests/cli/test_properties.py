@@ -38,3 +38,31 @@ def test_a_wrong_architecture_is_exit_status_2_and_one_line(name: str, data: st.
         main()
     lines = stderr.getvalue().splitlines()
     assert exit.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr.getvalue()
+
+
+NUMBERS = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["nan", "inf", "-inf", "1e309", "", "x", "0x10", "9" * 40, "1,nan", "-0"]),
+)
+# A search's numbers, and the target and space settings every command takes: refused or accepted in one second by
+# the up-front check, whatever the number (a dry run runs nothing after it).
+NUMBER_FLAGS = [
+    "--epochs", "--lambda", "--seed", "--arch-lr", "--warmup", "--gumbel-tau", "--retrain-epochs", "--batch-size",
+    "--follow-neighbours", "--auto-samples", "--skip-cap", "-o threads=", "--space-option channels=",
+    "--space-option layers=", "--space-option input_size=", "--space-option batch=",
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(flag=st.sampled_from(NUMBER_FLAGS), value=NUMBERS)
+def test_any_number_is_accepted_or_refused_in_one_line_before_any_work(flag: str, value: str) -> None:
+    option = [flag.split()[0], flag.split()[1] + value] if " " in flag else [f"{flag}={value}"]
+    argv = ["ehdnas", "search", "-t", "ort-cpu", "--dry-run", "--auto-predictor", "--json", *option]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with mock.patch.object(sys, "argv", argv), contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+        with pytest.raises(SystemExit) as exit:
+            main()
+    lines = stderr.getvalue().splitlines()
+    refused = exit.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
+    assert refused or (exit.value.code in (0, None) and '"settings"' in stdout.getvalue()), stderr.getvalue()
