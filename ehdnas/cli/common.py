@@ -130,7 +130,8 @@ def _target_options(target: str, options: list[str] | None, accelerator: Path | 
 # The flag of a problem's field, where it is not --field-name; the fields whose messages name their value's place
 # already ("target 'x' option 'threads' ...") are said as they are.
 _FLAGS = {"options": "-o", "space_options": "--space-option", "archs": "--arch", "input_shape": "--input-shape"}
-_SAID = {"target", "space", "options", "space_options", "accelerator", "protocol"}
+_SAID = {("target",), ("space",), ("options",), ("space_options",), ("accelerator",), ("protocol",),
+         ("options", "accelerator")}  # fmt: skip
 
 
 def _with_flag(problem: Any) -> str:
@@ -138,7 +139,7 @@ def _with_flag(problem: Any) -> str:
     from ehdnas.methods.resolve import face_options
 
     name, rest = problem.field[0], problem.field[1:]
-    if name in _SAID and not rest:
+    if problem.field in _SAID:
         return problem.message
     flag = _FLAGS.get(name) or {o.name: o.flag for o, _ in face_options()}.get(name) or f"--{name.replace('_', '-')}"
     if rest and isinstance(rest[0], str) and rest[0]:
