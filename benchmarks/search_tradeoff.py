@@ -43,6 +43,9 @@ from ehdnas.spaces import get_space
 from ehdnas.tasks.images import load_data
 
 ERROR_TARGET = {"ort-cpu": 0.05, "systolic-edge32": 0.02}  # the predictor's error at the searched network
+# Lambda 0 has no hardware term: one search serves every target, run (and cached) on this one whatever --targets
+# says, so a run for one target reuses the lambda-0 searches of a run for another.
+ZERO_TARGET = "ort-cpu"
 
 
 def show(event: dict[str, Any]) -> None:
@@ -63,14 +66,14 @@ def searches(args: argparse.Namespace, space: Any, store: Store) -> list[dict[st
     base = SearchSettings(
         data=args.data, space_options=space.config_dict(), epochs=args.epochs, retrain_epochs=args.retrain_epochs
     )
-    predictors = {t: ensure_predictor(get_target(t), space, None, args.samples, 0, store) for t in args.targets}
+    targets = sorted({*args.targets, ZERO_TARGET})
+    predictors = {t: ensure_predictor(get_target(t), space, None, args.samples, 0, store) for t in targets}
     for seed in args.seeds:
-        first = args.targets[0]
-        zero = dataclasses.replace(base, target=first, lambdas=[0.0], seed=seed)
+        zero = dataclasses.replace(base, target=ZERO_TARGET, lambdas=[0.0], seed=seed)
         print(f"seed {seed}: lambda 0", file=sys.stderr, flush=True)
-        result = run_search(zero, predictors[first], store, args.out / f"seed-{seed}" / "lambda-0", show)
+        result = run_search(zero, predictors[ZERO_TARGET], store, args.out / f"seed-{seed}" / "lambda-0", show)
         for target in args.targets:
-            ms = result["measured_latency_ms"]["median"] if target == first else None
+            ms = result["measured_latency_ms"]["median"] if target == ZERO_TARGET else None
             ms = ms or measured_ms(target, args.out / f"seed-{seed}" / "lambda-0" / "model.onnx")
             rows.append({"seed": seed, "target": target, "lambda": 0.0, "followed": False, "measured_ms": ms,
                          "test_accuracy": result["test_accuracy"], "error": None,
