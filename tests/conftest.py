@@ -30,6 +30,14 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 @pytest.fixture
+def a_file(tmp_path: Path) -> Path:
+    """A regular file where a path wants a folder (or as a store that is no database); tests check it is kept."""
+    path = tmp_path / "a-file"
+    path.write_text("kept\n")
+    return path
+
+
+@pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.db'}"
 

@@ -24,13 +24,6 @@ def refusal(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def a_file(tmp_path: Path) -> Path:
-    path = tmp_path / "a-file"
-    path.write_text("kept\n")
-    return path
-
-
 def test_collect_into_a_file_that_is_not_a_database_is_one_line_and_leaves_the_file_as_it_was(a_file: Path) -> None:
     url = f"sqlite:///{a_file}"
     line = refusal(run_cli("collect", *SYSTOLIC_DARTS, "--samples", "1", "--db", url, check=False))

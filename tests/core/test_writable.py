@@ -17,13 +17,6 @@ from ehdnas.core.writable import FILE, FOLDER, writable_dir, writable_file
 SYSFS = pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys")
 
 
-@pytest.fixture
-def a_file(tmp_path: Path) -> Path:
-    path = tmp_path / "a-file"
-    path.write_text("kept\n")
-    return path
-
-
 def test_a_writable_folder_or_one_that_can_be_made_is_accepted_and_nothing_is_made(tmp_path: Path) -> None:
     assert writable_dir(tmp_path, "--out") == tmp_path
     assert writable_dir(tmp_path / "new" / "deeper", "--out") == tmp_path / "new" / "deeper"
