@@ -146,7 +146,11 @@ def _search(
 ) -> None:  # fmt: skip
     """Resolve and check the method's settings from the flags set, then run it (or, with --dry-run, print them)."""
     if not dry_run:
+        from ehdnas.methods.saved import check_saved
+
         _check_paths(db, folder=out)
+        if out is not None:
+            check_saved(out)  # what a resume would read, read now
     from ehdnas.core.limits import Limits
     from ehdnas.methods.registry import DEFAULT_METHOD, get_method
     from ehdnas.methods.requests import check_search

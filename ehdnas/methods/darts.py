@@ -25,6 +25,7 @@ from ehdnas.core.errors import UserError
 from ehdnas.core.events import Events, throttled, tick
 from ehdnas.core.settings import SettingError, check_fields, setting
 from ehdnas.methods.registry import register_method
+from ehdnas.methods.saved import RESULT, STATES, saved_result, saved_state
 from ehdnas.pipeline.export import export_model
 from ehdnas.pipeline.follow import FOLLOW_WEIGHT, Follower
 from ehdnas.pipeline.store import Store
@@ -37,7 +38,7 @@ from ehdnas.tasks.images import ImageData, check_data_spec, load_data
 from perf_models import HardwareLoss, Predictor
 from perf_models.loss import FORMS
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = STATES[0]
 Batch = tuple[torch.Tensor, torch.Tensor]  # images, labels
 
 
@@ -278,9 +279,8 @@ def search_supernet(
     history: list[dict[str, Any]] = []
     start_epoch = 0
     checkpoint = out / CHECKPOINT
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=data.train_x.device, weights_only=True)
-        if state["settings"] != settings.to_dict() or "method" not in state:
+    if (state := saved_state(checkpoint, data.train_x.device)) is not None:
+        if state.get("settings") != settings.to_dict() or "method" not in state:
             raise UserError(f"{out} holds a search with other settings; choose another --out or remove {checkpoint}")
         method.load_state_dict(state["method"])
         generator.set_state(state["generator"])
@@ -399,12 +399,11 @@ def run_search(
     runner = get_target(settings.target, settings.target_options)
     if predictor.meta.get("space_config") not in (None, space.config_dict()):
         raise UserError(f"the predictor was trained for darts settings {predictor.meta['space_config']}")
-    finished = out / "result.json"
-    if finished.is_file():
-        previous = json.loads(finished.read_text())
-        if previous.get("settings") == settings.to_dict():  # this exact search already ran to the end
-            on_event({"stage": "done", "reused": str(finished)})
-            return previous
+    finished = out / RESULT
+    previous = saved_result(finished)
+    if previous is not None and previous.get("settings") == settings.to_dict():  # this exact search ran to the end
+        on_event({"stage": "done", "reused": str(finished)})
+        return previous
     data = load_data(settings.data, space.config.input_size, space.config.in_channels)
     if data.classes != space.config.classes:
         raise UserError(

@@ -36,6 +36,7 @@ from ehdnas.core.options import make_config
 from ehdnas.core.settings import SettingError, check_fields, setting
 from ehdnas.methods.evolution import EvolutionResult, EvolutionSettings, evolve
 from ehdnas.methods.registry import register_method
+from ehdnas.methods.saved import RESULT, saved_result, saved_state
 from ehdnas.pipeline.follow import FOLLOW_WEIGHT, Follower
 from ehdnas.report.plots import plot_flow_pareto
 from ehdnas.spaces import get_space
@@ -140,9 +141,9 @@ class FlowSearchSettings:
 
 def _stage(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     """A stage saved under the same settings `key`, or None."""
-    if not path.is_file():
+    state = saved_state(path, default_device())
+    if state is None:
         return None
-    state = torch.load(path, map_location=default_device(), weights_only=True)
     if state.get("key") != key:
         raise UserError(f"{path} was trained with other settings; choose another --out or remove it")
     return state
@@ -327,8 +328,8 @@ def run_flow_search(
     space = get_space("flownas", settings.space_options)
     assert isinstance(space, FlowNASSpace)
     runner = get_target(settings.target, settings.target_options)
-    finished = out / "result.json"
-    previous = json.loads(finished.read_text()) if finished.is_file() else {}
+    finished = out / RESULT
+    previous = saved_result(finished) or {}
     if previous.get("settings") == settings.to_dict():  # this exact search already ran to the end
         on_event({"stage": "done", "reused": str(finished)})
         return previous

@@ -60,3 +60,17 @@ def test_a_cache_that_is_a_file_stops_a_measuring_command_in_one_line_naming_the
     line = refusal(run_cli("benchmark", *SYSTOLIC_DARTS, db=db_url, check=False))
     assert line.startswith(f"error: EHDNAS_CACHE {a_file}: a file, not a folder; give a folder")
     assert os.listdir(a_file.parent) == ["a-file"]  # nor was the store made
+
+
+@pytest.mark.parametrize("saved", ["result.json", "lambda-1/checkpoint.pt", "teacher.pt"])
+def test_a_result_folder_holding_a_file_no_search_wrote_is_refused_before_any_work(
+    tmp_path: Path, db_url: str, saved: str
+) -> None:
+    out = tmp_path / "run"
+    (out / saved).parent.mkdir(parents=True)
+    (out / saved).write_text("{cut short")
+    line = refusal(run_cli("search", "-t", "systolic-edge32", "--out", str(out), "--auto-predictor", db=db_url,
+                           check=False))  # fmt: skip
+    assert line.startswith(f"error: {out / saved}: not a file this search wrote (") and "remove it" in line
+    assert (out / saved).read_text() == "{cut short"
+    assert not Path(db_url.removeprefix("sqlite:///")).exists()  # nothing measured for the predictor
