@@ -73,11 +73,16 @@ def _runner(target: str, options: Options, limits: Limits, problems: _Problems) 
         field = ("options", "accelerator") if unquoted else "accelerator" if "accelerator" in str(err) else "options"
         problems.add(field, str(err), unquoted)
         return None
+    _usable(runner, limits, problems)
+    return runner
+
+
+def _usable(runner: Any, limits: Limits, problems: _Problems) -> None:
+    """The target runs on this machine (in the words its runner would refuse it in), its settings within limits."""
     status = type(runner).availability()
     if not status.available:
-        problems.add("target", f"target {target!r} is unavailable here: {status.reason}")
+        problems.add("target", f"target {runner.name!r} is not available here: {status.reason}")
     _setting_limits("options", runner.config_dict(), limits, problems)
-    return runner
 
 
 def _setting_limits(where: str, config: dict[str, Any], limits: Limits, problems: _Problems) -> None:
@@ -219,10 +224,7 @@ def check_search(
         raise SettingErrors([SettingError("target", str(err))]) from None
     resolved = resolve(target, target_options, space, space_options, method, values)
     problems = _Problems()
-    status = type(resolved.runner).availability()
-    if not status.available:
-        problems.add("target", f"target {target!r} is unavailable here: {status.reason}")
-    _setting_limits("options", resolved.runner.config_dict(), limits, problems)
+    _usable(resolved.runner, limits, problems)
     _setting_limits("space_options", resolved.space.config_dict(), limits, problems)
     settings, choice = resolved.settings, resolved.predictor
     _seed(settings.seed, problems)
