@@ -79,15 +79,35 @@ def run_cli(*args: str, db: str | None = None, check: bool = True, timeout: floa
     return proc
 
 
+SEARCH_SPACE = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
+
+
 def search_end_to_end(target: str, out: Path, db: str, *extra: str) -> dict:
-    """The smallest `search --auto-predictor` on `target`: 50 networks collected, 1 epoch; its result document."""
-    space = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
-    args = ["search", "-t", target, "--out", str(out), *space, "--auto-predictor"]
-    args += ["--auto-samples", "50", "--epochs", "1", "--retrain-epochs", "1", "--batch-size", "256", "--json", *extra]
+    """The smallest search on `target`: 50 networks collected for its predictor (`--auto-predictor`, unless `extra`
+    names a --predictor), 1 epoch; its result document."""
+    args = ["search", "-t", target, "--out", str(out), *SEARCH_SPACE]
+    args += [] if "--predictor" in extra else ["--auto-predictor", "--auto-samples", "50"]
+    args += ["--epochs", "1", "--retrain-epochs", "1", "--batch-size", "256", "--json", *extra]
     result = json.loads(run_cli(*args, db=db).stdout)
     assert result["target"] == target and result["measured_latency_ms"]["median"] > 0
     assert (out / "model.onnx").is_file()
     return result
+
+
+def stored_predictor(target: list[str], db: str, out: Path, space: list[str] = SEARCH_SPACE) -> Path:
+    """A predictor for the target (`-t NAME -o ...` flags) trained on 50 latencies stored as if measured there: for
+    tests of a search's end on a target where collecting would build or convert 50 networks for minutes (a
+    predictor made for another target is refused)."""
+    from backends import get_target
+    from ehdnas.pipeline.store import Store
+    from ehdnas.spaces import get_space
+    from tests.pipeline.test_predictors import store_latencies
+
+    options = [value for flag, value in zip(target[2::2], target[3::2]) if flag == "-o"]
+    the_space = get_space("darts", [value for flag, value in zip(space[::2], space[1::2]) if flag == "--space-option"])
+    store_latencies(Store(db), get_target(target[1], options), the_space, the_space.sample_many(50, 0))
+    run_cli("train-predictor", *target, "--space", "darts", *space, "--kinds", "lut", "--out", str(out), db=db)
+    return out
 
 
 TOKEN = "test-token-0123456789"  # the API token of the servers `launch` starts

@@ -10,18 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests.backends.test_tflite import TINY  # noqa: F401
-from tests.conftest import run_cli
+from tests.conftest import run_cli, stored_predictor
 
 
 @pytest.mark.slow
 def test_search_on_an_int8_target_reports_its_accuracy_there(tmp_path: Path, db_url: str) -> None:
-    # The latency predictor comes from systolic-edge32 measurements (simulated, so quick to collect); what is
-    # checked here is the search's end on an int8 LiteRT target: conversion, measurement, int8 accuracy (not
-    # following, which would convert a dozen more networks).
-    run_cli("collect", "-t", "systolic-edge32", "--space", "darts", "--samples", "50", *TINY, db=db_url)
-    predictor = tmp_path / "predictor.pt"
-    run_cli("train-predictor", "-t", "systolic-edge32", "--space", "darts", *TINY, "--out", str(predictor), db=db_url)
+    # What is checked is the search's end on an int8 LiteRT target: conversion, measurement, int8 accuracy (not
+    # following, which would convert a dozen more networks), with a predictor of latencies stored as if measured.
     target = ["-t", "tflite-cpu", "-o", "precision=int8", "-o", "calibration=digits"]
+    predictor = stored_predictor(target, db_url, tmp_path / "predictor.pt", TINY)
     args = ["search", *target, *TINY, "--predictor", str(predictor), "--out", str(tmp_path / "run"), "--no-follow"]
     printed = run_cli(*args, "--epochs", "1", "--retrain-epochs", "2", db=db_url).stdout
     result = json.loads((tmp_path / "run" / "result.json").read_text())
