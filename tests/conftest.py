@@ -79,6 +79,23 @@ def run_cli(*args: str, db: str | None = None, check: bool = True, timeout: floa
     return proc
 
 
+def run_main(*args: str, db: str | None = None) -> subprocess.CompletedProcess:
+    """The console entry point called in this process, its output captured: what `run_cli` checks, without the
+    4 s a new process spends importing torch (for many cases of one refusal; some tests still run processes)."""
+    import contextlib
+    import io
+    from unittest import mock
+
+    from ehdnas.cli import main
+
+    stdout, stderr, env = io.StringIO(), io.StringIO(), {"EHDNAS_DB": db} if db else {}
+    with mock.patch.object(sys, "argv", ["ehdnas", *args]), mock.patch.dict(os.environ, env):
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as exit:
+            main()
+    code = exit.value.code if isinstance(exit.value.code, int) else 0
+    return subprocess.CompletedProcess(["ehdnas", *args], code, stdout.getvalue(), stderr.getvalue())
+
+
 SEARCH_SPACE = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
 
 

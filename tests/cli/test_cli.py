@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EHDNAS, FAST, LIGHT_MODELS, run_cli, tiny_conv_model
+from tests.conftest import EHDNAS, FAST, LIGHT_MODELS, run_cli, run_main, tiny_conv_model
 
 SMALL_DARTS = ["--space", "darts", "--space-option", "layers=3", "--space-option", "channels=4"]
 
@@ -112,10 +112,12 @@ def test_collect_is_idempotent(db_url: str) -> None:
     ],
 )
 def test_bad_input_gets_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    """In this process (the console entry point, its output captured): 30 processes would take two minutes; the
+    tests around it, and tests/cli/test_paths.py, run real ones."""
     (tmp_path / "garbage.onnx").write_text("not a model")
     tiny_conv_model(tmp_path / "dynamic.onnx", batch="N")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    proc = run_cli("benchmark", "-t", "ort-cpu", *args, db=f"sqlite:///{tmp_path / 's.db'}", check=False)
+    proc = run_main("benchmark", "-t", "ort-cpu", *args, db=f"sqlite:///{tmp_path / 's.db'}")
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr

@@ -4,18 +4,13 @@ example would take minutes; tests/cli/test_cli.py runs a few of the same cases a
 
 from __future__ import annotations
 
-import contextlib
-import io
-import sys
-from unittest import mock
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ehdnas.cli import main
 from ehdnas.core.errors import UserError
 from ehdnas.spaces import get_space, list_spaces
+from tests.conftest import run_main
 from tests.spaces.test_parse_properties import architectures
 
 
@@ -32,12 +27,9 @@ def _wrong(name: str, text: str) -> bool:
 @given(data=st.data())
 def test_a_wrong_architecture_is_exit_status_2_and_one_line(name: str, data: st.DataObject) -> None:
     text = data.draw(architectures(name).filter(lambda text: _wrong(name, text)), label="architecture")
-    argv = ["ehdnas", "benchmark", "-t", "ort-cpu", "--space", name, f"--arch={text}"]  # '=': a text like '-x' too
-    stderr = io.StringIO()
-    with mock.patch.object(sys, "argv", argv), contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as exit:
-        main()
-    lines = stderr.getvalue().splitlines()
-    assert exit.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr.getvalue()
+    proc = run_main("benchmark", "-t", "ort-cpu", "--space", name, f"--arch={text}")  # '=': a text like '-x' too
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
 
 
 NUMBERS = st.one_of(
@@ -58,11 +50,7 @@ NUMBER_FLAGS = [
 @given(flag=st.sampled_from(NUMBER_FLAGS), value=NUMBERS)
 def test_any_number_is_accepted_or_refused_in_one_line_before_any_work(flag: str, value: str) -> None:
     option = [flag.split()[0], flag.split()[1] + value] if " " in flag else [f"{flag}={value}"]
-    argv = ["ehdnas", "search", "-t", "ort-cpu", "--dry-run", "--auto-predictor", "--json", *option]
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with mock.patch.object(sys, "argv", argv), contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
-        with pytest.raises(SystemExit) as exit:
-            main()
-    lines = stderr.getvalue().splitlines()
-    refused = exit.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
-    assert refused or (exit.value.code in (0, None) and '"settings"' in stdout.getvalue()), stderr.getvalue()
+    proc = run_main("search", "-t", "ort-cpu", "--dry-run", "--auto-predictor", "--json", *option)
+    lines = proc.stderr.splitlines()
+    refused = proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ")
+    assert refused or (proc.returncode == 0 and '"settings"' in proc.stdout), proc.stderr
