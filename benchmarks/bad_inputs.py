@@ -59,7 +59,7 @@ CLI_CASES: list[tuple[list[str], dict[str, str]]] = [
     (["benchmark", "-t", "ort-cpu", "-m", "{tmp}/text.txt"], {}),
     (["serve", "--port", "70000"], {}), (["serve", "--port", "-1"], {}), (["serve", "--limit", "epochs=0"], {}),
     (["serve", "--jobs-dir", "{tmp}/text.txt"], {}), (["serve", "--db", "sqlite:///{tmp}/text.txt"], {}),
-    (["nocommand"], {}), ([], {"EHDNAS_LIMITS__EPOCHS": "-5"}),
+    (["nocommand"], {}), (SEARCH, {"EHDNAS_LIMITS__EPOCHS": "-5"}),
 ]  # fmt: skip
 
 
@@ -75,8 +75,6 @@ def prepare(tmp: Path) -> None:
 
 def run_cli(tmp: Path, args: list[str], env: dict[str, str]) -> dict:
     command = [str(Path(sys.executable).parent / "ehdnas"), *(a.replace("{tmp}", str(tmp)) for a in args)]
-    if not args:
-        command.append("targets")
     environ = {**os.environ, "EHDNAS_DB": f"sqlite:///{tmp}/store.db", "EHDNAS_CACHE": f"{tmp}/cache",
                "XDG_DATA_HOME": f"{tmp}/data", **{k: v.replace("{tmp}", str(tmp)) for k, v in env.items()}}  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, env=environ, timeout=300)
@@ -117,6 +115,7 @@ RAW_BODIES = [
 
 
 def run_http(tmp: Path) -> list[dict]:
+    (tmp / "server").mkdir()
     server = private_server(str(tmp / "server"))
     rows = []
     try:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ehdnas.core.errors import UserError
+from ehdnas.core.options import brief
 
 FORMAT = "ehdnas-predictor"
 VERSION = 1
@@ -109,7 +110,8 @@ def load_predictor(
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle and zip errors of every kind
-        raise UserError(f"{path}: not a predictor file ({type(err).__name__}: {err})") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""  # torch's own run to paragraphs
+        raise UserError(f"{path}: not a predictor file ({type(err).__name__}: {brief(first)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path}: not an ehdnas predictor file")
     if payload.get("version") != VERSION:
