@@ -6,6 +6,8 @@ two workers cannot claim one job, a late worker cannot overwrite a cancelled
 one, and a restart finds every job as the last committed statement left it.
 A running job's worker writes a heartbeat; a job whose heartbeat stops is
 requeued (or failed after too many attempts) by `requeue_stale`.
+The tables are created under the store's schema lock, so processes opening one
+new database at once (a server's workers, on SQLite or PostgreSQL) do not race.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, func, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ehdnas.pipeline.store import make_engine
+from ehdnas.pipeline.store import make_engine, schema_lock
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -93,7 +95,8 @@ class JobStore:
     def __init__(self, url: str, engine: Engine | None = None) -> None:
         self.url = url
         self.engine = engine or make_engine(url)
-        Base.metadata.create_all(self.engine)
+        with schema_lock(self.engine) as connection:
+            Base.metadata.create_all(connection)
 
     def _set(self, job_id: int, *where: Any, **values: Any) -> bool:
         """One conditional UPDATE in its own transaction; whether it changed the row."""
