@@ -7,6 +7,7 @@ pgserver runs it as a system user it creates, since PostgreSQL refuses root.
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -21,15 +22,18 @@ DIALECTS = ("sqlite", "postgresql")
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def postgres() -> Iterator[Any]:
     """A running PostgreSQL server (a `pgserver.PostgresServer`), stopped and deleted at the end of the session."""
     with warnings.catch_warnings():  # pgserver asks platformdirs for a runtime folder on import; /tmp is fine
         warnings.simplefilter("ignore")
         import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="delete")
-    yield server
-    server.cleanup()
+    # Not under pytest's folder: pgserver opens the folders above its data to its system user, and pytest closes
+    # its own again whenever a session starts.
+    with tempfile.TemporaryDirectory(prefix="ehdnas-postgres-") as folder:
+        server = pgserver.get_server(Path(folder) / "data")
+        yield server
+        server.cleanup()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ SCRIPTS = Path(__file__).parent
 BASELINE = "0001"  # the schema of every store made before migrations (one unique key holding the text)
 
 
-def _config(connection: Connection) -> Config:
+def alembic_config(connection: Connection) -> Config:
     """Alembic's configuration over this folder, running on `connection` (see env.py)."""
     settings = Config()
     settings.set_main_option("script_location", str(SCRIPTS))
@@ -32,7 +32,7 @@ def _config(connection: Connection) -> Config:
 
 def upgrade(connection: Connection) -> None:
     """Bring the store on `connection` to the newest revision, inside the caller's transaction."""
-    settings = _config(connection)
+    settings = alembic_config(connection)
     if MigrationContext.configure(connection).get_current_revision() is None:
         if inspect(connection).has_table("measurements"):  # made before migrations
             command.stamp(settings, BASELINE)
