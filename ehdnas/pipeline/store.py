@@ -138,10 +138,15 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        with schema_lock(engine) as connection:
-            migrations.upgrade(connection)
+        with engine.connect() as connection:
+            current = migrations.is_current(connection)
+        if not current:
+            with schema_lock(engine) as connection:
+                migrations.upgrade(connection)
     except DatabaseError as err:  # not a database, unable to open the file, a read-only one, ...
         raise UserError(f"database {url!r}: {err.orig}") from None
+    except UserError as err:
+        raise UserError(f"database {url!r}: {err}") from None
     return engine
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
+from ehdnas.core.errors import UserError
 from ehdnas.pipeline import migrations
 from ehdnas.pipeline.key import MeasurementKey
 from ehdnas.pipeline.store import Base, Store, arch_sha256
@@ -38,7 +39,7 @@ OLD_DDL = {
 OLD_INDEXES = ["CREATE INDEX ix_measurements_space ON measurements (space)",
                "CREATE INDEX ix_measurements_target ON measurements (target)"]  # fmt: skip
 ARCHS = {"a": 1.0, "b": 2.0, "c" * 1000: 3.0}
-HEAD = ScriptDirectory(str(migrations.SCRIPTS)).get_current_head()
+HEAD = migrations.head()
 
 
 def make_old_store(url: str) -> None:
@@ -88,3 +89,17 @@ def test_a_new_store_is_made_by_the_migrations_and_matches_the_models(store_url:
     assert schema_problems(store) == [[], HEAD] and store.count() == 0
     Store(store_url)  # opening it again changes nothing
     assert schema_problems(store) == [[], HEAD]
+
+
+def test_a_store_from_a_newer_version_is_refused_in_one_line_and_left_as_it_was(db_url: str) -> None:
+    Store(db_url)
+    engine = create_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(UserError) as refused:
+        Store(db_url)
+    assert str(refused.value) == (
+        f"database {db_url!r}: its schema is at revision '9999', which this ehdnas does not know (a newer one made it)"
+    )
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "9999"
