@@ -18,8 +18,6 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-DIALECTS = ("sqlite", "postgresql")
-
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Any]:
@@ -50,9 +48,7 @@ def postgres_url(postgres: Any) -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture(params=DIALECTS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A new store's URL: a SQLite file, then a PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("postgres_url")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """A new store's URL: a SQLite file (`db_url`), then a PostgreSQL database."""
+    return request.getfixturevalue("db_url" if request.param == "sqlite" else "postgres_url")
