@@ -16,8 +16,9 @@ from pathlib import Path
 from packaging.requirements import Requirement  # matplotlib's dependency: in the core install already
 from packaging.version import Version
 
-EXTRA_MODULES = ("tvm", "ai_edge_litert", "scalesim", "fastapi", "uvicorn")  # extras tvm, tflite, sim, server
-EXTRAS = {"tvm", "tflite", "sim", "server", "test", "all"}
+# What the extras tvm, tflite, sim, server and postgres add.
+EXTRA_MODULES = ("tvm", "ai_edge_litert", "scalesim", "fastapi", "uvicorn", "psycopg")
+EXTRAS = {"tvm", "tflite", "sim", "server", "postgres", "test", "all"}
 
 
 def main(root: Path) -> None:
@@ -45,6 +46,12 @@ def main(root: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         final_ms, uniform_ms = examples.run_loss_example(Path(tmp), root / "README.md")
     assert final_ms < uniform_ms, (final_ms, uniform_ms)
+
+    # The store's migrations are package data: a new store is made by running them from the installed package.
+    from ehdnas.pipeline.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        assert Store(f"sqlite:///{tmp}/store.db").count() == 0
 
     ehdnas = Path(sys.executable).parent / "ehdnas"
     listing = subprocess.run([ehdnas, "targets", "--json"], capture_output=True, text=True, check=True)

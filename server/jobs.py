@@ -6,6 +6,8 @@ two workers cannot claim one job, a late worker cannot overwrite a cancelled
 one, and a restart finds every job as the last committed statement left it.
 A running job's worker writes a heartbeat; a job whose heartbeat stops is
 requeued (or failed after too many attempts) by `requeue_stale`.
+The tables are created under the store's schema lock, so processes opening one
+new database at once (a server's workers, on SQLite or PostgreSQL) do not race.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, func, insert, literal, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ehdnas.pipeline.store import make_engine
+from ehdnas.pipeline.store import make_engine, schema_lock
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -87,18 +89,28 @@ class Job:
         return cls(**values)
 
 
+def _update(conn: Connection, job_id: int, where: tuple[Any, ...], values: dict[str, Any]) -> bool:
+    """A conditional UPDATE of one job; whether it changed the row."""
+    return conn.execute(update(JobRow).where(JobRow.id == job_id, *where).values(**values)).rowcount == 1
+
+
+def _insert_event(conn: Connection, job_id: int, data: dict[str, Any]) -> None:
+    conn.execute(insert(EventRow).values(job_id=job_id, at=time.time(), data=json.dumps(data)))
+
+
 class JobStore:
     """Jobs and their events in the database at `url` (the same one as the measurements)."""
 
     def __init__(self, url: str, engine: Engine | None = None) -> None:
         self.url = url
         self.engine = engine or make_engine(url)
-        Base.metadata.create_all(self.engine)
+        with schema_lock(self.engine) as connection:
+            Base.metadata.create_all(connection)
 
     def _set(self, job_id: int, *where: Any, **values: Any) -> bool:
         """One conditional UPDATE in its own transaction; whether it changed the row."""
         with self.engine.begin() as conn:
-            return conn.execute(update(JobRow).where(JobRow.id == job_id, *where).values(**values)).rowcount == 1
+            return _update(conn, job_id, where, values)
 
     def submit(self, kind: str, spec: dict[str, Any]) -> Job:
         with self.engine.begin() as conn:
@@ -143,7 +155,7 @@ class JobStore:
 
     def event(self, job_id: int, data: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(EventRow).values(job_id=job_id, at=time.time(), data=json.dumps(data)))
+            _insert_event(conn, job_id, data)
 
     def events(self, job_id: int, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         query = (
@@ -189,10 +201,12 @@ class JobStore:
         return self._set(job_id, *self._mine(worker), progress=min(max(progress, 0.0), 1.0), message=message[:500])
 
     def _transition(self, job_id: int, where: tuple[Any, ...], event: dict[str, Any], **values: Any) -> bool:
-        """A conditional state change and, if it happened, its event."""
-        done = self._set(job_id, *where, **values)
-        if done:
-            self.event(job_id, event)
+        """A conditional state change and, if it happened, its event, in one transaction: a client that sees a job
+        finished finds its last event too."""
+        with self.engine.begin() as conn:
+            done = _update(conn, job_id, where, values)
+            if done:
+                _insert_event(conn, job_id, event)
         return done
 
     def succeed(self, job_id: int, worker: str, result: Any) -> bool:

@@ -16,6 +16,8 @@ from onnx import TensorProto, helper
 
 from server.local import LocalServer, start_server
 
+pytest_plugins = ("tests.postgres",)  # the PostgreSQL fixtures: `postgres`, `postgres_url`, `store_url`
+
 # Classic ImageNet classifiers at opset 9 that the onnx package ships (weights made by ConstantOfShape).
 ROOT = Path(__file__).resolve().parent.parent  # this checkout
 LIGHT_MODELS = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"

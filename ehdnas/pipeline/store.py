@@ -1,16 +1,22 @@
-"""The measurement store: SQLite (or any SQLAlchemy URL) holding one row per measurement key.
+"""The measurement store: SQLite or PostgreSQL (any SQLAlchemy URL) holding one row per measurement key.
 
 A key is (target, target configuration, host, space, space settings,
 architecture): a measurement is taken once and reused by every later job.
+The architecture is keyed by the SHA-256 of its canonical text, the text kept
+beside it, since PostgreSQL refuses a btree index row over 2,704 bytes.
 Writers commit each row on its own, so an interrupted collection keeps what
 it measured, and concurrent writers on one SQLite file are serialised by
 SQLite's lock (WAL mode, generous busy timeout) rather than failing.
+The schema is migrated (`ehdnas.pipeline.migrations`) whenever a store opens.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,8 +33,9 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -37,17 +44,27 @@ from ehdnas.core.errors import UserError
 from ehdnas.core.options import canonical_json
 from ehdnas.core.paths import default_db_url
 from ehdnas.core.writable import file_problem, folder_problem
+from ehdnas.pipeline import migrations
 from ehdnas.pipeline.key import MeasurementKey
+
+SCHEMA_LOCK = 0x6568646E6173  # PostgreSQL's advisory lock key for schema changes ("ehdnas")
 
 
 class Base(DeclarativeBase):
     pass
 
 
+def arch_sha256(arch: str) -> str:
+    """The key of an architecture's canonical text: 64 hex digits, however long the text."""
+    return hashlib.sha256(arch.encode()).hexdigest()
+
+
 class MeasurementRow(Base):
     __tablename__ = "measurements"
     __table_args__ = (
-        UniqueConstraint("target", "config_key", "host_key", "space", "space_key", "arch", name="uq_measurement"),
+        UniqueConstraint(
+            "target", "config_key", "host_key", "space", "space_key", "arch_sha256", name="uq_measurement"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -57,6 +74,7 @@ class MeasurementRow(Base):
     space: Mapped[str] = mapped_column(String(64), index=True)
     space_key: Mapped[str] = mapped_column(String(16))
     arch: Mapped[str] = mapped_column(Text)
+    arch_sha256: Mapped[str] = mapped_column(String(64))  # the key: `arch_sha256(arch)`
     space_config: Mapped[str] = mapped_column(Text)
     median_ms: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -120,11 +138,30 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        Base.metadata.create_all(engine)
+        with engine.connect() as connection:
+            current = migrations.is_current(connection)
+        if not current:
+            with schema_lock(engine) as connection:
+                migrations.upgrade(connection)
     except DatabaseError as err:  # not a database, unable to open the file, a read-only one, ...
-        if "already exists" not in str(err):  # another process created it between check and create
-            raise UserError(f"database {url!r}: {err.orig}") from None
+        raise UserError(f"database {url!r}: {err.orig}") from None
+    except UserError as err:
+        raise UserError(f"database {url!r}: {err}") from None
     return engine
+
+
+@contextmanager
+def schema_lock(engine: Engine) -> Iterator[Connection]:
+    """A transaction holding the database's write lock, so one process at a time creates or migrates tables.
+
+    SQLite: `BEGIN IMMEDIATE` (others wait out the busy timeout); PostgreSQL: an advisory lock released at commit.
+    """
+    with engine.begin() as connection:
+        if connection.dialect.name == "sqlite":  # pysqlite would start no transaction before DDL
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        yield connection
 
 
 class Store:
@@ -136,7 +173,8 @@ class Store:
 
     def lookup(self, key: MeasurementKey, arch: str) -> Measurement | None:
         with Session(self.engine) as session:
-            row = session.scalars(select(MeasurementRow).filter_by(**key.columns(), arch=arch)).first()
+            query = select(MeasurementRow).filter_by(**key.columns(), arch_sha256=arch_sha256(arch))
+            row = session.scalars(query).first()
             return Measurement.from_dict(json.loads(row.measurement)) if row else None
 
     def lookup_many(self, key: MeasurementKey, archs: list[str]) -> dict[str, Measurement]:
@@ -168,6 +206,7 @@ class Store:
         row = MeasurementRow(
             **key.columns(),
             arch=arch,
+            arch_sha256=arch_sha256(arch),
             space_config=canonical_json(space_config),
             median_ms=measurement.latency_ms.median,
             created_at=datetime.now(UTC),
@@ -176,7 +215,7 @@ class Store:
         )
         with Session(self.engine) as session:
             if replace:
-                session.execute(delete(MeasurementRow).filter_by(**key.columns(), arch=arch))
+                session.execute(delete(MeasurementRow).filter_by(**key.columns(), arch_sha256=row.arch_sha256))
             session.add(row)
             try:
                 session.commit()
