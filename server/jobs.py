@@ -19,10 +19,9 @@ from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, func, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ehdnas.client.models import FINISHED, STATUSES  # noqa: F401  (the states, as the API names them)
 from ehdnas.pipeline.store import make_engine
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED = ("succeeded", "failed", "cancelled")
 MAX_ATTEMPTS = 3  # a job whose worker died this many times is failed, not requeued again
 
 
