@@ -192,7 +192,9 @@ def watch(job_id: JobIdArg, server: ServerOpt = None, token_file: TokenFileOpt =
 
 def _ended(job: JobOut) -> None:
     if job.status == "succeeded":
-        console.print(f"job {job.id} succeeded; its artifacts: `ehdnas jobs artifacts {job.id}`", markup=False)
+        console.print(
+            f"job {job.id} succeeded; its artifacts: `ehdnas jobs artifacts {job.id}`", markup=False, highlight=False
+        )
         return
     reason = f": {job.error}" if job.error else ""
     err.print(f"error: job {job.id} {job.status}{reason}", markup=False, highlight=False, soft_wrap=True)
