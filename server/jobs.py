@@ -23,8 +23,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ehdnas.pipeline.store import make_engine, schema_lock
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED = ("succeeded", "failed", "cancelled")
 MAX_ATTEMPTS = 3  # a job whose worker died this many times is failed, not requeued again
 
 

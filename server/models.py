@@ -1,4 +1,5 @@
-"""What the API takes and gives: a job request per kind (its spec from `server.specs`), a job, a list, an event."""
+"""What the API takes and gives: a job request per kind (its spec from `server.specs`); the job, list and event
+documents it answers with are `ehdnas.client.models`, shared with the client."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, create_model
 
+from ehdnas.client.models import JobOut
 from server.jobs import Job
 from server.specs import SPECS
 
@@ -24,33 +26,6 @@ def _request(kind: str, spec: type) -> Any:
 
 # One request model per job kind, from the one table of kinds (server.specs.SPECS).
 JobRequest = Annotated[Union[tuple(_request(k, s) for k, s in SPECS.items())], Field(discriminator="kind")]  # noqa: UP007
-
-
-class JobOut(BaseModel):
-    id: int
-    kind: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
-    progress: float = Field(ge=0, le=1)
-    message: str
-    spec: dict[str, Any]
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    attempts: int
-    error: str | None
-    result: Any = None
-    artifacts: list[str] | None = None  # in the single-job view
-
-
-class JobList(BaseModel):
-    jobs: list[JobOut]
-    total: int
-
-
-class Event(BaseModel):
-    id: int
-    at: datetime
-    data: dict[str, Any]
 
 
 def when(seconds: float | None) -> datetime | None:

@@ -21,12 +21,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from ehdnas.client.address import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV, stored_token_file
 from ehdnas.core.errors import UserError
 from ehdnas.core.limits import Limits
 from ehdnas.core.paths import default_db_url
 
 PREFIX = "EHDNAS_"
-TOKEN_ENV = f"{PREFIX}API_TOKEN"
 
 
 def default_jobs_dir(db_url: str) -> Path:
@@ -48,8 +48,8 @@ class Settings(BaseSettings):
 
     api_token: SecretStr | None = Field(default=None, description="The bearer token; None: the stored one.")
     db: str = Field(default_factory=default_db_url, description="The store's SQLAlchemy URL.")
-    host: str = Field(default="127.0.0.1", min_length=1)
-    port: int = Field(default=8000, ge=0, le=65535)
+    host: str = Field(default=DEFAULT_HOST, min_length=1)
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     workers: int = Field(default=1, ge=0, description="Worker processes running jobs (0: API only).")
     jobs_dir: Path | None = Field(default=None, description="Where job folders go; None: beside a SQLite store.")
     data_dirs: list[Path] = Field(
@@ -105,9 +105,7 @@ class Settings(BaseSettings):
         """These settings with the token set, and where it came from: the settings, else a file made on first use."""
         if self.api_token is not None:
             return self, f"from ${TOKEN_ENV}"
-        from platformdirs import user_data_dir
-
-        path = Path(user_data_dir("ehdnas")) / "api-token"
+        path = stored_token_file()
         source = f"stored in {path}"
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)

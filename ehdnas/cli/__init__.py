@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ehdnas.cli import measure, search, serve  # noqa: F401  (register their commands)
+from ehdnas.cli import jobs, measure, search, serve  # noqa: F401  (register their commands)
 from ehdnas.cli.common import app, err
 from ehdnas.core.errors import UserError
 

@@ -43,6 +43,7 @@ class Limits:
     array: int = 4096  # a systolic accelerator's rows or columns
     input_elements: int = 2**26  # one input of an ONNX file measured with --input-shape (256 MiB of float32)
     body_bytes: int = 64 * 1024  # a request body (the server's)
+    queued: int = 100  # jobs waiting in the server's queue at once, from every client: its quota
 
     def check(self) -> None:
         for field in dataclasses.fields(self):

@@ -1,5 +1,12 @@
-"""`/v1/jobs`: submit, list, read, cancel, follow a job's events, fetch what it wrote (the status page's plots too)."""
+"""`/v1/jobs`: submit, list, read, cancel, follow a job's events, fetch what it wrote (the status page's plots too).
 
+A submission past the `queued` limit (the queue's quota, over every client: the
+server knows one token) gets 429. The count and the insert are two statements,
+so one lock per process keeps a burst from passing the limit together; several
+API processes on one database may overshoot by one job each.
+"""
+
+import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query
@@ -7,14 +14,17 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 
+from ehdnas.client.models import FINISHED, STATUSES, Event, JobList, JobOut
+from ehdnas.core.limits import ENV_PREFIX
 from server.deps import JobsDep, JobsDirDep, SettingsDep
-from server.jobs import FINISHED, STATUSES, Job, JobStore
-from server.models import Event, JobList, JobOut, JobRequest, job_out, when
+from server.jobs import Job, JobStore
+from server.models import JobRequest, job_out, when
 from server.specs import SPECS, check_spec, dry_run_document, outside_data_dirs, stored_spec
 
 JobId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="The job's id.")]  # SQLite's INTEGER range
 
 router = APIRouter(prefix="/jobs")
+_queueing = threading.Lock()  # the queued count and the insert, one submission at a time (see above)
 
 
 def job_or_404(jobs: JobStore, job_id: int) -> Job:
@@ -26,11 +36,13 @@ def job_or_404(jobs: JobStore, job_id: int) -> Job:
 
 @router.post(
     "", status_code=201, response_model=JobOut,
-    responses={200: {"description": "dry_run: the spec as it would run, resolved; nothing is queued"}},
+    responses={200: {"description": "dry_run: the spec as it would run, resolved; nothing is queued"},
+               429: {"description": "the queue is full (limit `queued`); nothing is queued"}},
 )  # fmt: skip
 def submit(request: Annotated[JobRequest, Body()], jobs: JobsDep, jobs_dir: JobsDirDep, settings: SettingsDep) -> Any:
     """Queue a job (or, with dry_run, show what would run); 422 names the spec field at fault, including targets
-    and spaces unknown here, and paths outside the folders the operator allows (before anything looks at them)."""
+    and spaces unknown here, and paths outside the folders the operator allows (before anything looks at them);
+    429 when the queue holds as many jobs as the `queued` limit."""
     problems = outside_data_dirs(request.spec, settings.data_dirs) or check_spec(request.spec, settings.limits)
     if problems:
         raise RequestValidationError(
@@ -41,7 +53,15 @@ def submit(request: Annotated[JobRequest, Body()], jobs: JobsDep, jobs_dir: Jobs
         )
     if request.dry_run:
         return JSONResponse(dry_run_document(request.spec))
-    return job_out(jobs.submit(request.kind, stored_spec(request.spec)), jobs_dir)
+    spec, limit = stored_spec(request.spec), settings.limits.queued
+    with _queueing:
+        if (queued := jobs.count("queued")) >= limit:
+            raise HTTPException(
+                429, f"{queued:,} jobs are queued, the most this server takes (limit 'queued': raise it with "
+                f"{ENV_PREFIX}QUEUED=N or ehdnas serve --limit queued=N); submit again once some have started",
+            )  # fmt: skip
+        job = jobs.submit(request.kind, spec)
+    return job_out(job, jobs_dir)
 
 
 @router.get("", response_model=JobList)
