@@ -111,7 +111,7 @@ def test_cancel_stops_a_running_job_within_seconds_and_a_queued_one_at_once(laun
 def test_a_killed_worker_and_a_killed_server_lose_nothing(launch) -> None:
     server = launch()
     client = server.client(TOKEN)
-    collect = submit(client, "collect", target="ort-cpu", space_options=TINY, samples=150, **FAST)["id"]
+    collect = submit(client, "collect", target="ort-cpu", space_options=TINY, samples=80, **FAST)["id"]
     later = submit(client, "benchmark", target="ort-cpu", space_options=TINY, samples=2, seed=7, **FAST)["id"]
     wait_for(client, collect, lambda job: job["progress"] > 0.1)
     _job_process(server).parent().kill()  # the worker, mid-job
@@ -126,10 +126,10 @@ def test_a_killed_worker_and_a_killed_server_lose_nothing(launch) -> None:
     assert [j["id"] for j in client.get("/v1/jobs").json()["jobs"]] == [later, collect]
     job = wait_for(client, collect, finished, timeout=300)  # requeued once its heartbeat is stale
     assert job["status"] == "succeeded" and job["attempts"] == 3
-    assert job["result"]["samples"] == 150 and 0 < job["result"]["measured"] < 150  # resumed, not restarted
+    assert job["result"]["samples"] == 80 and 0 < job["result"]["measured"] < 80  # resumed, not restarted
     assert wait_for(client, later, finished)["status"] == "succeeded"
     archs = {m["arch"] for m in client.get("/v1/measurements", params={"limit": 1000}).json()}
-    assert len(archs) == 152
+    assert len(archs) == 82
 
 
 @pytest.mark.slow
