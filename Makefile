@@ -36,6 +36,7 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/hadolint docker/Dockerfile
 	$(BIN)/python -m pytest
 
 # The container image (docs/docker.md): build it, or build it, run it and check that it serves a job, on the
