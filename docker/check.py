@@ -168,6 +168,8 @@ def validate_compose(engine: str) -> None:
 
 def build(engine: str, image: str, base: str, extras: str | None) -> None:
     args = ["--build-arg", f"BASE_IMAGE={base}"] + (["--build-arg", f"EXTRAS={extras}"] if extras else [])
+    if engine == "podman":
+        args += ["--format", "docker"]  # podman's default, the OCI format, has no HEALTHCHECK
     with step(f"image {image} built"):
         run(engine, "build", "--network", "host", "-f", ROOT / "docker" / "Dockerfile", *args, "-t", image, ROOT)
     size = int(run(engine, "image", "inspect", "--format", "{{.Size}}", image, capture=True))
