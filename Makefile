@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # without their declared dependencies.
 LITERT_TORCH := litert-torch litert-converter jax jaxlib opt_einsum torchao
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean image image-check
 
 $(BIN)/ehdnas: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,17 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/hadolint docker/Dockerfile
 	$(BIN)/python -m pytest
+
+# The container image (docs/docker.md): build it, or build it, run it and check that it serves a job, on the
+# container engine running here; CHECK='--dockerd DIR' starts a private dockerd first (as root, after
+# `apt-get install docker.io`). Neither needs the virtual environment.
+image:
+	$(PYTHON) docker/check.py --build-only $(CHECK)
+
+image-check:
+	$(PYTHON) docker/check.py $(CHECK)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
