@@ -191,12 +191,14 @@ def get_target(name: str, options: Mapping[str, Any] | Iterable[str] = ()) -> Ru
 
 
 def list_targets() -> list[dict[str, Any]]:
-    """Every registered target with whether it is usable here and why not."""
+    """Every registered target with whether it is usable here and why not, and the settings a bare `--target`
+    measures with (each can be changed with `-o NAME=VALUE`)."""
     rows = []
     for name in TARGETS.names():
         cls = TARGETS.get(name)
         status = cls.availability()
         rows.append(
-            {"name": name, "available": status.available, "reason": status.reason, "description": cls.description}
-        )
+            {"name": name, "available": status.available, "reason": status.reason, "description": cls.description,
+             "settings": dataclasses.asdict(cls.Config())}
+        )  # fmt: skip
     return rows

@@ -81,7 +81,10 @@ class Compiled:
 
 @register_target("tvm-llvm")
 class TvmLlvmRunner(Runner):
-    description = "Apache TVM (Relax) built with LLVM for this CPU; mode=untuned|tuned, trials=N"
+    description = (
+        "Apache TVM (Relax) built with LLVM for this CPU; mode=untuned: TVM's default CPU pipeline, loops left "
+        "unscheduled, not representative of TVM; mode=tuned: MetaSchedule, trials=N per kernel"
+    )
     Config = TvmLlvmConfig
 
     @classmethod

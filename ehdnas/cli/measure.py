@@ -45,9 +45,11 @@ def targets(as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(rows)
         return
-    table = Table("target", "available", "reason", "description")
+    table = Table("target", "available", "reason", "description", "defaults (-o NAME=VALUE)")
     for row in rows:
-        table.add_row(row["name"], "yes" if row["available"] else "no", Text(row["reason"]), Text(row["description"]))
+        defaults = " ".join(f"{name}={value}" for name, value in row["settings"].items())
+        table.add_row(row["name"], "yes" if row["available"] else "no", Text(row["reason"]), Text(row["description"]),
+                      Text(defaults))  # fmt: skip
     console.print(table)
 
 

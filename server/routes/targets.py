@@ -10,7 +10,7 @@ router = APIRouter()
 
 @router.get("/targets")
 def targets() -> list[dict[str, Any]]:
-    """Every target, whether it is usable on this server and why not."""
+    """Every target, whether it is usable on this server and why not, and its default settings."""
     return _targets()
 
 

@@ -51,6 +51,11 @@ def test_every_target_measures_a_tiny_model_or_says_why_not(name: str, tmp_path:
 def test_list_targets_reports_availability() -> None:
     rows = {row["name"]: row for row in list_targets()}
     assert rows["ort-cpu"]["available"] is True and rows["ort-cpu"]["reason"] == ""
+    # What a bare --target measures with, each setting a valid -o value: given back, it changes nothing.
+    assert rows["tvm-llvm"]["settings"] == {"mode": "untuned", "trials": 64, "threads": 1, "mcpu": "host"}
+    for name, row in rows.items():
+        options = [f"{key}={value}" for key, value in row["settings"].items() if value != ""]
+        assert get_target(name, options).config == get_target(name).config, name
 
 
 # The modules of the extras tvm, tflite and sim: a core-only install has none of them.
