@@ -1,23 +1,28 @@
-"""The read-only status page at `/`: jobs, their state and progress, and a finished search's plot."""
+"""The read-only pages a browser shows: the job list at `/` and a job's own page at `/jobs/{id}`.
+
+They are Jinja2 templates (`server/templates`, FastAPI's templating) with autoescape on, so every value that
+comes from a spec, a message, an event or a file name is escaped by the template, never pasted in here. What
+this module adds is what the templates show of a job: its one-line summary and outcome, its plots and the
+per-layer figures a simulated target gave, all read from the job's row and folder.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from html import escape
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
-from server.jobs import Job
+from fastapi.templating import Jinja2Templates
 
-_STYLE = """
-body { font: 14px system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; } td, th { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }
-.succeeded { color: #15803d; } .failed { color: #b91c1c; } .cancelled { color: #6b7280; } .running { color: #1d4ed8; }
-img { max-width: 900px; display: block; margin: 1em 0 2em; } code { font-size: 12px; }
-"""
-_PLOTS = ("pareto.png", "search.png")  # a sweep's plot first, else the single search's
+from server.jobs import FINISHED, Job
+
+PLOT_SUFFIX = ".png"  # the plots a job leaves (search.png, pareto.png, a sweep's lambda-<L>/search.png)
 
 
-def _summary(job: Job) -> str:
+def summary(job: Job) -> str:
+    """What the job does, in a line: space, target and the figures that tell one job of a kind from another."""
     spec = job.spec
     text = f"{spec.get('space', '')} on {spec.get('target', '')}"
     if job.kind in ("collect", "benchmark") and spec.get("samples"):
@@ -29,9 +34,8 @@ def _summary(job: Job) -> str:
     return text
 
 
-def _outcome(job: Job) -> str:
-    if job.error:
-        return f"<code>{escape(job.error)}</code>"
+def outcome(job: Job) -> str:
+    """How a finished job ended, in a line (its error is shown apart); else what it is doing."""
     result = job.result if isinstance(job.result, dict) else {}
     if job.kind == "search" and "test_accuracy" in result:
         measured = result["measured_latency_ms"]["median"]
@@ -42,36 +46,40 @@ def _outcome(job: Job) -> str:
         return f"test EPE {result['test_epe']:.3f} px, measured {measured:.3f} ms (budget {budget})"
     if job.kind == "search" and "runs" in result:
         return f"{len(result['runs'])} searches; see the plot"
-    return escape(job.message)
+    return job.message
 
 
-def status_page(jobs: list[Job] | None, jobs_dir: Path) -> str:
-    """The page; `jobs` None means the visitor has no token yet."""
-    head = f"<!doctype html><html><head><meta charset='utf-8'><title>ehdnas jobs</title><style>{_STYLE}</style>"
-    if jobs is None:
-        return (
-            f"{head}</head><body><h1>ehdnas</h1><p>This page needs the server's API token: open the address "
-            "<code>ehdnas serve</code> printed (<code>/?token=...</code>) once; it sets a cookie that this browser "
-            "then sends.</p></body></html>"
-        )
-    rows, plots = [], []
-    for job in jobs:
-        created = datetime.fromtimestamp(job.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        rows.append(
-            f"<tr><td>{job.id}</td><td>{job.kind}</td><td>{escape(_summary(job))}</td>"
-            f"<td class='{job.status}'>{job.status}</td>"
-            f"<td><progress value='{job.progress:.3f}' max='1'></progress> {100 * job.progress:.0f}%</td>"
-            f"<td>{created} UTC</td><td>{_outcome(job)}</td></tr>"
-        )
-        plot = next((name for name in _PLOTS if (jobs_dir / str(job.id) / name).is_file()), None)
-        if job.kind == "search" and job.status == "succeeded" and plot:
-            image = f"<img src='/v1/jobs/{job.id}/artifacts/{plot}' alt='result plot of job {job.id}'>"
-            plots.append(f"<h2>job {job.id}: {escape(_summary(job))}</h2>{image}")
-    refresh = "<meta http-equiv='refresh' content='5'>" if any(j.status in ("queued", "running") for j in jobs) else ""
-    table = (
-        "<table><tr><th>id</th><th>kind</th><th>what</th><th>status</th><th>progress</th><th>submitted</th>"
-        f"<th>outcome</th></tr>{''.join(rows)}</table>"
-        if rows
-        else "<p>No jobs yet: <code>POST /v1/jobs</code> (see <a href='/docs'>/docs</a>).</p>"
-    )
-    return f"{head}{refresh}</head><body><h1>ehdnas jobs</h1>{table}{''.join(plots)}</body></html>"
+def plots(artifacts: list[str]) -> list[str]:
+    """The artifacts to show as images, the top folder's first (a sweep's Pareto plot before each run's curve)."""
+    return sorted((name for name in artifacts if name.endswith(PLOT_SUFFIX)), key=lambda name: (name.count("/"), name))
+
+
+def layer_tables(job: Job) -> list[dict[str, Any]]:
+    """The measured models that a target broke down by layer (a benchmark document's `results[].layers`)."""
+    result = job.result if isinstance(job.result, dict) else {}
+    return [r for r in result.get("results", []) if isinstance(r, dict) and r.get("layers")]
+
+
+def artifact_url(job: Job, name: str) -> str:
+    return f"/v1/jobs/{job.id}/artifacts/{quote(name)}"
+
+
+def utc(seconds: float | None) -> str:
+    return "" if seconds is None else datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def figure(value: Any) -> str:
+    """An event's value, short: floats to 4 significant digits, anything else as JSON (text as it is)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.trim_blocks = templates.env.lstrip_blocks = True  # the HTML as written, without the tags' lines
+templates.env.globals.update(summary=summary, outcome=outcome, artifact_url=artifact_url, FINISHED=FINISHED)
+templates.env.filters.update(utc=utc, figure=figure, pretty=pretty)

@@ -55,29 +55,46 @@ def worker_name(pid: int) -> str:
 class _Reporter:
     """Progress and events of one job, written by its process.
 
-    Progress is written at most every PROGRESS_EVERY_S; one that comes sooner waits and the next call writes
-    the newest (a running stage ticks every few seconds), so a message is never stale for long, and the
-    last one (fraction 1) always lands.
+    Progress is written at most every PROGRESS_EVERY_S; one that comes sooner waits, and a timer writes the
+    newest when that time is up (or the next call past it does). So the message shown is never more than
+    PROGRESS_EVERY_S behind, even when the work after it reports nothing for minutes (a search setting up,
+    a network exported and measured), and the last one (fraction 1) lands at once.
     """
 
     def __init__(self, jobs: JobStore, job_id: int, worker: str) -> None:
         self.jobs, self.job_id, self.worker, self.last = jobs, job_id, worker, -PROGRESS_EVERY_S
         self.waiting: tuple[float, str] | None = None
+        self.timer: threading.Timer | None = None
+        self.lock = threading.Lock()  # the job's thread and the timer's: one write at a time, in order
 
     def progress(self, fraction: float, message: str) -> None:
-        self.waiting = (fraction, message)
-        self._write(fraction >= 1.0)
+        with self.lock:
+            self.waiting = (fraction, message)
+            self._write(fraction >= 1.0)
 
     def event(self, record: dict[str, Any]) -> None:
         self.jobs.event(self.job_id, record)
-        self._write()
+        with self.lock:
+            self._write()
+
+    def _due(self) -> None:
+        with self.lock:
+            self.timer = None
+            self._write()
 
     def _write(self, now: bool = False) -> None:
-        at = time.monotonic()
-        if self.waiting is not None and (now or at - self.last >= PROGRESS_EVERY_S):
-            self.last = at
+        """Write what waits if its time has come, else have the timer do it then; called holding the lock."""
+        if self.waiting is None:
+            return
+        wait = self.last + PROGRESS_EVERY_S - time.monotonic()
+        if now or wait <= 0:
+            self.last = time.monotonic()
             self.jobs.report(self.job_id, self.worker, *self.waiting)
             self.waiting = None
+        elif self.timer is None:
+            self.timer = threading.Timer(wait, self._due)
+            self.timer.daemon = True  # a job that ends leaves no thread behind; its end writes its own row
+            self.timer.start()
 
 
 def _when_orphaned(parent: int, action: Callable[[], None]) -> None:

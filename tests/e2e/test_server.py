@@ -41,7 +41,8 @@ def test_a_search_job_runs_end_to_end_and_shows_its_plot(launch) -> None:
     assert again["status"] == "succeeded", again["error"]
     with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
         browser.get(f"/?token={TOKEN}")
-        page = browser.get("/").text
+        page = browser.get(f"/jobs/{job['id']}").text  # the job's page, linked from the list
+        assert f'<a href="/jobs/{job["id"]}">' in browser.get("/").text
         plot = f"/v1/jobs/{job['id']}/artifacts/search.png"
         assert plot in page and "test accuracy" in page
         image = browser.get(plot)
