@@ -29,9 +29,14 @@ def no_events(record: dict[str, Any]) -> None:
     """An Events that reports nothing."""
 
 
-def tick(stage: str, done: float, total: float, message: str) -> dict[str, Any]:
-    """A tick of `stage`: `done` of its `total` units so far, and the line that says so."""
-    return {"tick": True, "stage": stage, "done": float(done), "total": total, "message": message}
+def tick(stage: str, done: float, total: float, message: str, lasting: bool = False) -> dict[str, Any]:
+    """A tick of `stage`: `done` of its `total` units so far, and the line that says so.
+
+    `lasting`: it announces work that will not tick (deriving, measuring), so `throttled` passes it at once
+    and its line stands while that work runs, rather than the step before it.
+    """
+    record = {"tick": True, "stage": stage, "done": float(done), "total": total, "message": message}
+    return {**record, "lasting": True} if lasting else record
 
 
 def is_tick(record: dict[str, Any]) -> bool:
@@ -43,7 +48,8 @@ def throttled(on_event: Events, every_s: float = TICK_EVERY_S, clock: Callable[[
 
     So a loop can tick after every step (one line of code, never stale) while what the ticks reach (a job's
     row in a database, a log) sees a few a minute. A tick of another stage than the last one passed goes at
-    once: a new stage shows as it starts, not after the old one's last message has stood for `every_s`.
+    once: a new stage shows as it starts, not after the old one's last message has stood for `every_s`; so does
+    a `lasting` tick.
     """
     last_at, last_stage = -math.inf, None
 
@@ -51,7 +57,7 @@ def throttled(on_event: Events, every_s: float = TICK_EVERY_S, clock: Callable[[
         nonlocal last_at, last_stage
         if is_tick(record):
             now = clock()
-            if now - last_at < every_s and record["stage"] == last_stage:
+            if now - last_at < every_s and record["stage"] == last_stage and not record.get("lasting"):
                 return
             last_at, last_stage = now, record["stage"]
         on_event(record)

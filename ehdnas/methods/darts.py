@@ -306,11 +306,12 @@ def search_supernet(
             if follower is not None and moving and (i + 1) % schedule.follow_every == 0:  # within the epoch too
                 now = time.perf_counter()
                 on_event(
-                    tick("search", epoch + (i + 1) / steps, settings.epochs, f"{where}: measuring the derived network")
-                )
+                    tick("search", epoch + (i + 1) / steps, settings.epochs, f"{where}: measuring the derived network",
+                         lasting=True)
+                )  # fmt: skip
                 follower.observe(supernet.derive(method.arch_shift(), settings.skip_cap))
                 follow_s += time.perf_counter() - now
-        on_event(tick("search", epoch + 1, settings.epochs, f"{where}: deriving, evaluating, measuring"))
+        on_event(tick("search", epoch + 1, settings.epochs, f"{where}: deriving, evaluating, measuring", lasting=True))
         extra = method.end_epoch()
         shift = method.arch_shift()  # the architecture as the method reads alpha
         genotype = supernet.derive(shift, settings.skip_cap)

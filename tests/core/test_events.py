@@ -39,4 +39,6 @@ def test_the_throttle_passes_a_tick_every_few_seconds_and_every_other_event_at_o
     at(102.1, tick("retrain", 0.0, 1, "e"))  # another stage: at once
     at(102.2, tick("retrain", 0.1, 1, "f"))
     at(104.1, tick("retrain", 0.3, 1, "g"))
-    assert [r.get("message", r.get("epoch")) for r in passed] == ["a", 1, "d", "e", "g"]
+    at(104.5, tick("retrain", 0.4, 1, "h", lasting=True))  # what follows will not tick: at once
+    at(104.6, tick("retrain", 0.5, 1, "i"))
+    assert [r.get("message", r.get("epoch")) for r in passed] == ["a", 1, "d", "e", "g", "h"]
