@@ -16,8 +16,8 @@ from pathlib import Path
 from packaging.requirements import Requirement  # matplotlib's dependency: in the core install already
 from packaging.version import Version
 
-EXTRA_MODULES = ("tvm", "ai_edge_litert", "scalesim", "fastapi", "uvicorn")  # extras tvm, tflite, sim, server
-EXTRAS = {"tvm", "tflite", "sim", "server", "test", "all"}
+EXTRA_MODULES = ("tvm", "ai_edge_litert", "scalesim", "fastapi", "uvicorn", "ray")  # the extras of EXTRAS
+EXTRAS = {"tvm", "tflite", "sim", "server", "ray", "test", "all"}
 
 
 def main(root: Path) -> None:
