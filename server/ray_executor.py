@@ -36,6 +36,7 @@ from server.jobs import Job
 from server.settings import RaySettings
 
 CONNECT_WAIT_S = 60.0  # for a cluster to answer (Ray itself retries for many minutes)
+STOP_WAIT_S = 15.0  # for a killed task to be reported ended
 PROBE_WAIT_S = 5.0  # for a TCP connection to a given address: nothing listening is said at once
 OWN_OBJECT_STORE_BYTES = 128 * 2**20  # Ray's minimum is 75 MiB; the tasks return nothing, results go to the store
 MEASURING_KINDS = frozenset({"benchmark", "collect", "search"})  # jobs that time networks on their target
@@ -78,13 +79,13 @@ class _RayRun:
 
     def stop(self) -> None:
         ray.cancel(self.ref, force=True)  # kills the task's process, as a local job's is killed
-        ray.wait([self.ref], timeout=CONNECT_WAIT_S)
+        ray.wait([self.ref], timeout=STOP_WAIT_S)
 
     def ending(self) -> Ending:
         try:
             ray.get(self.ref, timeout=0)
-        except NodeDiedError as err:
-            return Ending(f"its Ray node died ({_first_line(err)})", lost=True)
+        except NodeDiedError:
+            return Ending("its Ray node died", lost=True)
         except RayTaskError as err:  # the work raised while recording its end, e.g. the store unreachable
             return Ending(f"the job's Ray task failed: {_first_line(err.cause or err)}")
         except RayError as err:  # its process died (killed, out of memory), or the cluster went
@@ -128,9 +129,9 @@ def _probe(address: str) -> None:
     """Refuse an address nothing listens on at once (Ray itself retries for minutes)."""
     if address == "auto":
         return
-    host, colon, port = address.removeprefix("ray://").rpartition(":")
-    if not colon or not host or not port.isdigit():
-        raise UserError(f"Ray address {address!r}: expected HOST:PORT, ray://HOST:PORT or auto")
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit() or "://" in host:
+        raise UserError(f"Ray address {address!r}: expected HOST:PORT or auto")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_WAIT_S).close()
     except OSError as err:

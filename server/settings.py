@@ -49,8 +49,8 @@ class RaySettings(BaseModel):
     address: str | None = Field(
         default=None,
         min_length=1,
-        description="The cluster: its head's HOST:PORT, `auto` (the one `ray start` made on this machine) or "
-        "ray://HOST:PORT (Ray Client); none: a Ray of the server's own on this machine.",
+        description="The cluster: its head's HOST:PORT or `auto` (the one `ray start` made on this machine); "
+        "none: a Ray of the server's own on this machine.",
     )
     cpus: float = Field(default=1.0, gt=0, description="CPUs each job reserves (and runs that many threads on).")
     search_gpus: float = Field(default=0.0, ge=0, description="GPUs a search reserves (0: searches run on CPUs).")

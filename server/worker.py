@@ -118,7 +118,7 @@ def _see_through(
     """Run `job` on `executor`; heartbeat, and stop it on cancel or shutdown."""
     run = executor.start(job, functools.partial(_run_recorded, jobs.url, job.id, name, folder))
     if run.note:
-        jobs.report(job.id, name, 0.0, run.note)
+        jobs.report(job.id, name, job.progress, run.note)
     while not run.wait(POLL_S):
         if not jobs.heartbeat(job.id, name):  # no longer this worker's job (e.g. requeued while it stalled)
             run.stop()

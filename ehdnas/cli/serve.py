@@ -64,8 +64,8 @@ def serve(
         typer.Option(
             "--ray-address",
             help=_escaped(
-                "The cluster for --executor ray: its head's HOST:PORT, auto (the one `ray start` made here) or "
-                "ray://HOST:PORT [none: a Ray of the server's own on this machine; env EHDNAS_RAY__ADDRESS]."
+                "The cluster for --executor ray: its head's HOST:PORT or auto (the one `ray start` made here) "
+                "[none: a Ray of the server's own on this machine; env EHDNAS_RAY__ADDRESS]."
             ),
         ),
     ] = None,
