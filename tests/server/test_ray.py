@@ -94,6 +94,23 @@ def test_the_server_joins_a_running_ray_cluster_by_its_address(
         ray.shutdown()
 
 
+def test_a_job_reserves_cpus_a_search_its_gpus_and_a_measuring_job_its_targets_device() -> None:
+    from server.jobs import Job
+    from server.ray_executor import needs
+    from server.settings import RaySettings
+
+    def job(kind: str) -> Job:
+        return Job(id=1, kind=kind, spec={"target": "edgetpu"}, status="running", progress=0.0, message="",
+                   created_at=0.0, started_at=None, finished_at=None, heartbeat_at=None, worker=None, attempts=1,
+                   cancel_requested=False, error=None, result=None)  # fmt: skip
+
+    settings = RaySettings(cpus=2, search_gpus=0.5)
+    assert needs(job("search"), settings) == {"CPU": 2, "GPU": 0.5, "target:edgetpu": 1}
+    assert needs(job("search"), RaySettings()) == {"CPU": 1, "target:edgetpu": 1}
+    assert needs(job("benchmark"), settings) == needs(job("collect"), settings) == {"CPU": 2, "target:edgetpu": 1}
+    assert needs(job("train_predictor"), settings) == {"CPU": 2}  # it times nothing
+
+
 def test_a_ray_address_nothing_listens_on_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EHDNAS_API_TOKEN", TOKEN)
     address = f"127.0.0.1:{free_port()}"
