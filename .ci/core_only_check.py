@@ -16,9 +16,9 @@ from pathlib import Path
 from packaging.requirements import Requirement  # matplotlib's dependency: in the core install already
 from packaging.version import Version
 
-# What the extras tvm, tflite, sim, server and postgres add.
-EXTRA_MODULES = ("tvm", "ai_edge_litert", "scalesim", "fastapi", "uvicorn", "psycopg")
-EXTRAS = {"tvm", "tflite", "sim", "server", "postgres", "test", "all"}
+# What the extras tvm, tflite, sim, server, postgres and ray add.
+EXTRA_MODULES = ("tvm", "ai_edge_litert", "scalesim", "fastapi", "uvicorn", "psycopg", "ray")
+EXTRAS = {"tvm", "tflite", "sim", "server", "postgres", "ray", "client", "test", "all"}
 
 
 def main(root: Path) -> None:

@@ -41,7 +41,10 @@ def serve(given: dict[str, Any], say: Callable[[str], None]) -> None:
     """`run` with the settings the command line gave over the environment's (`Settings`)."""
     if given.get("workers", 0) < 0:
         raise UserError("--workers must be 0 (no jobs run: API only) or more")
-    run(Settings.load(**given), say)
+    settings = Settings.load(**given)
+    if "ray" in given and settings.executor != "ray":
+        raise UserError("--ray-address is for --executor ray (or EHDNAS_EXECUTOR=ray)")
+    run(settings, say)
 
 
 def run(settings: Settings, say: Callable[[str], None]) -> None:
@@ -49,6 +52,7 @@ def run(settings: Settings, say: Callable[[str], None]) -> None:
     import uvicorn
 
     from server.app import create_app
+    from server.executors import open_executor
     from server.worker import Supervisor, WorkerSettings
 
     _check_paths(settings)
@@ -61,12 +65,13 @@ def run(settings: Settings, say: Callable[[str], None]) -> None:
     app = create_app(settings)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
-    supervisor = Supervisor(WorkerSettings(settings.db, folder), settings.workers)
+    executor = open_executor(settings)  # a Ray cluster joined or started, before the workers that use it
+    supervisor = Supervisor(WorkerSettings(settings.db, folder, executor=executor), settings.workers)
     supervisor.start()
     shown = f"[{host}]" if ":" in host else host
     say(
-        f"ehdnas serve: http://{shown}:{port} with {settings.workers} worker(s); store {settings.db}; "
-        f"job folders in {folder}\n"
+        f"ehdnas serve: http://{shown}:{port} with {settings.workers} worker(s) running jobs on {executor.where}; "
+        f"store {settings.db}; job folders in {folder}\n"
         f"API token {source}; send it as `Authorization: Bearer <token>`\n"
         f"status page: http://{shown}:{port}/?token={settings.token()}"
     )
@@ -77,3 +82,4 @@ def run(settings: Settings, say: Callable[[str], None]) -> None:
         pass
     finally:
         supervisor.stop()
+        executor.close()

@@ -7,6 +7,8 @@ and the bounds on one job as `EHDNAS_LIMITS__EPOCHS=500` (or
 `EHDNAS_LIMITS='{"epochs": 500}'`). An empty variable counts as unset. A bad
 value is a `UserError` naming the variable, so `ehdnas serve` says it in one line.
 `EHDNAS_DATA_DIRS` (a JSON list) names the folders a spec's paths may lie in.
+`EHDNAS_EXECUTOR=ray` runs jobs on Ray, `EHDNAS_RAY__ADDRESS` (and the other
+`RaySettings` as `EHDNAS_RAY__<NAME>`) says where and with what.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -39,6 +41,21 @@ def default_jobs_dir(db_url: str) -> Path:
     return Path(user_data_dir("ehdnas")) / "jobs"
 
 
+class RaySettings(BaseModel):
+    """Where `--executor ray` runs jobs, and what each job reserves there."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The cluster: its head's HOST:PORT or `auto` (the one `ray start` made on this machine); "
+        "none: a Ray of the server's own on this machine.",
+    )
+    cpus: float = Field(default=1.0, gt=0, description="CPUs each job reserves (and runs that many threads on).")
+    search_gpus: float = Field(default=0.0, ge=0, description="GPUs a search reserves (0: searches run on CPUs).")
+
+
 class Settings(BaseSettings):
     """The server's settings; build them with `Settings.load(**overrides)` for a one-line error on a bad value."""
 
@@ -56,6 +73,10 @@ class Settings(BaseSettings):
         default_factory=list, description="Folders a spec's paths may name (accelerator files, data); none: no path."
     )
     limits: Limits = Field(default_factory=Limits)
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="Where jobs run: processes of this machine's workers, or tasks on Ray."
+    )
+    ray: RaySettings = Field(default_factory=RaySettings)
 
     @field_validator("api_token")
     @classmethod

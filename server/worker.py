@@ -1,14 +1,15 @@
-"""Workers: processes that claim jobs from the database and run each in a child process of its own.
+"""Workers: processes that claim jobs from the database and see each through on their executor.
 
 Three levels, each able to stop the one below:
 - the supervisor (a thread of `ehdnas serve`) starts the workers, restarts one
   that died and gives its job back to the queue, and requeues jobs whose
   heartbeat stopped (a worker of an earlier server that was killed);
-- a worker claims a job, starts its process, and while it runs writes the
-  heartbeat every half second, and stops it at once on cancel or shutdown;
-- the job's process does the work (`server.execute`) at a lower CPU priority,
-  so the web process answers quickly while a search uses every core, and
-  dies with its worker (`ehdnas.core.lifeline`), as its measuring pool dies with it.
+- a worker claims a job, has its executor (`server.executors`) start the work,
+  and while it runs writes the heartbeat every half second, and stops it at
+  once on cancel or shutdown;
+- the work (`server.execute`, in a process of its own or a Ray task) runs at a
+  lower CPU priority, so the web process answers quickly while a search uses
+  every core, and records its progress, events and end in the job store.
 
 A stopped job loses nothing that was finished: measurements are committed one
 by one and a search resumes from its checkpoint when the job runs again.
@@ -16,8 +17,8 @@ by one and a search resumes from its checkpoint when the job runs again.
 
 from __future__ import annotations
 
+import functools
 import logging
-import multiprocessing
 import os
 import signal
 import socket
@@ -26,18 +27,17 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ehdnas.core.errors import UserError
-from ehdnas.core.lifeline import die_with
+from server.executors import SPAWN, Executor, ProcessExecutor, describe_exit
 from server.jobs import Job, JobStore
 
 POLL_S = 0.5  # how often a worker looks for work, heartbeats, and checks for a cancel
 JOB_NICENESS = 10  # jobs yield the CPU to the web process
 PROGRESS_EVERY_S = 0.5  # progress writes are at most this frequent (the last one always lands)
-_SPAWN = multiprocessing.get_context("spawn")  # no inherited locks, threads or sockets
 log = logging.getLogger("ehdnas.server")
 
 
@@ -46,6 +46,7 @@ class WorkerSettings:
     db_url: str
     jobs_dir: Path
     stale_after_s: float = 10.0  # a running job without a heartbeat for this long has lost its worker
+    executor: Executor = field(default_factory=ProcessExecutor)
 
 
 def worker_name(pid: int) -> str:
@@ -108,11 +109,10 @@ def _when_orphaned(parent: int, action: Callable[[], None]) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _job_process(db_url: str, job_id: int, worker: str, folder: Path, parent: int) -> None:
-    """The job's own process: run it and record how it ended."""
+def _run_recorded(db_url: str, job_id: int, worker: str, folder: Path) -> None:
+    """The job's work, wherever its executor runs it: run it and record how it ended."""
     from server.execute import run_job
 
-    die_with(parent)  # the job is no longer its worker's to record
     os.nice(JOB_NICENESS)
     jobs = JobStore(db_url)
     job = jobs.get(job_id)
@@ -129,41 +129,29 @@ def _job_process(db_url: str, job_id: int, worker: str, folder: Path, parent: in
         jobs.succeed(job_id, worker, result)
 
 
-def _stop(process: Any) -> None:
-    process.terminate()
-    process.join(5)
-    if process.is_alive():
-        process.kill()
-        process.join()
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is not None and code < 0:
-        return f"killed by {signal.Signals(-code).name}"
-    return f"exit code {code}"
-
-
-def _see_through(job: Job, jobs: JobStore, name: str, folder: Path, stopping: threading.Event) -> None:
-    """Run `job` in a process of its own; heartbeat, and stop it on cancel or shutdown."""
-    child = _SPAWN.Process(
-        target=_job_process, args=(jobs.url, job.id, name, folder, os.getpid()), name=f"ehdnas-job-{job.id}"
-    )
-    child.start()
-    while child.is_alive():
-        child.join(POLL_S)
-        if not child.is_alive():
-            break
+def _see_through(
+    job: Job, jobs: JobStore, name: str, folder: Path, stopping: threading.Event, executor: Executor
+) -> None:
+    """Run `job` on `executor`; heartbeat, and stop it on cancel or shutdown."""
+    run = executor.start(job, functools.partial(_run_recorded, jobs.url, job.id, name, folder))
+    if run.note:
+        jobs.report(job.id, name, job.progress, run.note)
+    while not run.wait(POLL_S):
         if not jobs.heartbeat(job.id, name):  # no longer this worker's job (e.g. requeued while it stalled)
-            _stop(child)
+            run.stop()
         elif (current := jobs.get(job.id)) is not None and current.cancel_requested:
-            _stop(child)
+            run.stop()
             jobs.cancelled(job.id, name)
         elif stopping.is_set():
-            _stop(child)
+            run.stop()
             jobs.release(job.id, name, "the server stopped", counted=False)
     current = jobs.get(job.id)
     if current is not None and current.status == "running" and current.worker == name:
-        jobs.fail(job.id, name, f"the job's process died ({_describe_exit(child.exitcode)})")
+        ending = run.ending()
+        if ending.lost:
+            jobs.release(job.id, name, ending.reason)
+        else:
+            jobs.fail(job.id, name, ending.reason)
 
 
 def run_worker(settings: WorkerSettings) -> None:
@@ -183,7 +171,7 @@ def run_worker(settings: WorkerSettings) -> None:
         started = time.monotonic()
         folder = settings.jobs_dir / str(job.id)
         folder.mkdir(parents=True, exist_ok=True)
-        _see_through(job, jobs, name, folder, stopping)
+        _see_through(job, jobs, name, folder, stopping, settings.executor)
         end = jobs.get(job.id)
         assert end is not None
         print(f"job {job.id} ({job.kind}): {end.status} after {time.monotonic() - started:.1f} s"
@@ -201,7 +189,7 @@ class Supervisor:
         self.thread = threading.Thread(target=self._watch, name="ehdnas-supervisor", daemon=True)
 
     def _start_worker(self) -> Any:
-        process = _SPAWN.Process(target=run_worker, args=(self.settings,), name="ehdnas-worker")
+        process = SPAWN.Process(target=run_worker, args=(self.settings,), name="ehdnas-worker")
         process.start()
         return process
 
@@ -221,7 +209,7 @@ class Supervisor:
         for i, process in enumerate(self.workers):
             if process.is_alive() or self.stopping.is_set():
                 continue
-            reason = f"its worker process died ({_describe_exit(process.exitcode)})"
+            reason = f"its worker process died ({describe_exit(process.exitcode)})"
             for job_id in self.jobs.running_on(worker_name(process.pid)):
                 self.jobs.release(job_id, worker_name(process.pid), reason)
             self.workers[i] = self._start_worker()

@@ -49,6 +49,26 @@ def serve(
         list[str] | None,
         typer.Option("--limit", help="Raise or lower a bound on what one job may ask, e.g. epochs=500 (see README)."),
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            help=_escaped(
+                "Where jobs run: local (processes of this machine) or ray (a Ray task each; pip install 'ehdnas[ray]')."
+            )
+            + _default("executor"),
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help=_escaped(
+                "The cluster for --executor ray: its head's HOST:PORT or auto (the one `ray start` made here) "
+                "[none: a Ray of the server's own on this machine; env EHDNAS_RAY__ADDRESS]."
+            ),
+        ),
+    ] = None,
     db: DbOpt = None,
 ) -> None:
     """The job server: the HTTP API under /v1 (OpenAPI at /openapi.json), its status page at /, and the workers.
@@ -64,6 +84,7 @@ def serve(
         raise UserError(SERVER_EXTRA) from None
 
     given: dict[str, Any] = {"host": host, "port": port, "workers": workers, "jobs_dir": jobs_dir, "db": db}
+    given |= {"executor": executor, "ray": {"address": ray_address} if ray_address is not None else None}
     given["data_dirs"] = data_dir or None  # none given: the environment's
     if limit:
         given["limits"] = make_config(Limits, parse_pairs(limit, "--limit"), "--limit")
