@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 from fastapi.templating import Jinja2Templates
 
-from server.jobs import FINISHED, Job
+from ehdnas.client.models import FINISHED
+from server.jobs import Job
 
 PLOT_SUFFIX = ".png"  # the plots a job leaves (search.png, pareto.png, a sweep's lambda-<L>/search.png)
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from ehdnas.core.errors import UserError
 from ehdnas.core.paths import cache_root
@@ -69,11 +72,14 @@ def run(settings: Settings, say: Callable[[str], None]) -> None:
     supervisor = Supervisor(WorkerSettings(settings.db, folder, executor=executor), settings.workers)
     supervisor.start()
     shown = f"[{host}]" if ":" in host else host
+    # The token only to a person at a terminal: a log (a container's, a service's) is read by others.
+    token = settings.token() if sys.stderr.isatty() else "<token>"
+    store = make_url(settings.db).render_as_string(hide_password=True)
     say(
         f"ehdnas serve: http://{shown}:{port} with {settings.workers} worker(s) running jobs on {executor.where}; "
-        f"store {settings.db}; job folders in {folder}\n"
+        f"store {store}; job folders in {folder}\n"
         f"API token {source}; send it as `Authorization: Bearer <token>`\n"
-        f"status page: http://{shown}:{port}/?token={settings.token()}"
+        f"status page: http://{shown}:{port}/?token={token}"
     )
     signal.signal(signal.SIGTERM, _interrupt)  # uvicorn re-raises the signal it caught once it has shut down
     try:

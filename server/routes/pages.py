@@ -14,8 +14,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ehdnas.client.models import FINISHED
 from server.deps import COOKIE, JobsDep, JobsDirDep, RequireToken, SettingsDep, authorized
-from server.jobs import FINISHED
 from server.models import artifact_names
 from server.page import layer_tables, plots, templates
 from server.routes.jobs import JobId
