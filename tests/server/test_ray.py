@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import sys
@@ -74,22 +75,37 @@ def test_jobs_run_as_ray_tasks_on_a_ray_of_the_servers_own_and_a_cancel_ends_the
 
 
 @pytest.mark.slow
-def test_the_server_joins_a_running_ray_cluster_by_its_address(
-    ray_temp_dir: str, launch, monkeypatch: pytest.MonkeyPatch
+def test_a_search_runs_to_its_end_on_a_ray_cluster_the_server_joins_watched_by_the_client(
+    ray_temp_dir: str, launch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import ray
 
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     monkeypatch.setenv("RAY_AUTH_TOKEN", "a-token-for-this-test-0123456789")  # the cluster's, which the server reads
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # ray.init sets it: undone at the end
+    monkeypatch.setenv("EHDNAS_API_TOKEN", TOKEN)  # the client's
     kept = signal.getsignal(signal.SIGTERM)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20)
+    # The node holds the device a search on systolic-edge32 reserves, as an operator would declare it.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20,
+             resources={"target:systolic-edge32": 1})  # fmt: skip
     signal.signal(signal.SIGTERM, kept)
     try:
         address = ray.get_runtime_context().gcs_address
-        server = launch(workers=0, args=("--executor", "ray", "--ray-address", address))
+        server = launch(args=("--executor", "ray", "--ray-address", address))
         assert f"running jobs on Ray at {address};" in server.log.read_text()
-        assert server.stop() == 0
+        spec = tmp_path / "search.json"
+        search = {"target": "systolic-edge32", "space_options": TINY, "auto_predictor": True, "auto_samples": 50,
+                  "epochs": 1, "retrain_epochs": 1, "batch_size": 256}  # fmt: skip
+        spec.write_text(json.dumps(search))
+        submitted = run_main("jobs", "submit", "search", "--spec", str(spec), "--json", "--server", server.url)
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = json.loads(submitted.stdout)["id"]
+        watched = run_main("jobs", "watch", str(job_id), "--server", server.url)
+        assert watched.returncode == 0, watched.stderr
+        job = server.client(TOKEN).get(f"/v1/jobs/{job_id}").json()
+        assert job["status"] == "succeeded" and job["result"]["measured_latency_ms"]["n"] >= 1
+        assert " search " in watched.stdout and " done " in watched.stdout  # its events, as they came
+        assert "model.onnx" in job["artifacts"]
     finally:
         ray.shutdown()
 
