@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from backends.onnx_model import OnnxModel, load_model
-from backends.protocol import LatencyStats, TimingProtocol
+from backends.protocol import CLOCKS, LatencyStats, TimingProtocol, kept_samples, time_rounds
 from ehdnas.core.errors import UserError
 from ehdnas.core.host import host_info
 from ehdnas.core.options import make_config, parse_pairs
@@ -61,12 +61,17 @@ class Measurement:
     target_config: dict[str, Any]
     host: dict[str, Any]
     model: dict[str, Any]
-    latency_ms: LatencyStats
-    samples_ms: tuple[float, ...]
+    latency_ms: LatencyStats  # of the kept rounds' samples
+    samples_ms: tuple[float, ...]  # every timed run, in order, discarded rounds included
     protocol: dict[str, Any]
     wall_s: float  # time the whole measurement took, session creation included
     created_at: str  # ISO 8601, UTC
-    attempts: int = 1  # timed runs of the protocol; more than 1 when a noisy run was retried
+    attempts: int = 1  # sets of rounds timed; more than 1 when a noisy one was retried
+    rounds: tuple[int, ...] = ()  # samples in each round, in order; () for one round (rows stored before rounds)
+    kept_rounds: tuple[int, ...] = ()  # the rounds `latency_ms` comes from
+    cores: tuple[int | None, ...] = ()  # the core each round was pinned to (None: not pinned)
+    cpu_share: tuple[float, ...] = ()  # per round: the share of a core each timed thread had (1: undisturbed)
+    flagged: bool = False  # noisier than the protocol's max_cv even so: not a clean value
     details: dict[str, Any] = dataclasses.field(default_factory=dict)  # target-specific, e.g. compile time
     layers: list[dict[str, Any]] | None = None  # per-layer figures, from targets that break a model down
 
@@ -75,11 +80,17 @@ class Measurement:
         data["samples_ms"] = list(self.samples_ms)
         return data
 
+    def kept_samples(self) -> list[float]:
+        """The samples `latency_ms` comes from."""
+        return kept_samples(self.samples_ms, self.rounds, self.kept_rounds)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
         fields = dict(data)
         fields["latency_ms"] = LatencyStats(**fields["latency_ms"])
-        fields["samples_ms"] = tuple(fields["samples_ms"])
+        for name in ("samples_ms", "rounds", "kept_rounds", "cores", "cpu_share"):
+            if name in fields:
+                fields[name] = tuple(fields[name])
         return cls(**fields)  # rows stored before a field existed take its default
 
 
@@ -87,7 +98,7 @@ class Measurement:
 class Timer:
     """A model made ready to time on a target, once per measurement, with what the target knows about it."""
 
-    run: Callable[[TimingProtocol], list[float]]  # one timed run of the protocol: the latency samples in ms
+    run: Callable[[TimingProtocol], list[float]]  # one round of the protocol given: its latency samples in ms
     details: dict[str, Any] = dataclasses.field(default_factory=dict)  # the measurement's details
     layers: list[dict[str, Any]] | None = None  # the measurement's per-layer figures
 
@@ -104,6 +115,10 @@ class Runner(ABC):
     # Measuring a model first needs costly work apart from timing (a conversion), done by `prepare`
     # and cached on disk: a collection prepares several models at once, one per core, between timings.
     prepares: ClassVar[bool] = False
+    # How a timed run can be clocked (see TimingProtocol.clock), and whether its work runs on this host's
+    # CPU (not on a device), so that the CPU share of a round says whether the OS let it run undisturbed.
+    clocks: ClassVar[tuple[str, ...]] = CLOCKS
+    on_host: ClassVar[bool] = True
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.Config()
@@ -139,32 +154,39 @@ class Runner(ABC):
     def host(self) -> dict[str, Any]:
         return host_info(self.libraries())
 
+    def timed_threads(self) -> int:
+        """Threads one timed run uses (a target's `threads` setting, 1 without one): only 1 is pinned to a core."""
+        return getattr(self.config, "threads", 1)
+
     def measure(self, model: OnnxModel | Path | str, protocol: TimingProtocol | None = None) -> Measurement:
         status = self.availability()
         if not status.available:
             raise UserError(f"target {self.name!r} is not available here: {status.reason}")
         protocol = protocol or TimingProtocol()
+        if protocol.clock not in self.clocks:
+            raise UserError(f"target {self.name!r} times on the {' or '.join(self.clocks)} clock, not {protocol.clock}")
         model = model if isinstance(model, OnnxModel) else load_model(model)
+        if self.simulated:  # exact figures: one round of one sample, on no core
+            protocol = dataclasses.replace(protocol, rounds=1, keep_rounds=1, pin_idle_core=False)
         start = time.perf_counter()
         timer = self._timer(model)
-        samples, attempts = timer.run(protocol), 1
-        cv = LatencyStats.from_samples(samples).cv
-        while cv > protocol.max_cv and attempts <= protocol.retries:
-            again, attempts = timer.run(protocol), attempts + 1
-            again_cv = LatencyStats.from_samples(again).cv
-            if again_cv < cv:
-                samples, cv = again, again_cv
+        timed = time_rounds(timer.run, protocol, self.timed_threads(), on_host=self.on_host and not self.simulated)
         return Measurement(
             target=self.name,
             target_config=self.config_dict(),
             host=self.host(),
             model=model.describe(),
-            latency_ms=LatencyStats.from_samples(samples),
-            samples_ms=tuple(samples),
+            latency_ms=timed.stats,
+            samples_ms=timed.samples_ms,
             protocol=protocol.to_dict(),
             wall_s=time.perf_counter() - start,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            attempts=attempts,
+            attempts=timed.attempts,
+            rounds=timed.rounds,
+            kept_rounds=timed.kept_rounds,
+            cores=timed.cores,
+            cpu_share=timed.cpu_share,
+            flagged=timed.flagged,
             details=timer.details,
             layers=timer.layers,
         )

@@ -116,6 +116,7 @@ def _delegate_problem() -> str | None:
 @register_target("edgetpu")
 class EdgeTpuRunner(TfliteCpuRunner):
     description = "Coral Edge TPU: full-integer int8 LiteRT model compiled by edgetpu_compiler, libedgetpu delegate"
+    clocks, on_host = ("wall",), False  # the host thread waits on the device: its CPU time is not the latency
     Config = EdgeTpuConfig
 
     @classmethod

@@ -86,6 +86,7 @@ class TvmLlvmRunner(Runner):
         "unscheduled, not representative of TVM; mode=tuned: MetaSchedule, trials=N per kernel"
     )
     Config = TvmLlvmConfig
+    clocks = ("wall",)  # TVM's time_evaluator times each run itself
 
     @classmethod
     def availability(cls) -> Availability:

@@ -61,15 +61,19 @@ class _ProtocolSpec(_Spec):
     repeats: int = Field(_PROTOCOL.min_repeats, ge=1, description="Minimum timed runs per model.")
     min_time: float = Field(_PROTOCOL.min_time_s, ge=0, description="Minimum timed seconds per model.")
     warmup: int = Field(_PROTOCOL.warmup, ge=0, le=10_000, description="Untimed warm-up runs per model.")
-    max_cv: float = Field(_PROTOCOL.max_cv, gt=0, le=10, description="Time a model again while its cv is above.")
+    max_cv: float = Field(_PROTOCOL.max_cv, gt=0, le=10, description="Time more rounds while the cv is above.")
+    clock: Literal["wall", "cpu"] = Field(_PROTOCOL.clock, description="wall: elapsed time; cpu: thread CPU time.")
 
     def protocol(self) -> TimingProtocol:
         from ehdnas.pipeline.measure import timing_protocol
 
-        return timing_protocol(self.repeats, self.min_time, self.warmup, self.max_cv)
+        return timing_protocol(self.repeats, self.min_time, self.warmup, self.max_cv, self.clock)
 
     def protocol_values(self) -> dict[str, Any]:
-        return {"repeats": self.repeats, "min_time": self.min_time, "warmup": self.warmup, "max_cv": self.max_cv}
+        return {
+            "repeats": self.repeats, "min_time": self.min_time, "warmup": self.warmup, "max_cv": self.max_cv,
+            "clock": self.clock,
+        }  # fmt: skip
 
 
 class BenchmarkSpec(_ProtocolSpec):

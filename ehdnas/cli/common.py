@@ -51,7 +51,18 @@ RepeatsOpt = Annotated[int, typer.Option("--repeats", help="Minimum timed runs p
 MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Minimum total timed seconds per model.")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs per model.")]
 MaxCvOpt = Annotated[
-    float, typer.Option("--max-cv", help="Time a model again (twice at most) while its cv (std/mean) is above this.")
+    float,
+    typer.Option(
+        "--max-cv", help="Time more rounds (twice at most) while the kept rounds' cv (std/mean) is above it, then flag."
+    ),
+]
+ClockOpt = Annotated[
+    str,
+    typer.Option(
+        "--clock",
+        help="wall: each run's elapsed time; cpu: the timed thread's CPU time, which other processes do not stretch "
+        "(for a shared host; 1-thread CPU targets).",
+    ),
 ]
 DbOpt = Annotated[
     str | None,
@@ -65,7 +76,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document i
 
 T = TypeVar("T")
 DEFAULT_PROTOCOL = TimingProtocol()
-NOISY_CV = 0.10  # coefficient of variation above which the table flags a measurement
 
 
 @contextmanager

@@ -11,8 +11,8 @@ from rich.text import Text
 
 from ehdnas.cli.common import (
     DEFAULT_PROTOCOL,
-    NOISY_CV,
     AcceleratorOpt,
+    ClockOpt,
     DbOpt,
     JsonOpt,
     MaxCvOpt,
@@ -88,10 +88,10 @@ def _results_table(target: str, results: list[Any]) -> Table:
         macs = "?" if model.get("macs") is None else f"{model['macs'] / 1e6:.1f}"
         table.add_row(
             r.model, shape, macs, f"{s.median:.3f}", f"{s.mean:.3f}", f"{s.std:.3f}", f"{s.p10:.3f}", f"{s.p90:.3f}",
-            str(s.n), f"{100 * s.cv:.1f}" + (" !" if s.cv > NOISY_CV else ""), _source(r),
+            str(s.n), f"{100 * s.cv:.1f}" + (" !" if r.measurement.flagged else ""), _source(r),
         )  # fmt: skip
-    if any(r.measurement.latency_ms.cv > NOISY_CV for r in results):
-        table.caption = f"! cv above {NOISY_CV:.0%}: noisy; use a quieter machine or more --repeats / --min-time"
+    if any(r.measurement.flagged for r in results):
+        table.caption = "! flagged: cv above --max-cv after retries; not used for training; use a quieter machine"
     return table
 
 
@@ -158,6 +158,7 @@ def benchmark(
     min_time: MinTimeOpt = DEFAULT_PROTOCOL.min_time_s,
     warmup: WarmupOpt = DEFAULT_PROTOCOL.warmup,
     max_cv: MaxCvOpt = DEFAULT_PROTOCOL.max_cv,
+    clock: ClockOpt = DEFAULT_PROTOCOL.clock,
     fresh: Annotated[bool, typer.Option("--fresh", help="Measure again even if the store has it.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -176,7 +177,7 @@ def benchmark(
     if space and input_shape:
         raise UserError("--input-shape goes with --model; a space's input shape is set by --space-option")
     target_options = _target_options(target, option, accelerator)
-    timing = {"repeats": repeats, "min_time": min_time, "warmup": warmup, "max_cv": max_cv}
+    timing = {"repeats": repeats, "min_time": min_time, "warmup": warmup, "max_cv": max_cv, "clock": clock}
     if model:
         shapes = parse_input_shapes(input_shape or [])
         runner, protocol = _checked(check_files, target, target_options, timing, shapes)
@@ -226,6 +227,7 @@ def collect(
     min_time: MinTimeOpt = DEFAULT_PROTOCOL.min_time_s,
     warmup: WarmupOpt = DEFAULT_PROTOCOL.warmup,
     max_cv: MaxCvOpt = DEFAULT_PROTOCOL.max_cv,
+    clock: ClockOpt = DEFAULT_PROTOCOL.clock,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -235,7 +237,7 @@ def collect(
     from ehdnas.pipeline import measure
     from ehdnas.pipeline.store import Store
 
-    timing = {"repeats": repeats, "min_time": min_time, "warmup": warmup, "max_cv": max_cv}
+    timing = {"repeats": repeats, "min_time": min_time, "warmup": warmup, "max_cv": max_cv, "clock": clock}
     checked = _checked(check_measure, target, _target_options(target, option, accelerator), space, space_option or [],
                        timing, samples=samples, seed=seed, strategy=strategy)  # fmt: skip
     runner, the_space, protocol = checked.runner, checked.space, checked.protocol

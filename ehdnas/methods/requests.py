@@ -118,7 +118,7 @@ def _seed(seed: int, problems: _Problems) -> None:
 
 
 def check_protocol(values: dict[str, Any], limits: Limits, problems: _Problems | None = None) -> Any:
-    """The timing protocol from `repeats`, `min_time`, `warmup` and `max_cv`, checked and within the limits."""
+    """The timing protocol from `repeats`, `min_time`, `warmup`, `max_cv` and `clock`, checked and within the limits."""
     from ehdnas.pipeline.measure import timing_protocol
 
     own = problems or _Problems()
@@ -130,7 +130,9 @@ def check_protocol(values: dict[str, Any], limits: Limits, problems: _Problems |
     protocol = None
     if not infinite:
         try:
-            protocol = timing_protocol(values["repeats"], values["min_time"], values["warmup"], values["max_cv"])
+            protocol = timing_protocol(
+                values["repeats"], values["min_time"], values["warmup"], values["max_cv"], values["clock"]
+            )
         except UserError as err:
             own.add("protocol", str(err))
     if problems is None:

@@ -11,8 +11,13 @@ from perf_models.dataset import Dataset
 
 
 def load_dataset(store: Store, space: SearchSpace, key: MeasurementKey) -> Dataset:
-    """Everything the store holds for `key` (of `space`), oldest first."""
-    rows = store.measurements(key)
+    """Everything the store holds for `key` (of `space`), oldest first, but flagged measurements.
+
+    A flagged measurement stayed noisier than its protocol's bound: its median may be a competitor's as much as
+    the network's, and a predictor fitted to it learns the host's load. `meta["flagged_skipped"]` counts them.
+    """
+    every = store.measurements(key)
+    rows = [(text, m) for text, m in every if not m.flagged]
     macs_model = space.choice_macs()
     archs = [space.parse(text) for text, _ in rows]
     measurements = [m for _, m in rows]
@@ -30,5 +35,6 @@ def load_dataset(store: Store, space: SearchSpace, key: MeasurementKey) -> Datas
             "target": key.target,
             "target_config": key.target_config,
             "host": key.host,
+            "flagged_skipped": len(every) - len(rows),
         },
     )

@@ -46,6 +46,7 @@ class Result:
             "arch": self.arch,
             "latency_ms": m.latency_ms.to_dict(),
             "cv": m.latency_ms.cv,
+            "flagged": m.flagged,
             "cached": self.cached,
             "wall_s": m.wall_s,
             "inputs": m.model["inputs"],
@@ -55,11 +56,13 @@ class Result:
         }
 
 
-def timing_protocol(repeats: int, min_time: float, warmup: int, max_cv: float) -> TimingProtocol:
+def timing_protocol(
+    repeats: int, min_time: float, warmup: int, max_cv: float, clock: str = TimingProtocol.clock
+) -> TimingProtocol:
     """The protocol from the options users set (the CLI's flags, a job's spec), checked."""
     from ehdnas.core.options import make_config
 
-    values = {"min_repeats": repeats, "min_time_s": min_time, "warmup": warmup, "max_cv": max_cv}
+    values = {"min_repeats": repeats, "min_time_s": min_time, "warmup": warmup, "max_cv": max_cv, "clock": clock}
     return make_config(TimingProtocol, values, "timing protocol")
 
 
@@ -188,7 +191,7 @@ class CollectReport:
     samples: int  # size of the seeded sample set
     already_stored: int
     measured: int
-    remeasured: int = 0  # of `measured`: stored before, but noisier than the protocol's max_cv
+    remeasured: int = 0  # of `measured`: stored before, but flagged or noisier than the protocol's max_cv
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -214,8 +217,9 @@ def collect(
     same command again after an interruption measures only what is missing.
     """
     archs = list({space.to_text(a): a for a in space.sample_many(samples, seed)}.values())
-    stored_cv = {arch: m.latency_ms.cv for arch, m in store.measurements(MeasurementKey.of(runner, space))}
-    # A stored measurement noisier than the protocol allows counts as missing: it is taken again.
+    stored = store.measurements(MeasurementKey.of(runner, space))
+    stored_cv = {arch: math.inf if m.flagged else m.latency_ms.cv for arch, m in stored}
+    # A stored measurement flagged, or noisier than this protocol allows, counts as missing: it is taken again.
     todo = [a for a in archs if stored_cv.get(space.to_text(a), math.inf) > protocol.max_cv]
     noisy = sum(space.to_text(a) in stored_cv for a in todo)
     measure_archs(runner, space, todo, protocol, store, fresh=noisy > 0, on_progress=on_progress)

@@ -167,3 +167,30 @@ def test_a_store_that_cannot_be_created_is_refused_naming_the_url_and_nothing_is
         Store(url)
     assert str(refused.value) == f"database {url!r}: {problem.format(tmp=tmp_path)}; {SQLITE_ACCEPTED}"
     assert os.listdir(tmp_path) == ["a-file"] and (tmp_path / "a-file").read_text() == "kept\n"
+
+
+@pytest.mark.slow  # 18 s on the loaded 2-core host, exports and simulates 3 networks
+def test_a_flagged_measurement_keeps_its_rounds_is_left_out_of_training_and_collected_again(db_url: str) -> None:
+    from backends import TimingProtocol, get_target
+    from ehdnas.pipeline.dataset import load_dataset
+    from ehdnas.pipeline.measure import collect
+    from ehdnas.spaces import get_space
+
+    runner, space, store = (
+        get_target("systolic-edge32"),
+        get_space("darts", {"layers": 3, "channels": 4}),
+        Store(db_url),
+    )
+    key = MeasurementKey.of(runner, space)
+    assert collect(runner, space, 2, 0, TimingProtocol(), store).measured == 2
+    (arch, clean), _ = store.measurements(key)
+    noisy = dataclasses.replace(
+        clean, samples_ms=(1.0, 9.0, 1.1), rounds=(1, 1, 1), kept_rounds=(0, 2), cpu_share=(0.9, 0.2, 0.9), flagged=True
+    )
+    store.record(noisy, space.name, key.space_config, arch, replace=True)
+    assert store.lookup(key, arch) == noisy and store.lookup(key, arch).kept_samples() == [1.0, 1.1]
+    data = load_dataset(store, space, key)
+    assert len(data) == 1 and arch not in data.archs and data.meta["flagged_skipped"] == 1
+    report = collect(runner, space, 2, 0, TimingProtocol(), store)
+    assert (report.measured, report.remeasured) == (1, 1) and not store.lookup(key, arch).flagged
+    assert len(load_dataset(store, space, key)) == 2
