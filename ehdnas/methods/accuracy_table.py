@@ -100,10 +100,7 @@ def _arch(space: SearchSpace, value: Any) -> Any:
     """An architecture from a table's `arch` cell: the space's text form, or its index where the space has one."""
     text = str(value).strip()
     if isinstance(value, int) or text.isdigit():
-        from_index = getattr(space, "from_index", None)
-        if from_index is None:
-            raise UserError(f"{space.name} numbers no architectures: give its text form, not an index ({text})")
-        return from_index(int(text))
+        return space.from_index(int(text))  # a UserError for a space without an index
     return space.parse(text)
 
 

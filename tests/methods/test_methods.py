@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from ehdnas.core.settings import options
 from ehdnas.methods.registry import get_method, method_names
 from ehdnas.methods.resolve import SettingErrors, resolve
-from ehdnas.spaces import get_space
 
-SMALL = {"darts": {"layers": 3, "channels": 4, "input_size": 8}, "flownas": {"input_height": 32, "input_width": 32}}
+SMALL = {
+    "darts": {"layers": 3, "channels": 4, "input_size": 8},
+    "flownas": {"input_height": 32, "input_width": 32},
+    "nb201": {"cells": 1, "channels": 4, "input_size": 8},
+}
 REQUIRED = {"flownas": {"latency_budget_ms": 1.0}}  # options without a default
 
 
 @pytest.fixture(scope="module")
 def required(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """Each method's options without a default; a tabular search's table is one made here (darts, one row)."""
-    table = tmp_path_factory.mktemp("table") / "accuracy.json"
-    arch = get_space("darts", SMALL["darts"]).sample(np.random.default_rng(0))
-    table.write_text(json.dumps({arch.to_text(): 0.5}))
+    """Each method's options without a default; a tabular search's table is one made here (nb201, one row)."""
+    table = tmp_path_factory.mktemp("table") / "accuracy.csv"
+    table.write_text("arch,accuracy\n0,0.5\n")
     tabular = {"accuracy_table": str(table), "latency_budget_ms": 1.0}
     return {**REQUIRED, "evolution": tabular, "random": tabular}
 
