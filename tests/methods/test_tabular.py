@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.tabular_search import synthetic_accuracy
+from benchmarks.tabular_search import write_table as write_accuracy
 from ehdnas.core.errors import UserError
 from ehdnas.methods.accuracy_table import load_accuracy_table
 from ehdnas.methods.registry import get_method
@@ -38,18 +40,9 @@ def law_predictor(space):
 
 
 def write_table(path: Path, space, seed: int) -> dict[int, float]:
-    """A table of all 15,625 cells by index: a seeded score per (edge, op), convolutions worth more, plus a
-    seeded pairwise term between edges, so the best cell is not the sum of per-edge bests. Returns it."""
-    rng = np.random.default_rng(seed)
-    worth = np.array([0.0, 0.2, 0.5, 1.0, 0.3])  # per op, in OPS order
-    per_edge = worth[None, :] * rng.uniform(0.5, 1.5, (6, len(OPS)))
-    pair = rng.normal(0, 0.05, (6, 6))
-    accuracy = {}
-    for index in range(CELLS):
-        ops = np.array(space.encode(space.from_index(index)))
-        conv = (ops >= 2).astype(float)
-        accuracy[index] = round(float(0.5 + per_edge[np.arange(6), ops].sum() / 10 + conv @ pair @ conv / 10), 6)
-    path.write_text("arch,accuracy\n" + "".join(f"{i},{a:.6f}\n" for i, a in accuracy.items()))
+    """The benchmark's synthetic table of all 15,625 cells by index (a seeded function of the ops), written."""
+    accuracy = synthetic_accuracy(space, seed)
+    write_accuracy(path, accuracy)
     return accuracy
 
 
