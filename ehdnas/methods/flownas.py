@@ -41,7 +41,7 @@ from ehdnas.methods.evolution import (
     evolve,
     spelled_out,
 )
-from ehdnas.methods.latency import LATENCY_SOURCES, latency_function
+from ehdnas.methods.latency import budget_setting, latency_function, source_setting
 from ehdnas.methods.registry import register_method
 from ehdnas.methods.saved import RESULT, saved_result, saved_state
 from ehdnas.pipeline.follow import FOLLOW_WEIGHT, Follower
@@ -80,13 +80,8 @@ class FlowSearchSettings:
     pairs: list[int] = setting(
         [], item_ge=1, help="TRAIN,VAL,TEST pairs of the flow data (photos: made; folders: at most) [320,48,48]."
     )
-    latency_budget_ms: float | None = setting(
-        None, gt=0, flag="--latency-budget", help="Required: the encoder's latency budget on the target (ms)."
-    )
-    latency: str = setting(
-        "predictor", choices=LATENCY_SOURCES, public="latency_from",
-        help="Check the budget by the 'predictor' estimate or 'measured' on the target.",
-    )  # fmt: skip
+    latency_budget_ms: float | None = budget_setting()
+    latency: str = source_setting()
     follow: bool = setting(
         True, help="latency_from 'predictor': measure each generation's best and neighbours; correct the predictor."
     )

@@ -12,9 +12,22 @@ from typing import Any
 
 import torch
 
+from ehdnas.core.settings import setting
 from ehdnas.spaces.base import SearchSpace
 
 LATENCY_SOURCES = ("predictor", "measured")
+
+
+def budget_setting() -> Any:
+    """The `latency_budget_ms` option of a method that holds candidates to a budget: one declaration for all."""
+    return setting(None, gt=0, flag="--latency-budget", help="Required: the searched network's latency budget on the "
+                   "target (ms).")  # fmt: skip
+
+
+def source_setting() -> Any:
+    """The `latency_from` option beside it."""
+    return setting("predictor", choices=LATENCY_SOURCES, public="latency_from",
+                   help="Check the budget by the 'predictor' estimate or 'measured' on the target.")  # fmt: skip
 
 
 def latency_function(

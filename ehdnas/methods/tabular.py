@@ -34,7 +34,7 @@ from ehdnas.methods.evolution import (
     evolve,
     spelled_out,
 )
-from ehdnas.methods.latency import LATENCY_SOURCES, latency_function
+from ehdnas.methods.latency import budget_setting, latency_function, source_setting
 from ehdnas.methods.registry import register_method
 from ehdnas.methods.saved import RESULT, saved_result
 from ehdnas.spaces import SearchSpace, get_space
@@ -54,13 +54,8 @@ class TabularSettings:
         None, help="Required: a .csv or .json table of architecture (text form or index) and accuracy, read as the "
         "fitness instead of training; it must cover every architecture the search draws.",
     )  # fmt: skip
-    latency_budget_ms: float | None = setting(
-        None, gt=0, flag="--latency-budget", help="Required: the searched network's latency budget on the target (ms)."
-    )
-    latency: str = setting(
-        "predictor", choices=LATENCY_SOURCES, public="latency_from",
-        help="Check the budget by the 'predictor' estimate or 'measured' on the target.",
-    )  # fmt: skip
+    latency_budget_ms: float | None = budget_setting()
+    latency: str = source_setting()
     seed: int = setting(0, ge=0, help="Seed of the draws.")
     method: str = ""  # the registered method these settings are for (stored with the result)
 
