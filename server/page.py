@@ -28,7 +28,7 @@ def summary(job: Job) -> str:
     text = f"{spec.get('space', '')} on {spec.get('target', '')}"
     if job.kind in ("collect", "benchmark") and spec.get("samples"):
         text += f", {spec['samples']} samples"
-    if job.kind == "search" and spec.get("space") == "flownas":
+    if job.kind == "search" and spec.get("latency_budget_ms") is not None:  # flownas, evolution, random
         text += f", budget {spec.get('latency_budget_ms')} ms ({spec.get('latency_from', 'predictor')})"
     elif job.kind == "search":
         text += f", λ {','.join(f'{lam:g}' for lam in spec['lambdas'])}, {spec['epochs']} epochs"
@@ -45,6 +45,10 @@ def outcome(job: Job) -> str:
         measured, met = result["measured_latency_ms"]["median"], result["meets_budget_measured"]
         budget = "met" if met else "NOT met"
         return f"test EPE {result['test_epe']:.3f} px, measured {measured:.3f} ms (budget {budget})"
+    if job.kind == "search" and "table_queries" in result:  # evolution, random
+        measured = result["measured_latency_ms"]["median"]
+        queries = result["table_queries"]
+        return f"accuracy {result['accuracy']:.4g} ({queries} table queries), measured {measured:.3f} ms"
     if job.kind == "search" and "runs" in result:
         return f"{len(result['runs'])} searches; see the plot"
     return job.message

@@ -134,7 +134,8 @@ def _option_fields() -> dict[str, Any]:
 
 
 class _SearchBase(_Spec):
-    """The CLI's `search`: a method (eh-dnas, dcp-nas, flownas; `ehdnas methods`) on one of its spaces."""
+    """The CLI's `search`: a method (eh-dnas, dcp-nas, flownas, evolution, random; `ehdnas methods`) on one of its
+    spaces."""
 
     method: str | None = Field(None, description=f"The search method (GET /v1/methods) [{DEFAULT_METHOD}].")
     _resolved: Any = PrivateAttr(default=None)
@@ -194,14 +195,17 @@ Problems = list[tuple[tuple[str | int, ...], str]]
 
 
 def outside_data_dirs(spec: _Spec, data_dirs: Sequence[Path]) -> Problems:
-    """The spec's paths (an accelerator file, a data or calibration folder) that lie outside `data_dirs`, symlinks
-    and `..` resolved. Checked before anything looks at them, in words that do not depend on whether they exist:
-    a client learns nothing of the server's files."""
+    """The spec's paths (an accelerator file, an accuracy table, a data or calibration folder) that lie outside
+    `data_dirs`, symlinks and `..` resolved. Checked before anything looks at them, in words that do not depend
+    on whether they exist: a client learns nothing of the server's files."""
     options = spec.target_options()
     accelerator = options.get("accelerator")
     paths: dict[tuple[str, ...], str] = {}
     if isinstance(accelerator, str) and accelerator:
         paths["options", "accelerator"] = accelerator  # read as given, as load_accelerator reads it
+    table = getattr(spec, "accuracy_table", None)
+    if isinstance(table, str) and table:
+        paths[("accuracy_table",)] = table  # a tabular search's fitness, read as given
     for loc, value in [
         (("options", "calibration"), options.get("calibration")),
         (("data",), getattr(spec, "data", None)),

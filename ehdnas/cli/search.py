@@ -65,11 +65,10 @@ def _show_flow(event: dict[str, Any]) -> None:
         what = "teacher" if stage == "flow-train" else "supernet"
         extra = f", val EPE {event['val_epe']:.3f} px" if "val_epe" in event else ""
         line = f"{what} {event['epoch']}/{event['epochs']}: loss {event['loss']:.3f}{extra}, {event['epoch_s']:.1f} s"
-    elif stage == "evolution":
-        line = (
-            f"evolution {event['generation']}/{event['generations']}: best fitness {event['best_fitness']:.3f} "
-            f"at {event['best_latency_ms']:.3f} ms"
-        )
+    elif stage in ("evolution", "sample"):
+        best = (f"best accuracy {event['best_accuracy']:.4g}" if "best_accuracy" in event  # a tabular search
+                else f"best fitness {event['best_fitness']:.3f}")  # fmt: skip
+        line = f"{stage} {event['generation']}/{event['generations']}: {best} at {event['best_latency_ms']:.3f} ms"
     elif stage == "resume":
         line = f"resumed: the {event['what']} of this folder"
     else:
@@ -202,6 +201,8 @@ def _search(
         _print_sweep(result, out)
     elif "encoder" in result:
         _print_flow(result, resolved.runner.name, out)
+    elif "table_queries" in result:
+        _print_tabular(result, resolved.runner.name, out)
     else:
         _print_darts(result, resolved.runner.name, out)
 
@@ -229,6 +230,18 @@ def _print_flow(result: dict[str, Any], target: str, out: Path) -> None:
         f"encoder: {result['encoder']}\ntest EPE {result['test_epe']:.3f} px (teacher {teacher['test_epe']:.3f}); "
         f"latency on {target}: measured {measured:.3f} ms, budget {budget_ms:g} ms "
         f"{'met' if result['meets_budget_measured'] else 'NOT met'} (teacher {teacher['measured_latency_ms']:.3f} ms); "
+        f"{100 * result['evolution']['rejected_share']:.0f}% of the candidates drawn were over the budget; "
+        f"results in {out}",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+
+
+def _print_tabular(result: dict[str, Any], target: str, out: Path) -> None:
+    measured, budget_ms = result["measured_latency_ms"]["median"], result["latency_budget_ms"]
+    console.print(
+        f"architecture: {result['arch']}\naccuracy {result['accuracy']:.4g} (from the table, "
+        f"{result['table_queries']} queries); latency on {target}: measured {measured:.3f} ms, budget "
+        f"{budget_ms:g} ms {'met' if result['meets_budget_measured'] else 'NOT met'}; "
         f"{100 * result['evolution']['rejected_share']:.0f}% of the candidates drawn were over the budget; "
         f"results in {out}",
         markup=False, highlight=False, soft_wrap=True,

@@ -31,7 +31,14 @@ from typing import Any
 import numpy as np
 
 from ehdnas.core.errors import UserError
+from ehdnas.core.options import make_config
+from ehdnas.core.settings import SettingError
 from ehdnas.spaces.base import SearchSpace
+
+EVOLUTION_HELP = (
+    "Evolution settings KEY=VALUE: population, generations, parents, mutations, mutation_prob, crossovers, "
+    "max_draws [FlowNAS's: 50, 20, 10, 25, 0.1, 25, 1000]."
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,28 @@ class EvolutionSettings:
             raise UserError("evolution: parents cannot outnumber the population")
         if not 0 <= self.mutation_prob <= 1:
             raise UserError("evolution: the mutation probability must lie within 0..1")
+
+
+def evolution_settings(values: dict[str, Any]) -> EvolutionSettings:
+    """A method's `evolution` option (KEY=VALUE pairs or a spec's object) as typed settings."""
+    return make_config(EvolutionSettings, values, "evolution")
+
+
+def spelled_out(values: dict[str, Any]) -> dict[str, Any]:
+    """Every evolution setting of `values`, typed, so that what ran is what is stored (as given when invalid:
+    `check_evolution` reports it)."""
+    try:
+        return dataclasses.asdict(evolution_settings(values))
+    except UserError:
+        return values
+
+
+def check_evolution(values: dict[str, Any]) -> None:
+    """A method's `evolution` option checked, its problem a SettingError of that option."""
+    try:
+        evolution_settings(values).check()
+    except UserError as err:
+        raise SettingError("evolution", str(err).removeprefix("evolution: ")) from None
 
 
 @dataclass(frozen=True)

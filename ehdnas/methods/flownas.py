@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,17 @@ import torch.nn.functional as F
 
 from ehdnas.core.errors import UserError
 from ehdnas.core.events import Events, throttled, tick
-from ehdnas.core.options import make_config
 from ehdnas.core.settings import SettingError, check_fields, setting
-from ehdnas.methods.evolution import EvolutionResult, EvolutionSettings, evolve
+from ehdnas.methods.evolution import (
+    EVOLUTION_HELP,
+    EvolutionResult,
+    EvolutionSettings,
+    check_evolution,
+    evolution_settings,
+    evolve,
+    spelled_out,
+)
+from ehdnas.methods.latency import budget_setting, latency_function, source_setting
 from ehdnas.methods.registry import register_method
 from ehdnas.methods.saved import RESULT, saved_result, saved_state
 from ehdnas.pipeline.follow import FOLLOW_WEIGHT, Follower
@@ -54,7 +61,6 @@ from ehdnas.tasks.flow_model import (
     train_teacher,
 )
 
-LATENCY_SOURCES = ("predictor", "measured")
 # The settings each trained stage depends on: another budget, target or evolution reuses both stages.
 TEACHER_KEYS = ("space_options", "data", "pairs", "teacher_epochs", "batch_size", "lr", "iterations", "seed")
 SUPERNET_KEYS = (*TEACHER_KEYS, "epochs", "distill", "random_subnets")
@@ -74,13 +80,8 @@ class FlowSearchSettings:
     pairs: list[int] = setting(
         [], item_ge=1, help="TRAIN,VAL,TEST pairs of the flow data (photos: made; folders: at most) [320,48,48]."
     )
-    latency_budget_ms: float | None = setting(
-        None, gt=0, flag="--latency-budget", help="Required: the encoder's latency budget on the target (ms)."
-    )
-    latency: str = setting(
-        "predictor", choices=LATENCY_SOURCES, public="latency_from",
-        help="Check the budget by the 'predictor' estimate or 'measured' on the target.",
-    )  # fmt: skip
+    latency_budget_ms: float | None = budget_setting()
+    latency: str = source_setting()
     follow: bool = setting(
         True, help="latency_from 'predictor': measure each generation's best and neighbours; correct the predictor."
     )
@@ -94,19 +95,12 @@ class FlowSearchSettings:
     distill: float = 1.0  # weight of the feature alignment in training, and of the feature distance in the fitness
     random_subnets: int = 2  # sandwich rule: the largest, the smallest and this many random sub-networks per step
     calibration_batches: int = 4  # training batches that recompute a sub-network's BatchNorm statistics
-    evolution: dict[str, Any] = setting(
-        {}, help="Evolution settings KEY=VALUE: population, generations, parents, mutations, mutation_prob, "
-        "crossovers, max_draws [FlowNAS's: 50, 20, 10, 25, 0.1, 25, 1000].",
-    )  # fmt: skip
+    evolution: dict[str, Any] = setting({}, help=EVOLUTION_HELP)
     seed: int = setting(0, ge=0, help="Seed of the data, the training and the evolution.")
     method: str = "flownas"
 
     def __post_init__(self) -> None:
-        try:  # every evolution setting spelled out, typed: what ran is what is stored
-            full = dataclasses.asdict(self.evolution_settings())
-        except UserError:
-            return  # check() reports it
-        object.__setattr__(self, "evolution", full)
+        object.__setattr__(self, "evolution", spelled_out(self.evolution))
 
     def check(self) -> None:
         if self.latency_budget_ms is None:
@@ -118,13 +112,10 @@ class FlowSearchSettings:
             check_flow_data_spec(self.data)
         except UserError as err:
             raise SettingError("data", str(err)) from None
-        try:
-            self.evolution_settings().check()
-        except UserError as err:
-            raise SettingError("evolution", str(err).removeprefix("evolution: ")) from None
+        check_evolution(self.evolution)
 
     def evolution_settings(self) -> EvolutionSettings:
-        return make_config(EvolutionSettings, self.evolution, "evolution")
+        return evolution_settings(self.evolution)
 
     def train_settings(self, epochs: int) -> FlowTrainSettings:
         return FlowTrainSettings(
@@ -295,27 +286,6 @@ class Fitness:
         return val_epe + s.distill * distance
 
 
-def latency_function(
-    settings: FlowSearchSettings, space: FlowNASSpace, runner: Any, predictor: Any, store: Any
-) -> Callable[[EncoderArch], float]:
-    """The constraint's latency (ms) of an encoder: the predictor's estimate, or measured on the target (stored)."""
-    if settings.latency == "predictor":
-
-        def predicted(arch: EncoderArch) -> float:
-            with torch.no_grad():
-                return float(predictor([torch.as_tensor(v) for v in space.one_hot(arch)]))
-
-        return predicted
-    from backends import TimingProtocol
-    from ehdnas.pipeline.measure import measure_archs
-
-    def measured(arch: EncoderArch) -> float:
-        (result,) = measure_archs(runner, space, [arch], TimingProtocol(), store)
-        return result.measurement.latency_ms.median
-
-    return measured
-
-
 def run_flow_search(
     settings: FlowSearchSettings, predictor: Any, store: Any, out: Path, on_event: Events
 ) -> dict[str, Any]:
@@ -336,7 +306,10 @@ def run_flow_search(
     follower = None
     if settings.latency == "predictor" and settings.follow:
         follower = Follower(predictor, runner, space, store, settings.follow_neighbours, FOLLOW_WEIGHT, settings.seed)
-    latency = follower.predict if follower is not None else latency_function(settings, space, runner, predictor, store)
+    latency = (
+        follower.predict if follower is not None
+        else latency_function(settings.latency, space, runner, predictor, store)
+    )  # fmt: skip
     floor_ms = latency(space.smallest())
     if floor_ms > settings.latency_budget_ms:  # said before any training, not after it
         raise UserError(

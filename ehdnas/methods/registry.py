@@ -55,7 +55,8 @@ def register_method(cls: M) -> M:
 def _builtin() -> None:
     import ehdnas.methods.darts
     import ehdnas.methods.dcp_nas
-    import ehdnas.methods.flownas  # noqa: F401
+    import ehdnas.methods.flownas
+    import ehdnas.methods.tabular  # noqa: F401
 
 
 def get_method(name: str) -> Method:

@@ -163,6 +163,8 @@ def resolve(
     problems += [SettingError(n, _foreign(n, chosen, space)) for n in values if n not in own | set(asked_predictor)]
     given = _fields(chosen.settings, {n: v for n, v in values.items() if n in own}, problems)
     base = {"target": runner.name, "target_options": runner.config_dict(), "space_options": the_space.config_dict()}
+    if "space" in {f.name for f in dataclasses.fields(chosen.settings)}:  # a method of several spaces names it
+        base["space"] = the_space.name
     settings = chosen.settings(**base, **given)
     try:
         settings.check()

@@ -62,6 +62,10 @@ class SearchSpace(ABC, Generic[A]):
     def from_text(self, text: str) -> A:
         """Inverse of `to_text`; raises UserError on an invalid architecture."""
 
+    def from_index(self, index: int) -> A:
+        """The architecture a published benchmark numbers `index` (NAS-Bench-201's), for a space that has one."""
+        raise UserError(f"space {self.name!r} has no architecture index: give architectures in its text form")
+
     @abstractmethod
     def encode(self, arch: A) -> list[int]:
         """The chosen index of every decision."""

@@ -10,27 +10,40 @@ from ehdnas.core.settings import options
 from ehdnas.methods.registry import get_method, method_names
 from ehdnas.methods.resolve import SettingErrors, resolve
 
-SMALL = {"darts": {"layers": 3, "channels": 4, "input_size": 8}, "flownas": {"input_height": 32, "input_width": 32}}
+SMALL = {
+    "darts": {"layers": 3, "channels": 4, "input_size": 8},
+    "flownas": {"input_height": 32, "input_width": 32},
+    "nb201": {"cells": 1, "channels": 4, "input_size": 8},
+}
 REQUIRED = {"flownas": {"latency_budget_ms": 1.0}}  # options without a default
 
 
-def test_three_methods_are_registered() -> None:
-    assert method_names() == ["dcp-nas", "eh-dnas", "flownas"]
+@pytest.fixture(scope="module")
+def required(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Each method's options without a default; a tabular search's table is one made here (nb201, one row)."""
+    table = tmp_path_factory.mktemp("table") / "accuracy.csv"
+    table.write_text("arch,accuracy\n0,0.5\n")
+    tabular = {"accuracy_table": str(table), "latency_budget_ms": 1.0}
+    return {**REQUIRED, "evolution": tabular, "random": tabular}
+
+
+def test_five_methods_are_registered() -> None:
+    assert method_names() == ["dcp-nas", "eh-dnas", "evolution", "flownas", "random"]
 
 
 @pytest.mark.parametrize("name", method_names())
-def test_every_method_accepts_its_defaults_on_its_smallest_space(name: str) -> None:
+def test_every_method_accepts_its_defaults_on_its_smallest_space(name: str, required: dict[str, dict]) -> None:
     method = get_method(name)
     space = method.spaces[0]
-    resolved = resolve("systolic-edge32", {}, space, SMALL[space], name, REQUIRED.get(name, {}))
+    resolved = resolve("systolic-edge32", {}, space, SMALL[space], name, required.get(name, {}))
     assert resolved.method.name == name and resolved.space.name == space
     for option in options(method.settings):  # unset options take the settings class's own default
-        if option.name not in REQUIRED.get(name, {}):
+        if option.name not in required.get(name, {}):
             assert getattr(resolved.settings, option.field) == getattr(method.settings(), option.field)
 
 
 @pytest.mark.parametrize("name", method_names())
-def test_every_method_refuses_the_options_of_the_others(name: str) -> None:
+def test_every_method_refuses_the_options_of_the_others(name: str, required: dict[str, dict]) -> None:
     method = get_method(name)
     own = {o.name for o in options(method.settings)}
     foreign = {o.name for other in method_names() for o in options(get_method(other).settings)} - own
@@ -38,16 +51,16 @@ def test_every_method_refuses_the_options_of_the_others(name: str) -> None:
     space = method.spaces[0]
     for option in sorted(foreign):
         with pytest.raises(SettingErrors) as refused:
-            resolve("systolic-edge32", {}, space, SMALL[space], name, {**REQUIRED.get(name, {}), option: 1})
+            resolve("systolic-edge32", {}, space, SMALL[space], name, {**required.get(name, {}), option: 1})
         assert [p.field for p in refused.value.problems] == [(option,)], option
         assert "searches only" in refused.value.problems[0].message
 
 
 @pytest.mark.parametrize("name", method_names())
-def test_every_method_round_trips_its_settings_through_json(name: str) -> None:
+def test_every_method_round_trips_its_settings_through_json(name: str, required: dict[str, dict]) -> None:
     method = get_method(name)
     space = method.spaces[0]
-    settings = resolve("systolic-edge32", {}, space, SMALL[space], name, REQUIRED.get(name, {})).settings
+    settings = resolve("systolic-edge32", {}, space, SMALL[space], name, required.get(name, {})).settings
     assert method.settings(**json.loads(json.dumps(settings.to_dict()))) == settings
 
 

@@ -59,6 +59,8 @@ def test_a_spec_may_name_paths_only_inside_the_folders_the_operator_allows(launc
         ("search", {"data": f"cifar10:{outside / 'nothing'}"}, ("data",)),
         ("search", {"data": "folder:~/"}, ("data",)),
         ("search", {"space": "flownas", "latency_budget_ms": 2, "data": f"chairs:{outside}"}, ("data",)),
+        ("search", {"method": "random", "space": "nb201", "latency_budget_ms": 1, "latency_from": "measured",
+                    "accuracy_table": str(outside / "secret.toml")}, ("accuracy_table",)),
         ("collect", {"samples": 5, "target": "tflite-cpu", "options": {"calibration": f"folder:{outside / 'images'}"}},
          ("options", "calibration")),
         ("benchmark", {"target": "tflite-cpu", "options": {"calibration": f"folder:{outside / 'gone'}"}},
@@ -75,6 +77,9 @@ def test_a_spec_may_name_paths_only_inside_the_folders_the_operator_allows(launc
     assert "no such folder" in refusal(client, "search", **search, data=f"folder:{data / 'none'}")[("data",)]
     flow = {"target": "systolic-edge32", "space": "flownas", "latency_budget_ms": 2, "latency_from": "measured"}
     assert dry_run(client, "search", **flow, data=f"chairs:{data / 'chairs'}").status_code == 200
+    (allowed / "table.csv").write_text("arch,accuracy\n0,0.5\n")
+    tabular = {"method": "random", "space": "nb201", "latency_budget_ms": 1, "latency_from": "measured"}
+    assert dry_run(client, "search", **flow | tabular, accuracy_table=str(allowed / "table.csv")).status_code == 200
     calibrated = {"calibration": f"folder:{data / 'images'}", "precision": "int8"}
     assert dry_run(client, "benchmark", target="tflite-cpu", options=calibrated).status_code == 200
 

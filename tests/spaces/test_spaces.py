@@ -17,6 +17,7 @@ from ehdnas.spaces import get_space, list_spaces
 SMALL = {  # settings that keep the contract tests fast
     "darts": {"layers": 3, "channels": 4},
     "flownas": {"input_height": 32, "input_width": 32},
+    "nb201": {"cells": 1, "channels": 4, "input_size": 8},
 }
 
 
