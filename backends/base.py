@@ -23,6 +23,7 @@ import numpy as np
 
 from backends.onnx_model import OnnxModel, load_model
 from backends.protocol import LatencyStats, TimingProtocol
+from backends.remote.address import RemoteAddress
 from ehdnas.core.errors import UserError
 from ehdnas.core.host import host_info
 from ehdnas.core.options import make_config, parse_pairs
@@ -105,8 +106,11 @@ class Runner(ABC):
     # and cached on disk: a collection prepares several models at once, one per core, between timings.
     prepares: ClassVar[bool] = False
 
-    def __init__(self, config: Any | None = None) -> None:
+    def __init__(self, config: Any | None = None, remote: RemoteAddress | None = None) -> None:
         self.config = config if config is not None else self.Config()
+        # Every target's `-o remote=HOST:PORT/KEY`: measure on a device of KEY at that tracker (backends.remote).
+        # Not part of `config_dict`: the device's fingerprint keys its measurements, whichever device took them.
+        self.remote = remote
 
     @classmethod
     @abstractmethod
@@ -124,6 +128,15 @@ class Runner(ABC):
     def prepare(self, model: OnnxModel) -> None:  # noqa: B027  (a hook: most runners need no preparation)
         """Make and cache on disk what timing `model` needs (if `prepares`); may run in another process."""
 
+    def device_build(self, model: OnnxModel, device: dict[str, Any]) -> Path | None:
+        """Build `model` here for a remote device (its report: `backends.remote.device.describe`), to upload beside
+        the ONNX file; None when the device times the ONNX file itself."""
+        return None
+
+    def _built_timer(self, model: OnnxModel, build: Path) -> Timer:
+        """`model` made ready to time from what `device_build` made for this device (on the device)."""
+        raise NotImplementedError(f"target {self.name!r} builds nothing for a remote device")
+
     def precision(self) -> str:
         """The arithmetic the target runs a network in; not float32 means its accuracy can differ from torch's."""
         return "float32"
@@ -137,16 +150,28 @@ class Runner(ABC):
         return dataclasses.asdict(self.config)
 
     def host(self) -> dict[str, Any]:
+        """The fingerprint of the machine that times: this one, or the remote device."""
+        if self.remote is not None:
+            from backends.remote.client import device_runtime
+
+            return device_runtime(self)["host"]
         return host_info(self.libraries())
 
-    def measure(self, model: OnnxModel | Path | str, protocol: TimingProtocol | None = None) -> Measurement:
+    def measure(
+        self, model: OnnxModel | Path | str, protocol: TimingProtocol | None = None, build: Path | None = None
+    ) -> Measurement:
+        """Measure `model` under `protocol`, here or on the remote device; on a device, from the host's `build`."""
+        protocol = protocol or TimingProtocol()
+        model = model if isinstance(model, OnnxModel) else load_model(model)
+        if self.remote is not None:
+            from backends.remote.client import measure_remote
+
+            return measure_remote(self, model, protocol)
         status = self.availability()
         if not status.available:
             raise UserError(f"target {self.name!r} is not available here: {status.reason}")
-        protocol = protocol or TimingProtocol()
-        model = model if isinstance(model, OnnxModel) else load_model(model)
         start = time.perf_counter()
-        timer = self._timer(model)
+        timer = self._timer(model) if build is None else self._built_timer(model, build)
         samples, attempts = timer.run(protocol), 1
         cv = LatencyStats.from_samples(samples).cv
         while cv > protocol.max_cv and attempts <= protocol.retries:
@@ -186,8 +211,10 @@ def register_target(name: str):  # noqa: ANN201  (a class decorator)
 def get_target(name: str, options: Mapping[str, Any] | Iterable[str] = ()) -> Runner:
     """A runner by target name, configured from a mapping or from `KEY=VALUE` strings."""
     cls = TARGETS.get(name)
-    values = options if isinstance(options, Mapping) else parse_pairs(options, f"target {name!r}")
-    return cls(make_config(cls.Config, values, f"target {name!r}"))
+    values = dict(options) if isinstance(options, Mapping) else parse_pairs(options, f"target {name!r}")
+    remote = values.pop("remote", None) or None  # every target's setting, kept out of its Config
+    address = RemoteAddress.parse(str(remote)) if remote is not None else None
+    return cls(make_config(cls.Config, values, f"target {name!r}"), address)
 
 
 def list_targets() -> list[dict[str, Any]]:
