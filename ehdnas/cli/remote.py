@@ -31,7 +31,7 @@ def tracker(
     from backends.remote.servers import serve_forever, start_tracker
 
     server = start_tracker(host, port)
-    err.print(f"RPC tracker on {server.host}:{server.port}; Ctrl-C stops it", markup=False, highlight=False)
+    err.print(f"RPC tracker on {host}:{server.port}; Ctrl-C stops it", markup=False, highlight=False)
     serve_forever(server)
 
 
