@@ -217,3 +217,19 @@ def test_two_devices_halve_the_wall_time_of_a_wall_clock_bound_collection(
         walls.append(time.perf_counter() - start)
         assert report.measured == 6
     assert walls[1] < 0.65 * walls[0], walls
+
+
+@pytest.mark.slow
+def test_tvm_llvm_builds_on_the_host_for_the_device_and_times_there(
+    devices: Callable[..., subprocess.Popen], tracker: str, darts_net: Path
+) -> None:
+    devices("cpu-d")
+    protocol = TimingProtocol(warmup=5, min_repeats=50, min_time_s=0.5)
+    runner = get_target("tvm-llvm", {"remote": f"{tracker}/cpu-d"})
+    remote = runner.measure(darts_net, protocol)
+    local = get_target("tvm-llvm").measure(darts_net, protocol)  # the device's CPU is this one: the same code
+    assert remote.details["built_on_host"]
+    assert abs(remote.latency_ms.median - local.latency_ms.median) <= max(
+        0.25 * local.latency_ms.median, local.latency_ms.p90 - local.latency_ms.p10
+    )
+    assert remote.host == device_report(runner.remote)["runtimes"]["tvm-llvm"]["host"]
