@@ -140,10 +140,12 @@ def device_report(address: RemoteAddress) -> dict[str, Any]:
 
 def device_runtime(runner: Runner) -> dict[str, Any]:
     """The runner's runtime on its device: available there, with the host fingerprint its measurements carry."""
+    from backends.remote.device import REMOTE_TARGETS
+
+    if runner.name not in REMOTE_TARGETS:
+        raise UserError(f"target {runner.name!r} cannot measure on a remote device; {', '.join(REMOTE_TARGETS)} can")
     address = runner.remote
-    runtime = device_report(address)["runtimes"].get(runner.name)
-    if runtime is None:
-        raise UserError(f"target {runner.name!r} cannot measure on a remote device")
+    runtime = device_report(address)["runtimes"][runner.name]
     if not runtime["available"]:
         raise UserError(f"target {runner.name!r} is not available on the devices under {address}: {runtime['reason']}")
     return runtime

@@ -25,7 +25,8 @@ from backends.onnx_model import load_model
 from backends.protocol import TimingProtocol
 from ehdnas.core.errors import UserError
 
-DEVICE_TARGETS = ("ort-cpu", "tvm-llvm", "tflite-cpu", "edgetpu")  # timed on a device; the simulators run anywhere
+DEVICE_TARGETS = ("ort-cpu", "tvm-llvm", "tflite-cpu", "edgetpu")  # reported; the simulators run anywhere
+REMOTE_TARGETS = ("ort-cpu", "tvm-llvm")  # measured on a device (LiteRT's conversion needs torch: not yet)
 # Tests only: seconds each measurement sleeps first, so a collection is bound by wall clock, not by 2 cores.
 TEST_DELAY_ENV = "EHDNAS_DEVICE_TEST_DELAY_S"
 

@@ -109,6 +109,7 @@ def darts_net(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_arch(space, space.sample(np.random.default_rng(0)), tmp_path_factory.mktemp("net") / "net.onnx").path
 
 
+@pytest.mark.slow
 def test_the_device_side_runs_and_measures_with_torch_blocked(darts_net: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
@@ -137,6 +138,7 @@ print(json.dumps({{"report": report, "measured": measured, "heavy": sorted(
     assert answer["measured"]["host"] == answer["report"]["runtimes"]["ort-cpu"]["host"]
 
 
+@pytest.mark.slow
 def test_a_remote_measurement_equals_the_local_one_and_carries_the_device_fingerprint(
     devices: Callable[..., subprocess.Popen], tracker: str, darts_net: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -233,3 +235,22 @@ def test_tvm_llvm_builds_on_the_host_for_the_device_and_times_there(
         0.25 * local.latency_ms.median, local.latency_ms.p90 - local.latency_ms.p10
     )
     assert remote.host == device_report(runner.remote)["runtimes"]["tvm-llvm"]["host"]
+
+
+def test_a_target_that_cannot_measure_remotely_is_refused_in_one_line(darts_net: Path) -> None:
+    with pytest.raises(UserError, match="target 'tflite-cpu' cannot measure on a remote device; ort-cpu, tvm-llvm"):
+        get_target("tflite-cpu", {"remote": "127.0.0.1:18179/k"}).measure(darts_net, QUICK)
+
+
+def test_a_job_spec_with_a_remote_is_checked_at_submission(tracker: str) -> None:
+    from ehdnas.core.limits import Limits
+    from ehdnas.methods.requests import check_measure
+    from ehdnas.methods.resolve import SettingErrors
+
+    protocol = {"repeats": 3, "min_time": 0.0, "warmup": 1, "max_cv": 0.1}
+    for remote, problem in ((f"{tracker}/nowhere", "no device is registered under key 'nowhere'"),
+                            ("127.0.0.1:18179/k", "no RPC tracker answers at 127.0.0.1:18179")):  # fmt: skip
+        with pytest.raises(SettingErrors) as caught:
+            check_measure("ort-cpu", {"remote": remote}, "darts", SPACE, protocol, Limits(), samples=1)
+        found = [(e.field, e.message[: len(problem)]) for e in caught.value.problems]
+        assert found == [(("options", "remote"), problem)]
