@@ -106,11 +106,11 @@ class Runner(ABC):
     # and cached on disk: a collection prepares several models at once, one per core, between timings.
     prepares: ClassVar[bool] = False
 
-    def __init__(self, config: Any | None = None, remote: RemoteAddress | None = None) -> None:
+    def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.Config()
-        # Every target's `-o remote=HOST:PORT/KEY`: measure on a device of KEY at that tracker (backends.remote).
-        # Not part of `config_dict`: the device's fingerprint keys its measurements, whichever device took them.
-        self.remote = remote
+        # Every target's `-o remote=HOST:PORT/KEY` (set by `get_target`): measure on a device of KEY at that
+        # tracker (backends.remote). Not in `config_dict`: the device's fingerprint keys what it measures.
+        self.remote: RemoteAddress | None = None
 
     @classmethod
     @abstractmethod
@@ -213,8 +213,9 @@ def get_target(name: str, options: Mapping[str, Any] | Iterable[str] = ()) -> Ru
     cls = TARGETS.get(name)
     values = dict(options) if isinstance(options, Mapping) else parse_pairs(options, f"target {name!r}")
     remote = values.pop("remote", None) or None  # every target's setting, kept out of its Config
-    address = RemoteAddress.parse(str(remote)) if remote is not None else None
-    return cls(make_config(cls.Config, values, f"target {name!r}"), address)
+    runner = cls(make_config(cls.Config, values, f"target {name!r}"))
+    runner.remote = RemoteAddress.parse(str(remote)) if remote is not None else None
+    return runner
 
 
 def list_targets() -> list[dict[str, Any]]:
