@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--targets", default="ort-cpu,tvm-llvm", help="targets compared (tvm-llvm: mode=untuned)")
     parser.add_argument("--rounds", type=int, default=3, help="local/remote pairs per network")
     parser.add_argument("--samples", type=int, default=8, help="networks collected per throughput run")
-    parser.add_argument("--delay", type=float, default=1.0, help="seconds each device sleeps per measurement")
+    parser.add_argument("--delay", type=float, default=3.0, help="seconds each device sleeps per measurement")
     args = parser.parse_args()
     processes: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="ehdnas-bench-") as tmp:

@@ -181,10 +181,11 @@ def measure_remote(runner: Runner, model: OnnxModel, protocol: TimingProtocol) -
     return dataclasses.replace(measurement, model=model.describe(), wall_s=time.perf_counter() - start, details=details)
 
 
-def free_devices(address: RemoteAddress) -> int:
-    """How many devices of the key are free now (at least 1: a busy key is waited on, a missing one refused)."""
+def device_count(address: RemoteAddress) -> int:
+    """How many devices the key has, busy ones too: one just done re-registers as free a moment later, and a
+    request waits for it (at least 1: a missing key is refused by the request)."""
     with Tracker(address.tracker) as tracker:
-        return max(1, tracker.keys().get(address.key, {}).get("free", 0))
+        return max(1, tracker.keys().get(address.key, {}).get("total", 0))
 
 
 def reachable(address: RemoteAddress) -> str | None:

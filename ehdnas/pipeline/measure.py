@@ -132,19 +132,19 @@ def _prepared_then_timed(
 def _on_devices(
     runner: Runner, space: SearchSpace, archs: Sequence[Any], protocol: TimingProtocol, store: Store, replace: bool
 ) -> dict[str, Measurement]:
-    """`archs` measured on every free device of the runner's key, one in flight per device, each stored as it comes.
+    """`archs` measured on every device of the runner's key, one in flight per device, each stored as it comes.
 
     The devices time; this process only exports and waits, so one thread per
     device suffices. A device lost mid-way stops the collection once the
     measurements in flight on the others are stored: nothing taken is lost,
     and the same command resumes from there.
     """
-    from backends.remote.client import free_devices
+    from backends.remote.client import device_count
 
     exporting = threading.Lock()  # torch's exporter is not made for threads
     stored: dict[str, Measurement] = {}
     failure: UserError | None = None
-    with ThreadPoolExecutor(free_devices(runner.remote)) as pool:
+    with ThreadPoolExecutor(device_count(runner.remote)) as pool:
         futures = {pool.submit(_measure_arch, runner, space, a, protocol, exporting): space.to_text(a) for a in archs}
         for future in as_completed(futures):
             if future.cancelled():

@@ -3,7 +3,9 @@
 The devices are started as `ehdnas device` with torch blocked from import, so
 every remote measurement here also shows the device side runs without it. A
 collection is made wall-clock bound (not bound by this machine's 2 cores) by
-the devices' test setting, a sleep before each measurement.
+the devices' test setting, a sleep before each measurement: 3 s, longer than
+the host's export of a network here (exports run one at a time; at 1 s they
+bounded the collection and 2 devices took as long as 1).
 """
 
 from __future__ import annotations
@@ -209,11 +211,11 @@ def test_two_devices_halve_the_wall_time_of_a_wall_clock_bound_collection(
     devices: Callable[..., subprocess.Popen], tracker: str, tmp_path: Path
 ) -> None:
     runner, space = get_target("ort-cpu", {"remote": f"{tracker}/cpu-c"}), get_space("darts", SPACE)
-    devices("cpu-c", 0, delay_s=1.0)
+    devices("cpu-c", 0, delay_s=3.0)
     walls = []
     for count in (1, 2):
         if count == 2:
-            devices("cpu-c", 1, delay_s=1.0)
+            devices("cpu-c", 1, delay_s=3.0)
         start = time.perf_counter()
         report = collect(runner, space, 6, 0, QUICK, Store(f"sqlite:///{tmp_path / f'{count}.db'}"))
         walls.append(time.perf_counter() - start)
