@@ -23,6 +23,7 @@ import numpy as np
 
 from backends.onnx_model import OnnxModel, load_model
 from backends.protocol import CLOCKS, LatencyStats, TimingProtocol, kept_samples, time_rounds
+from backends.remote.address import RemoteAddress
 from ehdnas.core.errors import UserError
 from ehdnas.core.host import host_info
 from ehdnas.core.options import make_config, parse_pairs
@@ -122,6 +123,9 @@ class Runner(ABC):
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.Config()
+        # Every target's `-o remote=HOST:PORT/KEY` (set by `get_target`): measure on a device of KEY at that
+        # tracker (backends.remote). Not in `config_dict`: the device's fingerprint keys what it measures.
+        self.remote: RemoteAddress | None = None
 
     @classmethod
     @abstractmethod
@@ -139,6 +143,15 @@ class Runner(ABC):
     def prepare(self, model: OnnxModel) -> None:  # noqa: B027  (a hook: most runners need no preparation)
         """Make and cache on disk what timing `model` needs (if `prepares`); may run in another process."""
 
+    def device_build(self, model: OnnxModel, device: dict[str, Any]) -> Path | None:
+        """Build `model` here for a remote device (its report: `backends.remote.device.describe`), to upload beside
+        the ONNX file; None when the device times the ONNX file itself."""
+        return None
+
+    def _built_timer(self, model: OnnxModel, build: Path) -> Timer:
+        """`model` made ready to time from what `device_build` made for this device (on the device)."""
+        raise NotImplementedError(f"target {self.name!r} builds nothing for a remote device")
+
     def precision(self) -> str:
         """The arithmetic the target runs a network in; not float32 means its accuracy can differ from torch's."""
         return "float32"
@@ -152,24 +165,36 @@ class Runner(ABC):
         return dataclasses.asdict(self.config)
 
     def host(self) -> dict[str, Any]:
+        """The fingerprint of the machine that times: this one, or the remote device."""
+        if self.remote is not None:
+            from backends.remote.client import device_runtime
+
+            return device_runtime(self)["host"]
         return host_info(self.libraries())
 
     def timed_threads(self) -> int:
         """Threads one timed run uses (a target's `threads` setting, 1 without one): only 1 is pinned to a core."""
         return getattr(self.config, "threads", 1)
 
-    def measure(self, model: OnnxModel | Path | str, protocol: TimingProtocol | None = None) -> Measurement:
-        status = self.availability()
-        if not status.available:
-            raise UserError(f"target {self.name!r} is not available here: {status.reason}")
+    def measure(
+        self, model: OnnxModel | Path | str, protocol: TimingProtocol | None = None, build: Path | None = None
+    ) -> Measurement:
+        """Measure `model` under `protocol`, here or on the remote device; on a device, from the host's `build`."""
         protocol = protocol or TimingProtocol()
         if protocol.clock not in self.clocks:
             raise UserError(f"target {self.name!r} times on the {' or '.join(self.clocks)} clock, not {protocol.clock}")
         model = model if isinstance(model, OnnxModel) else load_model(model)
+        if self.remote is not None:
+            from backends.remote.client import measure_remote
+
+            return measure_remote(self, model, protocol)
+        status = self.availability()
+        if not status.available:
+            raise UserError(f"target {self.name!r} is not available here: {status.reason}")
         if self.simulated:  # exact figures: one round of one sample, on no core
             protocol = dataclasses.replace(protocol, rounds=1, keep_rounds=1, pin_idle_core=False)
         start = time.perf_counter()
-        timer = self._timer(model)
+        timer = self._timer(model) if build is None else self._built_timer(model, build)
         timed = time_rounds(timer.run, protocol, self.timed_threads(), on_host=self.on_host and not self.simulated)
         return Measurement(
             target=self.name,
@@ -208,8 +233,11 @@ def register_target(name: str):  # noqa: ANN201  (a class decorator)
 def get_target(name: str, options: Mapping[str, Any] | Iterable[str] = ()) -> Runner:
     """A runner by target name, configured from a mapping or from `KEY=VALUE` strings."""
     cls = TARGETS.get(name)
-    values = options if isinstance(options, Mapping) else parse_pairs(options, f"target {name!r}")
-    return cls(make_config(cls.Config, values, f"target {name!r}"))
+    values = dict(options) if isinstance(options, Mapping) else parse_pairs(options, f"target {name!r}")
+    remote = values.pop("remote", None) or None  # every target's setting, kept out of its Config
+    runner = cls(make_config(cls.Config, values, f"target {name!r}"))
+    runner.remote = RemoteAddress.parse(str(remote)) if remote is not None else None
+    return runner
 
 
 def list_targets() -> list[dict[str, Any]]:

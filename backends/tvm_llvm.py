@@ -48,7 +48,8 @@ class TvmLlvmConfig:
     mode: str = "untuned"
     trials: int = 64  # MetaSchedule trials for each kernel not yet in the tuning database (mode=tuned)
     threads: int = 1  # TVM runtime threads; 1 keeps measurements comparable and quiet
-    mcpu: str = "host"  # LLVM CPU to generate code for; "host" is the CPU this runs on
+    mcpu: str = "host"  # LLVM CPU to generate code for; "host" is the CPU this runs on (or the remote device's)
+    mtriple: str = "host"  # LLVM target triple; "host": this machine's, or the remote device's (-o remote=...)
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -110,28 +111,56 @@ class TvmLlvmRunner(Runner):
         config = super().config_dict()
         if self.config.mode == "untuned":
             del config["trials"]  # no tuning: the budget changes nothing measured
+        if self.config.mtriple == "host":
+            del config["mtriple"]  # the machine that times is in the key already (and keys from before it stay)
         return config
 
-    def target(self) -> Any:
-        """The TVM target: LLVM for the host (or the named) CPU with the configured core count."""
+    def target(self, device: dict[str, str] | None = None) -> Any:
+        """The TVM target: LLVM for the host's CPU, or a remote device's (`device`: its report's `mtriple` and
+        `mcpu`), unless `mcpu`/`mtriple` name others, with the configured core count."""
         import tvm
 
+        codegen = tvm.target.codegen
         spec: dict[str, Any] = {"kind": "llvm", "num-cores": self.config.threads}
-        mcpu = tvm.target.codegen.llvm_get_system_cpu() if self.config.mcpu == "host" else self.config.mcpu
+        here = codegen.llvm_get_system_triple()
+        system = device or {"mtriple": here, "mcpu": codegen.llvm_get_system_cpu()}
+        mtriple = system["mtriple"] if self.config.mtriple == "host" else self.config.mtriple
+        # Only another machine's triple is named: naming this one's loses LLVM's host features (measured here:
+        # a DARTS net ran 2.1x slower built for rocketlake with this triple named than without).
+        if mtriple != here:
+            spec["mtriple"] = mtriple
+        mcpu = system["mcpu"] if self.config.mcpu == "host" else self.config.mcpu
         if mcpu and mcpu != "generic":
-            if not tvm.target.codegen.llvm_is_valid_cpu(mcpu, tvm.target.codegen.llvm_get_system_triple()):
+            if not codegen.llvm_is_valid_cpu(mcpu, mtriple):
                 raise UserError(f"target 'tvm-llvm' option 'mcpu': LLVM does not know the CPU {mcpu!r}")
             spec["mcpu"] = mcpu
         return tvm.target.Target(spec)
 
-    def tuning_dir(self) -> Path:
+    def tuning_dir(self, target: Any | None = None) -> Path:
         """The MetaSchedule database shared by every model built for this TVM target."""
         import tvm
 
-        return cache_dir("tvm", "tuning", fingerprint([str(self.target()), tvm.__version__]))
+        return cache_dir("tvm", "tuning", fingerprint([str(target or self.target()), tvm.__version__]))
+
+    def device_build(self, model: OnnxModel, device: dict[str, Any]) -> Path:
+        """The library cross-compiled here for the remote device's CPU (cached like a local build)."""
+        target = self.target(device["llvm"])
+        library = cache_dir("tvm", "lib") / f"{self._key(model, target)}.so"
+        if not library.is_file():
+            executable, _ = self._build(model, target)
+            if not _export(executable, library):
+                raise UserError("target 'tvm-llvm': a library for a remote device needs a C toolchain here to link")
+        return library
+
+    def _built_timer(self, model: OnnxModel, build: Path) -> Timer:
+        os.environ["TVM_NUM_THREADS"] = str(self.config.threads)  # as `compile` does: the runtime pool's size
+        names = tuple(spec.name for spec in model.inputs)
+        return self._timed(Compiled(_load_vm(build), names, {"built_on_host": True}), model)
 
     def _timer(self, model: OnnxModel) -> Timer:
-        compiled = self.compile(model)  # once: the retries of one measurement time one build
+        return self._timed(self.compile(model), model)  # once: the retries of one measurement time one build
+
+    def _timed(self, compiled: Compiled, model: OnnxModel) -> Timer:
         return Timer(lambda protocol: self._time(compiled, model, protocol), dict(compiled.info))
 
     def _time(self, compiled: Compiled, model: OnnxModel, protocol: TimingProtocol) -> list[float]:
@@ -168,19 +197,19 @@ class TvmLlvmRunner(Runner):
             compiled = Compiled(vm, names, {**info, "from_cache": False})
         return compiled
 
-    def _key(self, model: OnnxModel) -> str:
+    def _key(self, model: OnnxModel, target: Any | None = None) -> str:
         import tvm
 
         shapes = [list(spec.shape) for spec in model.inputs]
-        return fingerprint([model.sha256, shapes, str(self.target()), self.config_dict(), tvm.__version__])
+        return fingerprint([model.sha256, shapes, str(target or self.target()), self.config_dict(), tvm.__version__])
 
-    def _build(self, model: OnnxModel) -> tuple[Any, dict[str, Any]]:
-        target = self.target()
+    def _build(self, model: OnnxModel, target: Any | None = None) -> tuple[Any, dict[str, Any]]:
+        target = target or self.target()
         fused = _fuse(_import_onnx(model), target)
         info: dict[str, Any] = {"mode": self.config.mode, "mcpu": str(target.attrs.get("mcpu", "generic"))}
         database = None
         if self.config.mode == "tuned":
-            database, tuning = _tune(fused, target, self.tuning_dir(), self.config.trials)
+            database, tuning = _tune(fused, target, self.tuning_dir(target), self.config.trials)
             info.update(tuning)
         return _compile(fused, target, database), info
 

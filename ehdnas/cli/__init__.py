@@ -6,9 +6,16 @@ import sys
 
 import typer
 
-from ehdnas.cli import jobs, measure, search, serve  # noqa: F401  (register their commands)
-from ehdnas.cli.common import app, err
+from ehdnas.cli import remote  # noqa: F401  (registers tracker, device, devices: no torch, so a bare device runs them)
+from ehdnas.cli.app import app, err
 from ehdnas.core.errors import UserError
+
+try:
+    from ehdnas.cli import jobs, measure, search, serve  # noqa: F401  (register their commands)
+except ModuleNotFoundError as missing:  # a device's install: its runtimes, not torch and the rest of the core
+    _MISSING: ModuleNotFoundError | None = missing
+else:
+    _MISSING = None
 
 __all__ = ["app", "main"]
 
@@ -18,6 +25,10 @@ def main() -> None:
     the flags' parser does (a missing flag, a number that is no number: click's message, not its usage box)."""
     if len(sys.argv) < 2:  # no command: the help, as Typer shows it
         app()
+    if _MISSING is not None and sys.argv[1] not in (*remote.COMMANDS, "--help"):
+        commands = ", ".join(remote.COMMANDS)
+        _say(f"this install runs only {commands} ({_MISSING.name} is not installed): pip install ehdnas")
+        sys.exit(2)
     try:
         code = app(standalone_mode=False)
     except UserError as error:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,19 +20,9 @@ from rich.progress import (
 )
 
 from backends.protocol import TimingProtocol
+from ehdnas.cli.app import JsonOpt, app, console, err  # noqa: F401  (the commands' modules take them from here)
 from ehdnas.core.errors import UserError
 from ehdnas.core.events import Events, throttled
-
-app = typer.Typer(
-    help="Hardware-aware neural architecture search: measure, model and search for a target.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-console = Console()
-err = Console(stderr=True)
-if not console.is_terminal:  # piped or logged: don't squeeze tables into 80 columns
-    console.width = 160
 
 # Options shared by the commands that measure.
 TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Target name (see `ehdnas targets`).")]
@@ -71,7 +60,6 @@ DbOpt = Annotated[
         help="SQLAlchemy URL of the measurement store (default: env EHDNAS_DB, else a file in the user data dir).",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
 
 
 T = TypeVar("T")

@@ -74,6 +74,11 @@ def _runner(target: str, options: Options, limits: Limits, problems: _Problems) 
         problems.add(field, str(err), unquoted)
         return None
     _usable(runner, limits, problems)
+    if runner.remote is not None:  # at submission: the tracker answers and the key has a device
+        from backends.remote.client import reachable
+
+        if (problem := reachable(runner.remote)) is not None:
+            problems.add(("options", "remote"), problem)
     return runner
 
 

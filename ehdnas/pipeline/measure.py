@@ -7,8 +7,9 @@ import math
 import multiprocessing
 import os
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import ehdnas.tasks.images  # noqa: F401  (registers image data sets: int8 targets calibrate on them)
 from backends import Measurement, Runner, TimingProtocol, load_model
 from backends.onnx_model import Shape
+from ehdnas.core.errors import UserError
 from ehdnas.core.events import Progress, no_progress
 from ehdnas.core.lifeline import die_with
 from ehdnas.pipeline.dataset import load_dataset
@@ -94,10 +96,18 @@ def benchmark_files(
     return results
 
 
-def _measure_arch(runner: Runner, space: SearchSpace, arch: Any, protocol: TimingProtocol) -> Measurement:
-    """Export `arch` to a temporary ONNX file and measure it (also the work of one pool worker)."""
+def _measure_arch(
+    runner: Runner,
+    space: SearchSpace,
+    arch: Any,
+    protocol: TimingProtocol,
+    exporting: contextlib.AbstractContextManager = contextlib.nullcontext(),  # noqa: B008  (stateless)
+) -> Measurement:
+    """Export `arch` to a temporary ONNX file (holding `exporting`) and measure it (also a pool worker's work)."""
     with tempfile.TemporaryDirectory(prefix="ehdnas-") as tmp:
-        return runner.measure(export_arch(space, arch, Path(tmp) / "arch.onnx"), protocol)
+        with exporting:
+            model = export_arch(space, arch, Path(tmp) / "arch.onnx")
+        return runner.measure(model, protocol)
 
 
 def _prepare_arch(runner: Runner, space: SearchSpace, arch: Any) -> None:
@@ -120,6 +130,40 @@ def _prepared_then_timed(
         list(pool.map(_prepare_arch, [runner] * len(chunk), [space] * len(chunk), chunk))
         for arch in chunk:
             yield _measure_arch(runner, space, arch, protocol)
+
+
+def _on_devices(
+    runner: Runner, space: SearchSpace, archs: Sequence[Any], protocol: TimingProtocol, store: Store, replace: bool
+) -> dict[str, Measurement]:
+    """`archs` measured on every device of the runner's key, one in flight per device, each stored as it comes.
+
+    The devices time; this process only exports and waits, so one thread per
+    device suffices. A device lost mid-way stops the collection once the
+    measurements in flight on the others are stored: nothing taken is lost,
+    and the same command resumes from there.
+    """
+    from backends.remote.client import device_count
+
+    exporting = threading.Lock()  # torch's exporter is not made for threads
+    stored: dict[str, Measurement] = {}
+    failure: UserError | None = None
+    with ThreadPoolExecutor(device_count(runner.remote)) as pool:
+        futures = {pool.submit(_measure_arch, runner, space, a, protocol, exporting): space.to_text(a) for a in archs}
+        for future in as_completed(futures):
+            if future.cancelled():
+                continue
+            try:
+                measurement = future.result()
+            except UserError as err:
+                failure = failure or err
+                for pending in futures:
+                    pending.cancel()
+                continue
+            text = futures[future]
+            stored[text] = store.record(measurement, space.name, space.config_dict(), text, replace=replace)
+    if failure is not None:
+        raise failure
+    return stored
 
 
 def _pool_worker_init(parent: int) -> None:
@@ -154,7 +198,7 @@ def measure_archs(
     if runner.simulated:
         workers = min(cores, len(todo) // _PER_WORKER)
     else:
-        workers = min(cores, len(todo)) if runner.prepares else 0
+        workers = min(cores, len(todo)) if runner.prepares and runner.remote is None else 0
     with contextlib.ExitStack() as stack:
         if workers > 1:
             pool = stack.enter_context(
@@ -171,6 +215,9 @@ def measure_archs(
             )
         elif workers > 1:
             fresh_measurements = _prepared_then_timed(pool, workers, runner, space, todo, protocol)
+        elif runner.remote is not None:  # a farm: stored as each device finishes, in any order
+            farmed = _on_devices(runner, space, todo, protocol, store, fresh)
+            fresh_measurements = iter(farmed[space.to_text(arch)] for arch in todo)
         else:
             fresh_measurements = (_measure_arch(runner, space, arch, protocol) for arch in todo)
         results = []
@@ -178,6 +225,8 @@ def measure_archs(
             name = f"{space.name}#{i}"
             if text in stored:
                 result = Result(model=name, measurement=stored[text], cached=True, arch=text)
+            elif runner.remote is not None:
+                result = Result(model=name, measurement=next(fresh_measurements), arch=text)
             else:
                 measurement = store.record(next(fresh_measurements), space.name, key.space_config, text, replace=fresh)
                 result = Result(model=name, measurement=measurement, arch=text)
