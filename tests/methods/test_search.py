@@ -26,7 +26,7 @@ def tiny_predictor(space, slow_op: str = "sep_conv_5x5"):
     cost = np.where(np.array(space.decisions[0].choices) == slow_op, 0.2, 0.01)
     latency = 1.0 + cost[indices].sum(1)
     meta = {
-        "space": "darts",
+        "space": space.name,
         "space_config": space.config_dict(),
         "decisions": [[d.name, list(d.choices)] for d in space.decisions],
     }
