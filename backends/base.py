@@ -104,6 +104,11 @@ class Runner(ABC):
     # Measuring a model first needs costly work apart from timing (a conversion), done by `prepare`
     # and cached on disk: a collection prepares several models at once, one per core, between timings.
     prepares: ClassVar[bool] = False
+    # False for a device measured elsewhere (`external:NAME`): its latencies are imported and predicted, and a
+    # search against it reports the prediction only.
+    measures: ClassVar[bool] = True
+    # A target of named instances (`external:NAME`) sets the option that `NAME` fills.
+    instance_option: ClassVar[str | None] = None
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.Config()
@@ -183,11 +188,24 @@ def register_target(name: str):  # noqa: ANN201  (a class decorator)
     return decorate
 
 
+def target_class(name: str) -> type[Runner]:
+    """The runner class of a target name: `FAMILY:NAME` names an instance of a target that has them."""
+    family, sep, _ = name.partition(":")
+    cls = TARGETS.get(family)
+    if sep and cls.instance_option is None:
+        raise UserError(f"target {family!r} has no named instances: {name!r} is not a target")
+    return cls
+
+
 def get_target(name: str, options: Mapping[str, Any] | Iterable[str] = ()) -> Runner:
     """A runner by target name, configured from a mapping or from `KEY=VALUE` strings."""
-    cls = TARGETS.get(name)
-    values = options if isinstance(options, Mapping) else parse_pairs(options, f"target {name!r}")
-    return cls(make_config(cls.Config, values, f"target {name!r}"))
+    cls = target_class(name)
+    family, sep, instance = name.partition(":")
+    values = dict(options) if isinstance(options, Mapping) else parse_pairs(options, f"target {family!r}")
+    if sep:
+        assert cls.instance_option is not None  # target_class refuses a name part otherwise
+        values[cls.instance_option] = instance
+    return cls(make_config(cls.Config, values, f"target {family!r}"))
 
 
 def list_targets() -> list[dict[str, Any]]:
