@@ -154,7 +154,7 @@ def resolve(
         runner = get_target(target, target_options)
     except UserError as err:
         raise SettingErrors([*problems, SettingError("options", str(err), getattr(err, "unquoted", None))]) from None
-    if not runner.measures and not chosen.searches_unmeasured:
+    if not runner.measures and not getattr(chosen, "searches_unmeasured", False):  # undeclared: it measures
         why = f"{chosen.name} measures on its target, and {runner.name} cannot measure (its latencies are imported)"
         problems.append(SettingError("target", why))
     try:
