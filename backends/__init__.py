@@ -5,6 +5,7 @@ imported until a runner is used.
 """
 
 from backends import edgetpu as _edgetpu  # noqa: F401  (registers "edgetpu")
+from backends import external as _external  # noqa: F401  (registers "external")
 from backends import ort_cpu as _ort_cpu  # noqa: F401  (registers "ort-cpu")
 from backends import systolic as _systolic  # noqa: F401  (registers "systolic-<preset>")
 from backends import tflite_cpu as _tflite_cpu  # noqa: F401  (registers "tflite-cpu")

@@ -120,6 +120,11 @@ class Runner(ABC):
     # CPU (not on a device), so that the CPU share of a round says whether the OS let it run undisturbed.
     clocks: ClassVar[tuple[str, ...]] = CLOCKS
     on_host: ClassVar[bool] = True
+    # False for a device measured elsewhere (`external:NAME`): its latencies are imported and predicted, and a
+    # search against it reports the prediction only.
+    measures: ClassVar[bool] = True
+    # A target of named instances (`external:NAME`) sets the option that `NAME` fills.
+    instance_option: ClassVar[str | None] = None
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.Config()
@@ -230,12 +235,25 @@ def register_target(name: str):  # noqa: ANN201  (a class decorator)
     return decorate
 
 
+def target_class(name: str) -> type[Runner]:
+    """The runner class of a target name: `FAMILY:NAME` names an instance of a target that has them."""
+    family, sep, _ = name.partition(":")
+    cls = TARGETS.get(family)
+    if sep and cls.instance_option is None:
+        raise UserError(f"target {family!r} has no named instances: {name!r} is not a target")
+    return cls
+
+
 def get_target(name: str, options: Mapping[str, Any] | Iterable[str] = ()) -> Runner:
     """A runner by target name, configured from a mapping or from `KEY=VALUE` strings."""
-    cls = TARGETS.get(name)
-    values = dict(options) if isinstance(options, Mapping) else parse_pairs(options, f"target {name!r}")
+    cls = target_class(name)
+    family, sep, instance = name.partition(":")
+    values = dict(options) if isinstance(options, Mapping) else parse_pairs(options, f"target {family!r}")
+    if sep:
+        assert cls.instance_option is not None  # target_class refuses a name part otherwise
+        values[cls.instance_option] = instance
     remote = values.pop("remote", None) or None  # every target's setting, kept out of its Config
-    runner = cls(make_config(cls.Config, values, f"target {name!r}"))
+    runner = cls(make_config(cls.Config, values, f"target {family!r}"))
     runner.remote = RemoteAddress.parse(str(remote)) if remote is not None else None
     return runner
 

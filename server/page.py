@@ -39,6 +39,8 @@ def outcome(job: Job) -> str:
     """How a finished job ended, in a line (its error is shown apart); else what it is doing."""
     result = job.result if isinstance(job.result, dict) else {}
     if job.kind == "search" and "test_accuracy" in result:
+        if result["measured_latency_ms"] is None:  # a device measured elsewhere (external:NAME)
+            return f"test accuracy {result['test_accuracy']:.4f}, predicted {result['predicted_latency_ms']:.3f} ms"
         measured = result["measured_latency_ms"]["median"]
         return f"test accuracy {result['test_accuracy']:.4f}, measured {measured:.3f} ms"
     if job.kind == "search" and "test_epe" in result:  # flownas

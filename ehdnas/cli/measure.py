@@ -1,4 +1,5 @@
-"""`targets`, `spaces`, `benchmark`, `collect`, `train-predictor`: measurements, and predictors learned from them."""
+"""`targets`, `spaces`, `benchmark`, `collect`, `import-measurements`, `train-predictor`: measurements, and
+predictors learned from them."""
 
 from __future__ import annotations
 
@@ -317,6 +318,44 @@ def train_predictor(
     console.print(f"saved the {report.best} predictor to {out}", markup=False, highlight=False, soft_wrap=True)
 
 
+@app.command("import-measurements")
+def import_measurements(
+    file: Annotated[
+        Path,
+        typer.Argument(help="A .csv file with a header, or a .json list of objects: arch or index, latency, unit."),
+    ],
+    space: Annotated[str, typer.Option("--space", help="Search space of the architectures.")],
+    device: Annotated[str, typer.Option("--device", help="The device's name: the target becomes external:NAME.")],
+    space_option: SpaceOptions = None,
+    value_column: Annotated[str, typer.Option("--value-column", help="The column of the latencies.")] = "latency",
+    unit: Annotated[str, typer.Option("--unit", help="Unit of rows without a unit column: ms, us or s.")] = "ms",
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace the device's stored figures of the same architectures.")
+    ] = False,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store latencies measured elsewhere (HW-NAS-Bench-style tables) under target external:NAME, with provenance;
+    train-predictor and search then take --target external:NAME."""
+    _check_paths(db)
+    from ehdnas.pipeline import imports
+    from ehdnas.pipeline.store import Store
+    from ehdnas.spaces import get_space
+
+    the_space = get_space(space, space_option or [])
+    summary = imports.import_measurements(Store(db), the_space, device, file, value_column, unit, replace)
+    if as_json:
+        _print_json(summary)
+        return
+    console.print(
+        f"{summary['stored']} stored, {summary['already_stored']} already stored (--replace replaces them), "
+        f"{summary['rows']} rows of {file} (sha256 {summary['sha256'][:12]}) as {space} on {summary['target']} in "
+        f"{summary['db']}; next: ehdnas train-predictor --space {space} --target {summary['target']}"
+        f"{_flags(None, space_option)}",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+
+
 def _train_and_save(
     runner: Any,
     space: Any,
@@ -337,6 +376,11 @@ def _train_and_save(
             return train_and_save(store, space, MeasurementKey.of(runner, space), out, kinds, seed, status)
     except TooFewMeasurements as short:
         flags = _flags(option, space_option)
+        if not runner.measures:  # a device measured elsewhere: only more of its figures help
+            raise UserError(
+                f"only {short.have} imported measurements of {space.name} on {runner.name} with these settings in "
+                f"{store.url}; {short.missing} more are needed: import them (ehdnas import-measurements)"
+            ) from None
         raise UserError(
             f"only {short.have} measurements of {space.name} on {runner.name} for this host and settings in "
             f"{store.url}; {short.missing} more are needed: run "

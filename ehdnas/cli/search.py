@@ -249,7 +249,6 @@ def _print_tabular(result: dict[str, Any], target: str, out: Path) -> None:
 
 
 def _print_darts(result: dict[str, Any], target: str, out: Path) -> None:
-    measured = result["measured_latency_ms"]["median"]
     on_target = result.get("on_target")
     accuracy = f"test accuracy {result['test_accuracy']:.4f}" + (
         f" (float32), {on_target['test_accuracy']:.4f} in {on_target['precision']} on the target" if on_target else ""
@@ -262,10 +261,15 @@ def _print_darts(result: dict[str, Any], target: str, out: Path) -> None:
         f"{100 * result['frozen_prediction_error']:+.1f}%, before it followed the search"
         if result.get("followed") else ""
     )  # fmt: skip
+    if result["measured_latency_ms"] is None:  # a device measured elsewhere: its predictor is all there is
+        latency = f"predicted {result['predicted_latency_ms']:.3f} ms, not measured ({result['note']})"
+    else:
+        latency = (
+            f"measured {result['measured_latency_ms']['median']:.3f} ms, predicted "
+            f"{result['predicted_latency_ms']:.3f} ms ({100 * result['prediction_error']:+.1f}%{frozen})"
+        )
     console.print(
-        f"genotype: {result['genotype']}\n{accuracy}; latency on {target}: "
-        f"measured {measured:.3f} ms, predicted {result['predicted_latency_ms']:.3f} ms "
-        f"({100 * result['prediction_error']:+.1f}%{frozen}); results in {out}",
+        f"genotype: {result['genotype']}\n{accuracy}; latency on {target}: {latency}; results in {out}",
         markup=False, highlight=False, soft_wrap=True,
     )  # fmt: skip
 

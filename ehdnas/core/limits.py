@@ -38,7 +38,7 @@ class Limits:
     threads: int = 256  # a runtime's threads (target option `threads`)
     channels: int = 1024  # a space's widths (options `channels`, `in_channels`, `out_dim`)
     input_size: int = 1024  # a space's input side (options `input_size`, `input_height`, `input_width`)
-    layers: int = 64  # a space's cells (option `layers`)
+    layers: int = 64  # a space's cells (options `layers`, nb201's `cells` per stage)
     batch: int = 1024  # a space's exported batch (option `batch`)
     array: int = 4096  # a systolic accelerator's rows or columns
     input_elements: int = 2**26  # one input of an ONNX file measured with --input-shape (256 MiB of float32)
@@ -82,6 +82,7 @@ SETTING_LIMITS = {
     "input_height": "input_size",
     "input_width": "input_size",
     "layers": "layers",
+    "cells": "layers",  # nb201's cells per stage
     "batch": "batch",
     "rows": "array",
     "cols": "array",

@@ -1,4 +1,5 @@
-"""EH-DNAS: differentiable architecture search with a learned latency term, end to end.
+"""EH-DNAS: differentiable architecture search with a learned latency term, end to end, on a space that has a
+DNAS supernet (darts, nb201).
 
 search (first-order DARTS on a train/validation split of the training data,
 loss = task + lambda * hardware term of softmax(alpha)) -> derive the genotype ->
@@ -30,10 +31,9 @@ from ehdnas.pipeline.export import export_model
 from ehdnas.pipeline.follow import FOLLOW_WEIGHT, Follower
 from ehdnas.pipeline.store import Store
 from ehdnas.report.plots import plot_search, plot_tradeoff
-from ehdnas.spaces import get_space
+from ehdnas.spaces import SearchSpace, get_space
 from ehdnas.spaces.binary_ops import memory_bits, reconstruction_loss
-from ehdnas.spaces.darts import DartsSpace, Genotype
-from ehdnas.supernets.darts import Supernet
+from ehdnas.supernets.dnas import DnasSupernet, dnas_supernet
 from ehdnas.tasks.images import ImageData, check_data_spec, load_data
 from perf_models import HardwareLoss, Predictor
 from perf_models.loss import FORMS
@@ -52,6 +52,7 @@ class SearchSettings:
 
     target: str = "ort-cpu"
     target_options: dict[str, Any] = field(default_factory=dict)
+    space: str = "darts"  # the space searched, one of the method's spaces
     space_options: dict[str, Any] = field(default_factory=dict)
     data: str = setting(
         "digits", help="Training data: digits (embedded), cluttered (embedded, harder: digits among clutter), "
@@ -78,7 +79,10 @@ class SearchSettings:
         0.3, ge=0, le=0.9, help="Share of the search's steps that train weights only before alpha moves (PC-DARTS 0.3)"
     )
     skip_cap: int = setting(
-        2, ge=0, le=8, help="At most this many skip_connect in the derived normal cell (P-DARTS); 8: no cap."
+        2,
+        ge=0,
+        le=8,
+        help="At most this many skip_connect in the derived normal cell (nb201: the cell; P-DARTS); 8: no cap.",
     )
     follow: bool = setting(
         True, help="Measure each epoch's derived network and neighbours on the target; correct the predictor there."
@@ -130,8 +134,13 @@ def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, size: in
     return correct / len(x)
 
 
-def _one_hot(space: DartsSpace, genotype: Genotype) -> torch.Tensor:
-    return torch.as_tensor(np.stack(space.one_hot(genotype)))  # (28, 8)
+def _one_hot(space: SearchSpace, genotype: Any) -> torch.Tensor:
+    return torch.as_tensor(np.stack(space.one_hot(genotype)))  # (D, K): darts (28, 8), nb201 (6, 5)
+
+
+def _binary(space: SearchSpace) -> bool:
+    """Whether the space's networks are 1-bit (the darts space's DCP-NAS variant; no other space has one)."""
+    return bool(getattr(space.config, "binary", False))
 
 
 FOLLOW_CHECKS = 4  # times per epoch the followed search checks whether its derived network changed
@@ -157,7 +166,7 @@ class Schedule:
         return cls(per_epoch, warmup, lr, max(1, per_epoch // FOLLOW_CHECKS))
 
 
-def weight_optimizer(settings: SearchSettings, supernet: Supernet) -> tuple[torch.optim.Optimizer, Any]:
+def weight_optimizer(settings: SearchSettings, supernet: DnasSupernet) -> tuple[torch.optim.Optimizer, Any]:
     """DARTS's weight optimizer (SGD with momentum) and its cosine schedule over the search epochs."""
     w_opt = torch.optim.SGD(
         supernet.weight_parameters(), settings.w_lr, momentum=settings.w_momentum, weight_decay=settings.w_weight_decay
@@ -187,12 +196,12 @@ class EhDnas:
         self,
         settings: SearchSettings,
         schedule: Schedule,
-        space: DartsSpace,
+        space: SearchSpace,
         predictor: Predictor,
         generator: torch.Generator,
         device: Any,
     ) -> None:
-        self.supernet = Supernet(space, generator).to(device)
+        self.supernet = dnas_supernet(space, generator).to(device)
         self.w_opt, self.schedule = weight_optimizer(settings, self.supernet)
         self.a_opt = arch_optimizer(settings, schedule, [self.supernet.alpha])
         self.hardware = hardware_loss(settings, predictor, self.supernet.soft_arch())
@@ -245,21 +254,21 @@ def _method(name: str) -> type:
 
 
 def alpha_summary(probs: torch.Tensor) -> dict[str, float]:
-    """How decided the architecture is: the mean over edges of the largest op probability (uniform: 1/8) and of
-    the entropy (uniform: ln 8 = 2.08); probs (28, 8)."""
+    """How decided the architecture is: the mean over edges of the largest op probability (uniform: 1/K) and of
+    the entropy (uniform: ln K; darts's 8 ops: 2.08); probs (D, K)."""
     entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
     return {"alpha_max": float(probs.max(-1).values.mean()), "alpha_entropy": float(entropy.mean())}
 
 
 def search_supernet(
     settings: SearchSettings,
-    space: DartsSpace,
+    space: SearchSpace,
     data: ImageData,
     predictor: Predictor,
     out: Path,
     on_event: Events,
     follower: Follower | None = None,
-) -> tuple[Genotype, list[dict[str, Any]]]:
+) -> tuple[Any, list[dict[str, Any]]]:
     """The bilevel search of `settings.method`; checkpoints every epoch into `out` and resumes from there.
 
     With a `follower`, the search's hardware term reads `follower.predictor`; the derived network is checked
@@ -353,7 +362,7 @@ def search_supernet(
 
 
 def retrain(
-    settings: SearchSettings, space: DartsSpace, genotype: Genotype, data: ImageData, on_event: Events
+    settings: SearchSettings, space: SearchSpace, genotype: Any, data: ImageData, on_event: Events
 ) -> tuple[torch.nn.Module, float]:
     """Train the derived network from scratch on the whole training split; its test accuracy."""
     torch.manual_seed(settings.seed)
@@ -370,7 +379,7 @@ def retrain(
         for step, (x, y) in enumerate(_batches(data.train_x, data.train_y, settings.batch_size, generator)):
             optimizer.zero_grad()
             loss = F.cross_entropy(model(x), y)
-            if space.config.binary:  # 1-bit weights stay close to the real ones they stand for
+            if _binary(space):  # 1-bit weights stay close to the real ones they stand for
                 loss = loss + settings.dcp_mu * reconstruction_loss(model)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
@@ -395,11 +404,10 @@ def run_search(
     settings.check()
     on_event = throttled(on_event)  # the search and the retraining tick after every step
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when there is one
-    space = get_space("darts", settings.space_options)
-    assert isinstance(space, DartsSpace)
+    space = get_space(settings.space, settings.space_options)
     runner = get_target(settings.target, settings.target_options)
     if predictor.meta.get("space_config") not in (None, space.config_dict()):
-        raise UserError(f"the predictor was trained for darts settings {predictor.meta['space_config']}")
+        raise UserError(f"the predictor was trained for {space.name} settings {predictor.meta['space_config']}")
     finished = out / RESULT
     previous = saved_result(finished)
     if previous is not None and previous.get("settings") == settings.to_dict():  # this exact search ran to the end
@@ -418,7 +426,7 @@ def run_search(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     follower = None
-    if settings.follow and settings.lam > 0:
+    if settings.follow and settings.lam > 0 and runner.measures:  # a device measured elsewhere is not followed
         follower = Follower(predictor, runner, space, store, settings.follow_neighbours, FOLLOW_WEIGHT, settings.seed)
     genotype, history = search_supernet(settings, space, data, predictor, out, on_event, follower)
     search_s = time.perf_counter() - started
@@ -426,27 +434,29 @@ def run_search(
     (out / "genotype.json").write_text(json.dumps(genotype.to_dict(), indent=2) + "\n")
     model, accuracy = retrain(settings, space, genotype, data, on_event)
     torch.save(model.state_dict(), out / "weights.pt")
-    on_event(tick("finish", 0, 1, f"exporting the network and measuring it on {runner.name}"))
+    doing = f"measuring it on {runner.name}" if runner.measures else f"predicting its latency on {runner.name}"
+    on_event(tick("finish", 0, 1, f"exporting the network and {doing}"))
     exported = export_model(model.cpu(), space.input_shape, out / "model.onnx")
-    measurement = runner.measure(exported, TimingProtocol())
+    measurement = runner.measure(exported, TimingProtocol()) if runner.measures else None
     with torch.no_grad():
         frozen = float(predictor.cpu()(_one_hot(space, genotype)))
     # What the search optimised against at its end: the followed predictor before its last correction.
     predicted = history[-1]["predicted_ms_derived"] if follower is not None else frozen
-    measured = measurement.latency_ms.median
+    measured = measurement.latency_ms.median if measurement is not None else None
     result = {
         "genotype": genotype.to_text(),
         "test_accuracy": accuracy,
-        "measured_latency_ms": measurement.latency_ms.to_dict(),
+        "latency_source": "measured" if measurement is not None else "predicted",
+        "measured_latency_ms": measurement.latency_ms.to_dict() if measurement is not None else None,
         "predicted_latency_ms": predicted,
-        "prediction_error": predicted / measured - 1,
+        "prediction_error": predicted / measured - 1 if measured else None,
         "frozen_predicted_latency_ms": frozen,  # the predictor as trained, never corrected
-        "frozen_prediction_error": frozen / measured - 1,
+        "frozen_prediction_error": frozen / measured - 1 if measured else None,
         "followed": follower is not None,
         "schedule": dataclasses.asdict(Schedule.of(settings, len(data.train_x) // 2)),
         "target": runner.name,
         "target_config": runner.config_dict(),
-        "host": measurement.host,
+        "host": measurement.host if measurement is not None else runner.host(),
         "data": data.name,
         "space_config": space.config_dict(),
         "settings": settings.to_dict(),
@@ -458,11 +468,15 @@ def run_search(
             "refit_s": follower.slowest_refit_s if follower is not None else 0.0,  # the slowest correction
             "total_s": time.perf_counter() - started,
         },
-        "macs": measurement.model.get("macs"),
+        "macs": exported.macs,
         "params": sum(p.numel() for p in model.parameters()),
     }
-    if space.config.binary:
-        real = get_space("darts", {**settings.space_options, "binary": False}).build(genotype)
+    if measurement is None:
+        result["note"] = (
+            f"{runner.name} cannot measure here (its latencies were imported): the latency is the predictor's only"
+        )
+    if _binary(space):
+        real = get_space(space.name, {**settings.space_options, "binary": False}).build(genotype)
         result["memory_mbits"] = memory_bits(model) / 1e6
         result["real_memory_mbits"] = memory_bits(real) / 1e6  # the same genotype, real-valued
     if runner.precision() != "float32":  # the target runs another network than the one trained: how far off?
@@ -513,13 +527,12 @@ class EhDnasMethod:
     name = "eh-dnas"
     summary = "EH-DNAS: DARTS with a differentiable latency predictor's term (lambda 0: plain DARTS)"
     settings = SearchSettings
-    spaces = ("darts",)
+    spaces = ("darts", "nb201")
+    searches_unmeasured = True  # then the result's latency is the predictor's, and says so
     step: type = EhDnas
 
-    def space(self, name: str, space_options: dict[str, Any]) -> DartsSpace:
-        space = get_space(name, space_options)
-        assert isinstance(space, DartsSpace)
-        return space
+    def space(self, name: str, space_options: dict[str, Any]) -> SearchSpace:
+        return get_space(name, space_options)
 
     def uses_predictor(self, settings: SearchSettings) -> bool:
         return True

@@ -223,6 +223,7 @@ class DcpNasMethod(EhDnasMethod):
     name = "dcp-nas"
     summary = "DCP-NAS: a 1-bit child under a real-valued parent (the binary variant of the darts space)"
     settings = DcpNasSettings
+    spaces = ("darts",)  # the one space with a 1-bit variant
     step = DcpNas
 
     def space(self, name: str, space_options: dict[str, Any]) -> DartsSpace:

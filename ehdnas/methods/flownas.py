@@ -395,6 +395,7 @@ class FlowNasMethod:
     summary = "FlowNAS: an optical-flow encoder by evolution over a supernet, under a latency budget on the target"
     settings = FlowSearchSettings
     spaces = ("flownas",)
+    searches_unmeasured = False  # its budget and its result are measured on the target
 
     def space(self, name: str, space_options: dict[str, Any]) -> FlowNASSpace:
         space = get_space(name, space_options)

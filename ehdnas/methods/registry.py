@@ -23,6 +23,9 @@ class Method(Protocol):
     summary: ClassVar[str]  # one line for `ehdnas methods`
     settings: ClassVar[type]  # a frozen dataclass with target, target_options, space_options and check()
     spaces: ClassVar[tuple[str, ...]]  # the spaces it searches, the default first
+    # Whether it searches for a target that cannot measure (`external:NAME`), by its predictor alone; a method
+    # that does not say is taken to measure.
+    searches_unmeasured: ClassVar[bool]
 
     def space(self, name: str, space_options: dict[str, Any]) -> SearchSpace:
         """The space to search (a method may set options of its own, e.g. DCP-NAS's binary variant)."""

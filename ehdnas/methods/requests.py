@@ -59,10 +59,10 @@ class _Problems:
 def _runner(target: str, options: Options, limits: Limits, problems: _Problems) -> Any:
     """The target's runner if its name and settings are good and it runs here; else None, with the problem."""
     from backends import get_target
-    from backends.base import TARGETS
+    from backends.base import target_class
 
     try:
-        TARGETS.get(target)
+        target_class(target)
     except UserError as err:
         problems.add("target", str(err))
         return None
@@ -222,11 +222,11 @@ def check_search(
 ) -> Resolved:  # fmt: skip
     """A search: its method's resolved settings, the target available, within the limits, its predictor there
     (a file the user names; on the server, a name in the `predictors` folder) and made for this target."""
-    from backends.base import TARGETS
+    from backends.base import target_class
     from ehdnas.pipeline.predictors import predictor_problem
 
     try:
-        TARGETS.get(target)
+        target_class(target)
     except UserError as err:
         raise SettingErrors([SettingError("target", str(err))]) from None
     resolved = resolve(target, target_options, space, space_options, method, values)

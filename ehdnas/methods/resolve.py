@@ -154,6 +154,9 @@ def resolve(
         runner = get_target(target, target_options)
     except UserError as err:
         raise SettingErrors([*problems, SettingError("options", str(err), getattr(err, "unquoted", None))]) from None
+    if not runner.measures and not getattr(chosen, "searches_unmeasured", False):  # undeclared: it measures
+        why = f"{chosen.name} measures on its target, and {runner.name} cannot measure (its latencies are imported)"
+        problems.append(SettingError("target", why))
     try:
         the_space = chosen.space(space, space_options if isinstance(space_options, dict) else _pairs(space_options))
     except UserError as err:
@@ -163,7 +166,7 @@ def resolve(
     problems += [SettingError(n, _foreign(n, chosen, space)) for n in values if n not in own | set(asked_predictor)]
     given = _fields(chosen.settings, {n: v for n, v in values.items() if n in own}, problems)
     base = {"target": runner.name, "target_options": runner.config_dict(), "space_options": the_space.config_dict()}
-    if "space" in {f.name for f in dataclasses.fields(chosen.settings)}:  # a method of several spaces names it
+    if "space" in {f.name for f in dataclasses.fields(chosen.settings)}:  # a method of several spaces: which one
         base["space"] = the_space.name
     settings = chosen.settings(**base, **given)
     try:
@@ -172,6 +175,9 @@ def resolve(
         problems.append(err)
     except UserError as err:
         problems.append(SettingError("settings", str(err)))
+    if not runner.measures and chosen.stages(settings)[1] > 1:
+        why = f"a sweep compares measured latencies, and {runner.name} cannot measure: one lambda at a time"
+        problems.append(SettingError("lambdas", why))
     predictor = _predictor_choice(chosen, settings, asked_predictor, problems)
     if problems:
         raise SettingErrors(problems)

@@ -17,6 +17,7 @@ from torch import nn
 
 from ehdnas.spaces.darts import EDGES, NODES, OPS, DartsSpace, Genotype
 from ehdnas.spaces.darts_net import CellNetwork, op_builders, preprocessors
+from ehdnas.supernets.dnas import DnasSupernet, register_supernet
 
 
 class Zero(nn.Module):
@@ -59,32 +60,18 @@ class SearchCell(nn.Module):
         return torch.cat(states[2:], dim=1)  # (B, 4C, H, W)
 
 
-class Supernet(nn.Module):
-    """Network weights plus architecture parameters alpha (28, 8)."""
+@register_supernet("darts")
+class Supernet(DnasSupernet):
+    """Network weights plus architecture parameters alpha (28, 8): the normal cell's 14 rows, then the reduction
+    cell's."""
 
     def __init__(self, space: DartsSpace, generator: torch.Generator | None = None) -> None:
-        super().__init__()
         c = space.config
-        self.space = space
         cell = functools.partial(SearchCell, binary=c.binary)
-        self.net = CellNetwork(cell, c.channels, c.layers, c.classes, c.in_channels)
-        self.alpha = nn.Parameter(1e-3 * torch.randn(2 * len(EDGES), len(OPS), generator=generator))
+        super().__init__(space, CellNetwork(cell, c.channels, c.layers, c.classes, c.in_channels), generator)
 
-    def arch_logits(self, shift: torch.Tensor | None = None) -> torch.Tensor:
-        """alpha as the search reads it: (28, 8), less `shift` when a method corrects it (DCP-NAS's backtracking)."""
-        return self.alpha if shift is None else self.alpha - shift
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        return list(self.net.parameters())
-
-    def soft_arch(self, tau: float | None = None, shift: torch.Tensor | None = None) -> torch.Tensor:
-        """softmax(alpha - shift), or a Gumbel-softmax sample at temperature tau: (28, 8)."""
-        logits = self.arch_logits(shift)
-        return F.softmax(logits, dim=-1) if tau is None else F.gumbel_softmax(logits, tau=tau, dim=-1)
-
-    def forward(self, x: torch.Tensor, tau: float | None = None, shift: torch.Tensor | None = None) -> torch.Tensor:
-        weights = self.soft_arch(tau, shift)
-        return self.net(x, weights[: len(EDGES)], weights[len(EDGES) :])
+    def cell_weights(self, weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return weights[: len(EDGES)], weights[len(EDGES) :]  # (normal, reduce): (14, 8) each
 
     def derive(self, shift: torch.Tensor | None = None, skip_cap: int = len(EDGES)) -> Genotype:
         """DARTS's rule (see `derive_genotype`) on softmax(alpha - shift)."""

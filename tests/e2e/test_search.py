@@ -14,6 +14,7 @@ from backends import get_target
 from ehdnas.core.errors import UserError
 from ehdnas.core.events import is_tick
 from ehdnas.methods.darts import SearchSettings, run_search
+from ehdnas.methods.resolve import SettingErrors, resolve
 from ehdnas.pipeline.key import MeasurementKey
 from ehdnas.pipeline.store import Store
 from ehdnas.spaces import get_space
@@ -82,3 +83,22 @@ def test_sweep_adds_the_darts_baseline_and_plots_the_pareto_view(tmp_path: Path)
     assert (tmp_path / "sweep" / "pareto.png").stat().st_size > 10_000
     assert (tmp_path / "sweep" / "lambda-0" / "result.json").is_file()
     assert (tmp_path / "sweep" / "lambda-2" / "model.onnx").is_file()
+
+
+@pytest.mark.slow
+def test_eh_dnas_searches_the_nb201_space_and_measures_its_result(tmp_path: Path) -> None:
+    options = {"cells": 1, "channels": 4, "input_size": 8}
+    values = {"lambdas": [1.0], "epochs": 1, "retrain_epochs": 1, "batch_size": 256, "follow_neighbours": 1}
+    resolved = resolve("systolic-edge32", {}, "nb201", options, "eh-dnas", values)
+    assert resolved.settings.space == "nb201" and resolved.document()["settings"]["space"] == "nb201"
+    predictor = tiny_predictor(resolved.space, slow_op="nor_conv_3x3")
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    result = resolved.method.run(resolved.settings, predictor, store, tmp_path, lambda event: None)
+    cell = resolved.space.parse(result["genotype"])
+    assert result["genotype"] == cell.to_text() and result["genotype"].startswith("|")
+    assert result["measured_latency_ms"]["median"] > 0 and result["followed"]
+    assert len(store.stored_archs(MeasurementKey.of(resolved.runner, resolved.space))) >= 2
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == [1, 3, 8, 8]
+    with pytest.raises(SettingErrors, match="darts searches only, not to nb201"):
+        resolve("systolic-edge32", {}, "nb201", options, "dcp-nas", {})
