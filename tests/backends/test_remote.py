@@ -33,6 +33,7 @@ from ehdnas.pipeline.measure import collect
 from ehdnas.pipeline.store import Store
 from ehdnas.spaces import get_space
 from tests.conftest import ROOT
+from tests.methods.test_requests import PROTOCOL
 
 TRACKER_PORT = 18141  # this suite's ports: 18140-18179
 DEVICE_PORTS = (18150, 18165)
@@ -249,10 +250,9 @@ def test_a_job_spec_with_a_remote_is_checked_at_submission(tracker: str) -> None
     from ehdnas.methods.requests import check_measure
     from ehdnas.methods.resolve import SettingErrors
 
-    protocol = {"repeats": 3, "min_time": 0.0, "warmup": 1, "max_cv": 0.1}
     for remote, problem in ((f"{tracker}/nowhere", "no device is registered under key 'nowhere'"),
                             ("127.0.0.1:18179/k", "no RPC tracker answers at 127.0.0.1:18179")):  # fmt: skip
         with pytest.raises(SettingErrors) as caught:
-            check_measure("ort-cpu", {"remote": remote}, "darts", SPACE, protocol, Limits(), samples=1)
+            check_measure("ort-cpu", {"remote": remote}, "darts", SPACE, PROTOCOL, Limits(), samples=1)
         found = [(e.field, e.message[: len(problem)]) for e in caught.value.problems]
         assert found == [(("options", "remote"), problem)]
