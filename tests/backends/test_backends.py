@@ -52,7 +52,7 @@ def test_list_targets_reports_availability() -> None:
     rows = {row["name"]: row for row in list_targets()}
     assert rows["ort-cpu"]["available"] is True and rows["ort-cpu"]["reason"] == ""
     # What a bare --target measures with, each setting a valid -o value: given back, it changes nothing.
-    assert rows["tvm-llvm"]["settings"] == {"mode": "untuned", "trials": 64, "threads": 1, "mcpu": "host"}
+    assert rows["tvm-llvm"]["settings"] == {"mode": "tuned", "trials": 256, "seed": 0, "threads": 1, "mcpu": "host"}
     for name, row in rows.items():
         options = [f"{key}={value}" for key, value in row["settings"].items() if value != ""]
         assert get_target(name, options).config == get_target(name).config, name
