@@ -20,6 +20,8 @@ from ehdnas.pipeline.export import export_model
 from tests.conftest import LIGHT_MODELS, ROOT, tiny_conv_model
 
 QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0)
+# The contract, not a target's schedules: tvm-llvm's default tunes (30 min for this model on a loaded host).
+QUICK_SETTINGS = {"tvm-llvm": ["mode=untuned"]}
 
 
 @pytest.mark.parametrize("name", TARGETS.names())
@@ -27,7 +29,7 @@ def test_every_target_measures_a_tiny_model_or_says_why_not(name: str, tmp_path:
     # Exported from torch, with the module attached, as ehdnas's own networks are: LiteRT converts from it.
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1))
     tiny_model = export_model(module, (1, 3, 8, 8), tmp_path / "tiny.onnx")
-    runner = get_target(name)
+    runner = get_target(name, QUICK_SETTINGS.get(name, []))
     status = runner.availability()
     if not status.available:
         assert status.reason, "an unavailable target must say why"
