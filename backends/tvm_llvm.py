@@ -1,18 +1,24 @@
-"""Target `tvm-llvm`: Apache TVM (Relax) compiled with LLVM for this CPU, untuned or MetaSchedule-tuned.
+"""Target `tvm-llvm`: Apache TVM (Relax) compiled with LLVM for this CPU: tuned, sampled or unscheduled.
 
 The model goes through TVM's Relax ONNX frontend with its weights bound as
 constants (as a deployment would), is lowered and built for `llvm` with the
 host's `-mcpu`, and is timed on the Relax VM by TVM's own time evaluator.
 
-- `mode=untuned`: TVM's default schedules after operator fusion, plus the CPU
-  dlight rules (GEMV, reduction) where they match. Quick to build, and slow.
-- `mode=tuned`: MetaSchedule tunes each compute kernel (convolution, matmul,
-  pooling: the anchor ops of fused functions) that the tuning database does not
-  hold yet, `trials` trials each, then builds with the best schedules. Records
-  are matched by anchor block in one database per TVM target and version, so a
-  collection of similar networks tunes each distinct kernel once.
+- `mode=tuned` (the default): MetaSchedule tunes the model's compute kernels
+  (convolution, matmul, pooling: the anchor ops of fused functions) with one
+  budget of `trials` for the whole model, which its task scheduler shares out
+  by expected gain, then builds with the best schedules. Records are matched by
+  anchor block in one database per TVM target and version, shared by every
+  model built later: kernels it holds are not tuned again, and a model whose
+  kernels it partly holds spends that part of its budget less.
+- `mode=sampled`: one MetaSchedule schedule per kernel drawn from `seed`, none
+  measured: a minute of build time, a few times slower than tuned, for
+  collections where the order of networks matters more than their speed.
+- `mode=untuned`: TVM's default CPU pipeline, which schedules no convolution
+  (the CPU dlight rules cover GEMV and reductions only): loops as legalized.
+  Quick to build, tens of times slower than ONNX Runtime, not representative.
 
-Executables are cached on disk by (model hash, TVM target, mode, trials, TVM
+Executables are cached on disk by (model hash, TVM target, settings, TVM
 version), so measuring a model again does not compile it again.
 """
 
@@ -24,7 +30,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,17 +42,28 @@ from backends.onnx_model import OnnxModel
 from backends.output import redirected_output
 from backends.protocol import TimingProtocol
 from ehdnas.core.errors import UserError
+from ehdnas.core.events import Events, no_events, tick
 from ehdnas.core.host import fingerprint
 from ehdnas.core.paths import cache_dir
 
-MODES = ("untuned", "tuned")
+MODES = ("tuned", "sampled", "untuned")
 MATCH = "anchor-block"  # a fused conv+add+relu reuses the record of the same conv fused otherwise
+TUNE_STAGE = "tvm-tune"  # the stage of tuning's ticks
+UNSCHEDULED = "TVM's default CPU pipeline, no schedule; not representative of TVM"  # what untuned is, shown with it
+ROUND_TRIALS = 8  # candidates one round of a kernel's search measures: its evolutionary search costs per round
+POPULATION = 128  # the evolutionary search's population (TVM's default 512; a round's search is ~4x cheaper)
+# The expected tuning time: SECONDS_PER_ROUND for each round's search plus SECONDS_PER_TRIAL to build and time
+# each candidate, as SqueezeNet's first rounds took on 2 cores at load 6 (7 s of search, 12 s for 8 candidates).
+SECONDS_PER_ROUND = 8.0
+SECONDS_PER_TRIAL = 1.5
+SAMPLE_DRAWS = 16  # draws of a kernel's schedule that mode=sampled tries before leaving it unscheduled
 
 
 @dataclass(frozen=True)
 class TvmLlvmConfig:
-    mode: str = "untuned"
-    trials: int = 64  # MetaSchedule trials for each kernel not yet in the tuning database (mode=tuned)
+    mode: str = "tuned"
+    trials: int = 256  # MetaSchedule's budget for the whole model, shared out among its kernels (mode=tuned)
+    seed: int = 0  # the draw of every kernel's schedule (mode=sampled)
     threads: int = 1  # TVM runtime threads; 1 keeps measurements comparable and quiet
     mcpu: str = "host"  # LLVM CPU to generate code for; "host" is the CPU this runs on (or the remote device's)
     mtriple: str = "host"  # LLVM target triple; "host": this machine's, or the remote device's (-o remote=...)
@@ -83,11 +100,16 @@ class Compiled:
 @register_target("tvm-llvm")
 class TvmLlvmRunner(Runner):
     description = (
-        "Apache TVM (Relax) built with LLVM for this CPU; mode=untuned: TVM's default CPU pipeline, loops left "
-        "unscheduled, not representative of TVM; mode=tuned: MetaSchedule, trials=N per kernel"
+        "Apache TVM (Relax) built with LLVM for this CPU; mode=tuned: MetaSchedule, trials=N for the whole model, "
+        "records shared by every model; mode=sampled: one unmeasured MetaSchedule sample per kernel (seed=N); "
+        f"mode=untuned: {UNSCHEDULED}"
     )
     Config = TvmLlvmConfig
     clocks = ("wall",)  # TVM's time_evaluator times each run itself
+
+    def __init__(self, config: TvmLlvmConfig | None = None, on_event: Events = no_events) -> None:
+        super().__init__(config)
+        self.on_event = on_event  # where tuning says how long it expects to take, then how far it is
 
     @classmethod
     def availability(cls) -> Availability:
@@ -109,8 +131,10 @@ class TvmLlvmRunner(Runner):
 
     def config_dict(self) -> dict[str, Any]:
         config = super().config_dict()
-        if self.config.mode == "untuned":
+        if self.config.mode != "tuned":
             del config["trials"]  # no tuning: the budget changes nothing measured
+        if self.config.mode != "sampled":
+            del config["seed"]  # only sampled schedules are drawn
         if self.config.mtriple == "host":
             del config["mtriple"]  # the machine that times is in the key already (and keys from before it stay)
         return config
@@ -161,7 +185,10 @@ class TvmLlvmRunner(Runner):
         return self._timed(self.compile(model), model)  # once: the retries of one measurement time one build
 
     def _timed(self, compiled: Compiled, model: OnnxModel) -> Timer:
-        return Timer(lambda protocol: self._time(compiled, model, protocol), dict(compiled.info))
+        details = dict(compiled.info)
+        if self.config.mode == "untuned":
+            details["note"] = f"untuned: {UNSCHEDULED}"  # beside the figure wherever it is shown
+        return Timer(lambda protocol: self._time(compiled, model, protocol), details)
 
     def _time(self, compiled: Compiled, model: OnnxModel, protocol: TimingProtocol) -> list[float]:
         import tvm
@@ -209,8 +236,13 @@ class TvmLlvmRunner(Runner):
         info: dict[str, Any] = {"mode": self.config.mode, "mcpu": str(target.attrs.get("mcpu", "generic"))}
         database = None
         if self.config.mode == "tuned":
-            database, tuning = _tune(fused, target, self.tuning_dir(target), self.config.trials)
+            database, tuning = _tune(fused, target, self.tuning_dir(target), self.config.trials, self.on_event)
             info.update(tuning)
+        elif self.config.mode == "sampled":
+            start = time.perf_counter()
+            log = cache_dir("tvm") / "sampling.log"
+            database, info["kernels"], info["kernels_sampled"] = _sample(fused, target, self.config.seed, log)
+            info["sample_s"] = round(time.perf_counter() - start, 3)
         return _compile(fused, target, database), info
 
 
@@ -326,46 +358,148 @@ def _where_they_apply(rules: Any, module: Any) -> Any:
     return module
 
 
-def _tune(fused: Any, target: Any, work_dir: Path, trials: int) -> tuple[Any, dict[str, Any]]:
-    """Tune the kernels the database lacks; the database and what was done."""
+def _kernels(fused: Any, target: Any) -> list[Any]:
+    """The model's MetaSchedule tasks worth scheduling, one per distinct anchor block.
+
+    Functions built around a reduction (convolution, matmul, pooling, with what was fused into them) hold
+    nearly all the time; element-wise functions keep their default schedules.
+    """
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.analysis import find_anchor_sblock
 
     tasks = ms.relax_integration.extract_tasks(fused, target, module_equality=MATCH)
-    # Functions built around a reduction (convolution, matmul, pooling, with what was fused into them)
-    # hold nearly all the time; element-wise functions keep their default schedules.
-    kernels = [t for t in tasks if find_anchor_sblock(t.dispatched[0]) is not None]
+    return [t for t in tasks if find_anchor_sblock(t.dispatched[0]) is not None]
+
+
+def _sample(fused: Any, target: Any, seed: int, log: Path) -> tuple[Any, int, int]:
+    """One MetaSchedule schedule per kernel, its decisions drawn from `seed`, none measured: a memory database
+    of them, the kernels and how many got one.
+
+    Each kernel's design space comes from the post-order-apply generator (the rules tuning starts from); one
+    of its sketches is replayed with every decision sampled afresh, and the target's postprocessors applied;
+    a draw they reject (a loop too long to unroll, say) is drawn again, and a kernel with no accepted draw
+    keeps its default schedule.
+    """
+    from tvm import s_tir
+    from tvm.s_tir import meta_schedule as ms
+
+    rng = np.random.default_rng(seed)
+    kernels = _kernels(fused, target)
+    database = ms.database.MemoryDatabase(module_equality=MATCH)
+    sampled = 0
+    with redirected_output(log), _frames_looked_up_cheaply():  # the first context imports the tensor intrinsics
+        for task in kernels:
+            module = task.dispatched[0]
+            context = ms.TuneContext(
+                mod=module, target=target, space_generator="post-order-apply", rand_state=_draw(rng), num_threads=1
+            )
+            sketches, postprocs = context.generate_design_space(), context.space_generator.postprocs
+            for _ in range(SAMPLE_DRAWS):
+                schedule = s_tir.Schedule(module, seed=_draw(rng))
+                sketches[rng.integers(len(sketches))].trace.apply_to_schedule(
+                    schedule, remove_postproc=True, decision_provider=lambda *_: None
+                )
+                if all(postproc.apply(schedule) for postproc in postprocs):
+                    workload = database.commit_workload(module)
+                    args = ms.arg_info.ArgInfo.from_prim_func(module["main"])
+                    record = ms.database.TuningRecord(schedule.trace, workload, [1.0], target, args)
+                    database.commit_tuning_record(record)
+                    sampled += 1
+                    break
+    return database, len(kernels), sampled
+
+
+def _draw(rng: np.random.Generator) -> int:
+    return int(rng.integers(1, 2**31 - 1))
+
+
+def _tune(fused: Any, target: Any, work_dir: Path, budget: int, on_event: Events) -> tuple[Any, dict[str, Any]]:
+    """Tune the kernels the database lacks, with their share of the model's `budget`; the database and what was
+    done.
+
+    The model's kernels share `budget` trials; those the database holds already had their share, so a model
+    whose kernels are all known tunes nothing. MetaSchedule's gradient task scheduler gives every new kernel
+    one round of trials, then the rest to the kernels whose latency it expects to fall most (by weight and
+    recent gain), each capped at a few times its even share.
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    kernels = _kernels(fused, target)
     database = ms.database.JSONDatabase(work_dir=str(work_dir), module_equality=MATCH)
     new = [t for t in kernels if database.query_tuning_record(t.dispatched[0], target, "main") is None]
-    start = time.perf_counter()
+    trials = math.ceil(budget * len(new) / len(kernels)) if new else 0
+    per_round = min(ROUND_TRIALS, max(1, trials // max(len(new), 1)))  # every new kernel gets a first round
+    expected_s = round(SECONDS_PER_ROUND * math.ceil(trials / per_round) + SECONDS_PER_TRIAL * trials)
+    start, spent = time.perf_counter(), 0
     if new:
+        on_event(tick(TUNE_STAGE, 0, trials, _tuning_line(0, trials, len(new), expected_s), lasting=True))
+
+        search = ms.search_strategy.EvolutionarySearch(population_size=POPULATION)
         logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)  # it logs every trial
-        with redirected_output(work_dir / "tuning.log"):
+        with redirected_output(work_dir / "tuning.log") as aside:
+
+            def measured(count: int) -> None:
+                nonlocal spent
+                spent += count
+                left = max(expected_s - (time.perf_counter() - start), 0)
+                with aside():  # the line is the user's, not the log's
+                    on_event(tick(TUNE_STAGE, spent, trials, _tuning_line(spent, trials, len(new), left)))
+
             with _frames_looked_up_cheaply():  # the first context imports the tensor intrinsics
                 contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                    new, str(work_dir), num_threads=os.cpu_count() or 1, seed=0
+                    new, str(work_dir), strategy=search, num_threads=os.cpu_count() or 1, seed=0
                 )
             ms.tune.tune_tasks(
                 tasks=contexts,
                 task_weights=weights,
                 work_dir=str(work_dir),
-                max_trials_global=trials * len(new),
-                max_trials_per_task=trials,
-                num_trials_per_iter=min(trials, 32),
+                max_trials_global=trials,
+                max_trials_per_task=max(per_round, math.ceil(4 * trials / len(new))),
+                num_trials_per_iter=per_round,
                 database=database,
                 builder=ms.builder.LocalBuilder(f_build=_build_candidate),
-                runner=ms.runner.LocalRunner(
-                    evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=3, min_repeat_ms=10)
-                ),
+                runner=_tuning_runner(),
+                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), _counting(measured)],
                 module_equality=MATCH,
             )
     return database, {
         "kernels": len(kernels),
+        "kernels_from_database": len(kernels) - len(new),
         "kernels_tuned_now": len(new),
-        "trials": trials,
+        "trials": budget,
+        "trials_spent": spent,
+        "expected_tune_s": expected_s,
         "tune_s": round(time.perf_counter() - start, 3),
         "tuning_dir": str(work_dir),
     }
+
+
+def _tuning_line(done: int, trials: int, kernels: int, left_s: float) -> str:
+    return f"tuning {kernels} kernels: {done}/{trials} trials, about {_duration(left_s)} left"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _tuning_runner() -> Any:
+    """Where MetaSchedule times candidates: on this machine, each 3 times over at least 10 ms."""
+    from tvm.s_tir import meta_schedule as ms
+
+    return ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=3, min_repeat_ms=10))
+
+
+def _counting(measured: Callable[[int], None]) -> Any:
+    """A MetaSchedule measure callback that hands `measured` the number of candidates of each batch."""
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+    @derived_object
+    class Counting(PyMeasureCallback):
+        def apply(self, task_scheduler: Any, task_id: int, candidates: Any, builds: Any, runs: Any) -> None:
+            measured(len(candidates))
+
+    return Counting()
 
 
 def _build_candidate(module: Any, target: Any, _params: Any) -> Any:

@@ -8,7 +8,7 @@ better than lut and flops on every metric (a tie is reported: ±10% saturates at
 forward + backward under 1 ms.
 
     .venv/bin/python -m benchmarks.predictor_accuracy [--db URL] [--samples 1000]
-    .venv/bin/python -m benchmarks.predictor_accuracy --target tvm-llvm --samples 300 --sizes 100,300 \
+    .venv/bin/python -m benchmarks.predictor_accuracy --target tvm-llvm -o mode=untuned --samples 300 --sizes 100,300 \
         --space-option layers=5 --space-option channels=8 --space-option input_size=16
     .venv/bin/python -m benchmarks.predictor_accuracy --target systolic-edge32 --samples 10000 \
         --sizes 1000,3000,10000 --space-option layers=5 --space-option channels=8 --space-option input_size=16

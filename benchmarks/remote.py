@@ -43,6 +43,10 @@ LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 CLI = "import sys; sys.modules['torch'] = None; from ehdnas.cli import main; main()"  # devices run without torch
 
 
+# The overhead of measuring remotely, not of tuning: tvm-llvm builds unscheduled (its default tunes for minutes).
+SETTINGS = {"tvm-llvm": {"mode": "untuned"}}
+
+
 def _start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", CLI, *args], env={**os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
@@ -121,7 +125,9 @@ def _overhead(args: argparse.Namespace, tracker: str, tmp: Path) -> None:
     print(f"{'network':12} {'target':9} {'local ms':>9} {'remote ms':>9} {'median':>8} {'local s':>8} {'remote s':>8}")
     for name, path in paths.items():
         for target in args.targets.split(","):
-            local_runner, remote_runner = get_target(target), get_target(target, {"remote": f"{tracker}/cpu"})
+            settings = SETTINGS.get(target, {})
+            local_runner = get_target(target, settings)
+            remote_runner = get_target(target, {**settings, "remote": f"{tracker}/cpu"})
             local_runner.measure(path, TimingProtocol(warmup=1, min_repeats=1, min_time_s=0))  # builds: not timed
             remote_runner.measure(path, TimingProtocol(warmup=1, min_repeats=1, min_time_s=0))
             local, remote = [], []

@@ -85,17 +85,23 @@ def _progress(total: int, what: str) -> Iterator[Any]:
 TICK_LINE_EVERY_S = 10.0  # off a terminal: a log gets a status line this often at most
 
 
+def tick_lines() -> Events:
+    """Ticks as plain lines on stderr, at most one every TICK_LINE_EVERY_S (and one as a stage starts): for a
+    log, or beside a progress bar (a line printed while a bar is live goes above it)."""
+
+    def line(record: dict[str, Any]) -> None:
+        err.print(f"... {record['message']}", markup=False, highlight=False, soft_wrap=True)
+
+    return throttled(line, TICK_LINE_EVERY_S)
+
+
 @contextmanager
 def _status() -> Iterator[Events]:
     """Where a long command's ticks go (`ehdnas.core.events.tick`): on a terminal, one live line (the stage's
     message, bar, elapsed and remaining time) redrawn in place, restarted with each stage; otherwise a plain
     line at most every TICK_LINE_EVERY_S (and one as a stage starts), so a log stays readable."""
     if not err.is_terminal:
-
-        def line(record: dict[str, Any]) -> None:
-            err.print(f"... {record['message']}", markup=False, highlight=False, soft_wrap=True)
-
-        yield throttled(line, TICK_LINE_EVERY_S)
+        yield tick_lines()
         return
     columns = (
         TextColumn("{task.description}", markup=False), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),

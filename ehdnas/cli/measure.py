@@ -33,6 +33,7 @@ from ehdnas.cli.common import (
     app,
     console,
     err,
+    tick_lines,
 )
 from ehdnas.core.errors import UserError
 
@@ -91,8 +92,10 @@ def _results_table(target: str, results: list[Any]) -> Table:
             r.model, shape, macs, f"{s.median:.3f}", f"{s.mean:.3f}", f"{s.std:.3f}", f"{s.p10:.3f}", f"{s.p90:.3f}",
             str(s.n), f"{100 * s.cv:.1f}" + (" !" if r.measurement.flagged else ""), _source(r),
         )  # fmt: skip
+    captions = sorted({r.measurement.details["note"] for r in results if "note" in r.measurement.details})
     if any(r.measurement.flagged for r in results):
-        table.caption = "! flagged: cv above --max-cv after retries; not used for training; use a quieter machine"
+        captions.append("! flagged: cv above --max-cv after retries; not used for training; use a quieter machine")
+    table.caption = "\n".join(captions) or None
     return table
 
 
@@ -113,6 +116,13 @@ def _layers_table(result: Any) -> Table:
         f"simulated ({details['engine']}): deterministic, spread 0"
     )
     return table
+
+
+def _report_ticks(runner: Any) -> None:
+    """Show the ticks of a runner that reports on its own long work (tvm-llvm's tuning: its expected time,
+    then how far it is), as lines above the bar of measured models."""
+    if hasattr(runner, "on_event"):
+        runner.on_event = tick_lines()
 
 
 def _source(result: Any) -> str:
@@ -182,6 +192,7 @@ def benchmark(
     if model:
         shapes = parse_input_shapes(input_shape or [])
         runner, protocol = _checked(check_files, target, target_options, timing, shapes)
+        _report_ticks(runner)
         with _progress(len(model), "measured") as progress:
             results = measure.benchmark_files(runner, model, protocol, shapes, progress)
     else:
@@ -189,6 +200,7 @@ def benchmark(
         checked = _checked(check_measure, target, target_options, space, space_option or [], timing, archs=arch or [],
                            samples=samples, seed=seed)  # fmt: skip
         runner, the_space, protocol = checked.runner, checked.space, checked.protocol
+        _report_ticks(runner)
         archs = list(checked.archs)
         if samples is not None or not archs:
             archs += the_space.sample_many(samples or 1, seed)

@@ -15,6 +15,7 @@ from ehdnas.core.errors import UserError
 from tests.conftest import FAST, LIGHT_MODELS, run_cli, tiny_conv_model
 
 QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0)
+UNTUNED = ["mode=untuned"]  # a build in seconds: what every test that is not about the schedules uses
 
 
 def random_conv_net(path: Path, op: str = "Relu") -> Path:
@@ -64,17 +65,19 @@ def test_tvm_agrees_with_onnx_runtime(tmp_path: Path) -> None:
     model = load_model(random_conv_net(tmp_path / "net.onnx"))
     feeds = model.fixed_inputs()
     expected = ort.InferenceSession(str(model.path)).run(None, feeds)[0]
-    got = get_target("tvm-llvm").compile(model).run(feeds)
+    got = get_target("tvm-llvm", UNTUNED).compile(model).run(feeds)
     assert len(got) == 1 and got[0].shape == (1, 5)
     assert np.abs(expected).max() > 0.1  # a signal worth comparing, not a constant
     np.testing.assert_allclose(got[0], expected, rtol=1e-4, atol=1e-4)
 
 
-def test_mode_and_budget_are_part_of_the_configuration() -> None:
-    untuned, tuned = get_target("tvm-llvm"), get_target("tvm-llvm", ["mode=tuned", "trials=8"])
+def test_each_mode_keys_only_the_settings_it_uses() -> None:
+    untuned, sampled = get_target("tvm-llvm", UNTUNED), get_target("tvm-llvm", ["mode=sampled", "seed=3"])
+    tuned = get_target("tvm-llvm", ["trials=8"])  # tuned is the default
     assert untuned.config_dict() == {"mode": "untuned", "threads": 1, "mcpu": "host"}
+    assert sampled.config_dict() == {"mode": "sampled", "seed": 3, "threads": 1, "mcpu": "host"}
     assert tuned.config_dict() == {"mode": "tuned", "trials": 8, "threads": 1, "mcpu": "host"}
-    with pytest.raises(UserError, match="'mode' must be one of untuned, tuned"):
+    with pytest.raises(UserError, match="'mode' must be one of tuned, sampled, untuned"):
         get_target("tvm-llvm", ["mode=fast"])
     with pytest.raises(UserError, match="'trials' must be at least 1"):
         get_target("tvm-llvm", ["trials=0"])
@@ -84,9 +87,9 @@ def test_mode_and_budget_are_part_of_the_configuration() -> None:
 
 def test_measuring_again_reuses_the_build(tmp_path: Path) -> None:
     model = tiny_conv_model(tmp_path / "unique.onnx", opset=11)  # a file no other test builds
-    first = get_target("tvm-llvm").measure(model, QUICK)
+    first = get_target("tvm-llvm", UNTUNED).measure(model, QUICK)
     assert first.details["from_cache"] is False and first.details["compile_s"] > 0
-    again = get_target("tvm-llvm").measure(model, QUICK)  # a new runner: only the disk cache is shared
+    again = get_target("tvm-llvm", UNTUNED).measure(model, QUICK)  # a new runner: only the disk cache is shared
     assert again.details["from_cache"] is True and again.details["compile_s"] == first.details["compile_s"]
     assert again.latency_ms.n >= 5
 
@@ -98,11 +101,15 @@ def test_unsupported_operator_is_named(tmp_path: Path) -> None:
     assert "TVM's ONNX frontend does not support the operator(s) Celu" in proc.stderr
 
 
-def test_benchmark_a_third_party_opset9_classifier_json() -> None:
+def test_benchmark_a_third_party_opset9_classifier_json_says_untuned_is_unscheduled() -> None:
     path = LIGHT_MODELS / "light_squeezenet.onnx"
-    doc = json.loads(run_cli("benchmark", "-t", "tvm-llvm", "--model", str(path), *FAST, "--json").stdout)
+    args = ["benchmark", "-t", "tvm-llvm", "-o", "mode=untuned", "--model", str(path), *FAST]
+    doc = json.loads(run_cli(*args, "--json").stdout)
     assert doc["target"] == "tvm-llvm" and doc["target_config"]["mode"] == "untuned"
     assert doc["host"]["libraries"]["apache-tvm"]
     (result,) = doc["results"]
     assert result["model"] == "light_squeezenet.onnx" and result["latency_ms"]["median"] > 0
     assert result["details"]["compile_s"] > 0 and result["details"]["mcpu"]
+    assert result["details"]["note"] == "untuned: TVM's default CPU pipeline, no schedule; not representative of TVM"
+    table = run_cli(*args).stdout  # the cached build, shown as a table
+    assert "no schedule; not representative of TVM" in " ".join(table.split())
