@@ -165,6 +165,7 @@ class _OfmapSram:
         self.drain_lines = math.ceil((words - self.active) / words_per_cycle)  # trace lines one drain moves
         self.free = words
         self.written = 0  # words written up to the last event
+        self.settled = 0  # words on the lines already run, which can start nothing more
         self.drain_end = 0  # cycle of the running drain's last line
         self.closed = 0  # words written when the last drain started
         self.lines = 0  # trace lines so far
@@ -173,7 +174,7 @@ class _OfmapSram:
 
     def _next(self, stall: int) -> tuple[int, bool] | None:
         """The next word that stalls (False) or starts a drain (True), if words from here on are `stall` late."""
-        first = self.written + 1
+        first = max(self.written, self.settled) + 1
         late = self.order.written_before(self.drain_end - stall) + 1  # the first word at or after the drain's end
         full = max(first, self.written + self.free)  # the word that leaves no free space
         event = (full, False) if full < late else (max(first, self.written + self.free - self.active + 1, late), True)
@@ -196,6 +197,10 @@ class _OfmapSram:
             else:
                 wait = self.drain_end - line - stall
         return wait
+
+    def settle(self, line: int) -> None:
+        """Lines up to `line` have run: a stall found there (a late read) delays only the words after them."""
+        self.settled = self.order.written_before(line + 1)
 
     def _drain(self, cycle: int) -> None:
         segment, self.closed = self.written - self.closed, self.written
@@ -460,6 +465,7 @@ def _stalls(reads: list[list[tuple[int, int]]], slides: list[int], ofmap: _Ofmap
                     wait = max(wait, late)
             i += 1
         stall += wait
+        ofmap.settle(line)
 
 
 def as_words(layer: ConvLayer, acc: Accelerator) -> ConvLayer:
