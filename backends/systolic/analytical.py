@@ -16,11 +16,18 @@ over its operand's fetch order, in sets of 1/100 of its size, half active and
 half prefetch; a demanded value in no set of the window slides the window by the
 prefetch half, which takes that half's transfer over the DRAM port, and the array
 stalls when a slide is not back in time. The ofmap SRAM drains half at a time and
-stalls the array when full. SCALE-Sim generates every operand address of every
+stalls the array when full; a drain starts only on a written word, so when the
+SRAM fills with a fold's last word the next drain waits for the next fold's
+first one, and a fold opens with lines that write nothing (2R - 1 of them under
+ws and is). Layers whose writes outrun the DRAM port (1x1 layers of many filters
+under is) pay those lines on every drain: an engine that started the drain as
+soon as the full SRAM's wait ended was 5.7% low on ResNet-50's 56x56x64 1x1 to
+256 under is (`_OfmapSram`). SCALE-Sim generates every operand address of every
 cycle and walks them one by one; this engine builds the same fetch and demand
-orders as arrays and checks a window's worth of demands at once, so its slides,
-and hence its cycles, are SCALE-Sim's (`benchmarks/systolic_agreement.py` checks
-it layer by layer) at a small fraction of the time.
+orders as arrays and checks a window's worth of demands at once, and places the
+ofmap words on their lines by the skew of its demand matrix, so its slides and
+drains, and hence its cycles, are SCALE-Sim's (`benchmarks/systolic_agreement.py`
+checks it layer by layer) at a small fraction of the time.
 
 Binary (1-bit) layers pack `binary_macs_per_pe` channels into a word and into one
 PE-cycle. Pooling and element-wise work runs on a vector unit of `lanes` elements
@@ -41,7 +48,7 @@ import numpy as np
 from backends.systolic.accelerator import Accelerator
 from backends.systolic.layers import ConvLayer, VectorLayer
 
-ENGINE_VERSION = 2  # part of every measurement's key: raise it when a change alters any figure
+ENGINE_VERSION = 3  # part of every measurement's key: raise it when a change alters any figure
 _SETS = 100  # SCALE-Sim splits each read SRAM into this many sets
 _FIRST_CHUNK = 256  # demands checked at once after a miss
 _ACTIVE = 0.5  # share of each SRAM that the array reads from while the rest is refilled or drained
@@ -78,11 +85,6 @@ class LayerCost:
         }
 
 
-def _blocks(size: int, tile: int) -> tuple[np.ndarray, np.ndarray]:
-    starts = np.arange(0, size, tile)
-    return starts, np.minimum(starts + tile, size)
-
-
 def _fold_shape(npx: int, window: int, filters: int, acc: Accelerator) -> tuple[int, int, int]:
     """(row folds, column folds, lines per fold) of a GEMM, per SCALE-Sim's mapping (module docstring)."""
     r, c = acc.rows, acc.cols
@@ -92,24 +94,123 @@ def _fold_shape(npx: int, window: int, filters: int, acc: Accelerator) -> tuple[
     return math.ceil(rows / r), math.ceil(cols / c), streamed + extra
 
 
-def _writes(npx: int, window: int, filters: int, acc: Accelerator) -> np.ndarray:
-    """(ofmap words written, first line, lines spanned) of each fold, in fold order.
+class _WriteOrder:
+    """When the array writes each ofmap word, line by line, as SCALE-Sim's ofmap demand matrix has it.
 
-    Output stationary writes each output once, at the end of its fold; the other two
-    write a partial sum per row fold, streamed over the fold.
+    Each fold writes a block of h rows x w columns, skewed one line a column (SCALE-Sim's
+    `skew_matrix`), from line `first` of the fold: h x w words over h + w - 1 lines, rising and
+    falling at the ends, and none in the fold's first `first` lines. Output stationary writes
+    its R x C outputs (partial row folds at the bottom) after streaming the window, so
+    `first` = T - 1 (+ the unused rows); the other two write a partial sum per row fold, h =
+    the outputs of one column (pixels under ws, filters under is), from `first` = 2R - 1.
     """
-    row_folds, col_folds, lines = _fold_shape(npx, window, filters, acc)
-    base = np.arange(row_folds * col_folds) * lines
-    r, c = acc.rows, acc.cols
-    if acc.dataflow == "os":
-        f0, f1 = _blocks(filters, c)
-        p0, p1 = _blocks(npx, r)
-        words = np.outer(f1 - f0, p1 - p0).ravel()
-        return np.stack([words, base + window, np.full(len(base), r + c - 2)], 1)
-    outputs = npx if acc.dataflow == "ws" else filters  # written by each column of the array
-    c0, c1 = _blocks(filters if acc.dataflow == "ws" else npx, c)
-    words = np.repeat((c1 - c0) * outputs, row_folds)
-    return np.stack([words, base + 2 * r, np.full(len(base), outputs + c - 2)], 1)
+
+    def __init__(self, npx: int, window: int, filters: int, acc: Accelerator) -> None:
+        r, c = acc.rows, acc.cols
+        row_folds, col_folds, self.fold_lines = _fold_shape(npx, window, filters, acc)
+        columns = npx if acc.dataflow == "is" else filters  # what lies along the array's columns
+        col_used = np.minimum(c, columns - np.arange(col_folds) * c)
+        if acc.dataflow == "os":
+            row_used = np.minimum(r, npx - np.arange(row_folds) * r)
+            shapes = [(window - 1 + r - int(h), int(h), int(w)) for w in col_used for h in row_used]
+        else:
+            outputs = npx if acc.dataflow == "ws" else filters  # written by each column of the array
+            shapes = [(2 * r - 1, outputs, int(w)) for w in col_used for _ in range(row_folds)]
+        kinds = list(dict.fromkeys(shapes))  # at most four distinct folds: partial rows and columns
+        self.kind = np.array([kinds.index(shape) for shape in shapes])
+        self.cum = [self._cumulative(*shape) for shape in kinds]
+        self.before_fold = np.concatenate([[0], np.cumsum([h * w for _, h, w in shapes])])
+        self.total = int(self.before_fold[-1])
+
+    def _cumulative(self, first: int, h: int, w: int) -> np.ndarray:
+        """Words a fold of this shape writes before each of its lines (one more entry: the fold's total)."""
+        k = np.arange(self.fold_lines) - first  # skewed row of each line
+        per_line = np.clip(np.minimum(k, w - 1) - np.maximum(0, k - h + 1) + 1, 0, None)
+        return np.concatenate([[0], np.cumsum(per_line)])
+
+    def written_before(self, line: int) -> int:
+        """Words written on the lines before `line`."""
+        fold, local = divmod(max(line, 0), self.fold_lines)
+        if fold >= len(self.kind):
+            return self.total
+        return int(self.before_fold[fold] + self.cum[self.kind[fold]][local])
+
+    def line_of(self, word: int) -> int:
+        """The line on which the `word`-th word (from 1) is written."""
+        fold = int(np.searchsorted(self.before_fold, word)) - 1
+        local = int(np.searchsorted(self.cum[self.kind[fold]], word - self.before_fold[fold])) - 1
+        return fold * self.fold_lines + local
+
+
+class _OfmapSram:
+    """SCALE-Sim's ofmap SRAM (its `write_buffer`), drain by drain rather than word by word.
+
+    SCALE-Sim checks each written word: while a drain runs (cycle < its end), a word that
+    leaves no free space stalls the array until the drain ends, and nothing else happens;
+    otherwise, once fewer than the active half are free, the word starts a drain of the next
+    half's worth of trace lines. So a drain only ever starts on a write: after a full SRAM
+    waits for the last drain, the next drain starts with the next word, not when the wait
+    ends. When the SRAM fills with a fold's last word, as it does for a layer whose fold writes
+    a power of two dividing half the SRAM (1x1 layers with 2^k filters under is), that next
+    word is a fold's `first` write-free lines later, and every drain pays those lines too.
+    The space a drain frees is counted in trace lines of `words_per_cycle` words, of which
+    only the last is checked for padding; each drain start closes a partial line, so a
+    partial line inside a later drain counts as full, and the free space drifts as SCALE-Sim's
+    does.
+    """
+
+    def __init__(self, order: _WriteOrder, words: int, words_per_cycle: int) -> None:
+        self.order, self.bw = order, words_per_cycle
+        self.active = math.ceil(words * _ACTIVE)  # a drain starts once fewer words than this are free
+        self.drain_lines = math.ceil((words - self.active) / words_per_cycle)  # trace lines one drain moves
+        self.free = words
+        self.written = 0  # words written up to the last event
+        self.settled = 0  # words on the lines already run, which can start nothing more
+        self.drain_end = 0  # cycle of the running drain's last line
+        self.closed = 0  # words written when the last drain started
+        self.lines = 0  # trace lines so far
+        self.drained = 0  # trace lines drained so far
+        self.partial: dict[int, int] = {}  # words in each trace line that a drain start closed early
+
+    def _next(self, stall: int) -> tuple[int, bool] | None:
+        """The next word that stalls (False) or starts a drain (True), if words from here on are `stall` late."""
+        first = max(self.written, self.settled) + 1
+        late = self.order.written_before(self.drain_end - stall) + 1  # the first word at or after the drain's end
+        full = max(first, self.written + self.free)  # the word that leaves no free space
+        event = (full, False) if full < late else (max(first, self.written + self.free - self.active + 1, late), True)
+        return event if event[0] <= self.order.total else None
+
+    def next_line(self, stall: int) -> int | None:
+        """The line of the next event, if lines from here on are `stall` cycles late."""
+        event = self._next(stall)
+        return None if event is None else self.order.line_of(event[0])
+
+    def run_line(self, line: int, stall: int) -> int:
+        """Every event on `line`, which starts `stall` cycles late; returns the cycles the ofmap holds it."""
+        wait = 0
+        while (event := self._next(stall + wait)) is not None and self.order.line_of(event[0]) == line:
+            word, starts = event
+            self.free -= word - self.written
+            self.written = word
+            if starts:
+                self._drain(line + stall + wait)
+            else:
+                wait = self.drain_end - line - stall
+        return wait
+
+    def settle(self, line: int) -> None:
+        """Lines up to `line` have run: a stall found there (a late read) delays only the words after them."""
+        self.settled = self.order.written_before(line + 1)
+
+    def _drain(self, cycle: int) -> None:
+        segment, self.closed = self.written - self.closed, self.written
+        if segment % self.bw:
+            self.partial[self.lines + segment // self.bw] = segment % self.bw
+        self.lines += math.ceil(segment / self.bw)
+        end = min(self.drained + self.drain_lines, self.lines)
+        self.free += (end - self.drained - 1) * self.bw + self.partial.get(end - 1, self.bw)
+        self.drain_end = cycle + end - self.drained - 1  # one trace line a cycle, the port adding no latency
+        self.drained = end
 
 
 @dataclass(frozen=True)
@@ -320,20 +421,6 @@ def _misses(stream: _Stream, values: _Values, sram: _Sram) -> list[tuple[int, in
     return events
 
 
-def _write_events(writes: np.ndarray, drain: int) -> list[tuple[int, int]]:
-    """(line, count) of the ofmap writes that start a drain (count j*drain + 1) or fill the SRAM ((j+1)*drain)."""
-    total = int(writes[:, 0].sum())
-    if drain <= 0 or total <= drain:
-        return []
-    done = np.cumsum(writes[:, 0])
-    counts = np.sort(np.concatenate([np.arange(drain + 1, total + 1, drain), np.arange(2 * drain, total + 1, drain)]))
-    fold = np.searchsorted(done, counts)
-    before = np.where(fold > 0, done[np.maximum(fold - 1, 0)], 0)
-    frac = (counts - before) / writes[fold, 0]
-    lines = writes[fold, 1] + (frac * writes[fold, 2]).astype(np.int64)
-    return list(zip(lines.tolist(), counts.tolist(), strict=True))
-
-
 def _slides_done(ready: int, cycle: int, length: int, count: int) -> tuple[int, int]:
     """`count` back-to-back slides of `length` cycles each, asked for at `cycle`: when the port is free, and the stall.
 
@@ -351,46 +438,34 @@ def _slides_done(ready: int, cycle: int, length: int, count: int) -> tuple[int, 
     return ready, ready + max(gap, 0) - cycle - 1
 
 
-def _stalls(
-    reads: list[list[tuple[int, int]]], slides: list[int], writes: list[tuple[int, int]], drain: int, drain_lines: int
-) -> int:
+def _stalls(reads: list[list[tuple[int, int]]], slides: list[int], ofmap: _OfmapSram) -> int:
     """Stall cycles from the read misses and the ofmap writes, kept line by line as SCALE-Sim keeps them.
 
     A read port's transfers queue one after another from the start (the first fill is free); a slide
     that ends after its data is demanded stalls the array. SCALE-Sim adds a positive gap twice and a
     negative one once, so a late slide overshoots and the next one catches up: kept as it is, since
-    this engine is checked against it (`_slides_done`). A drain of half the ofmap SRAM starts with the first write
-    after the SRAM is over half full and the last drain has ended (a read stall can delay it); a
-    full SRAM waits for it. On one line the array waits for the slowest of the three.
+    this engine is checked against it (`_slides_done`). The ofmap's events follow from the stall so
+    far (`_OfmapSram`), so the next line with an event of either kind is taken in turn; on one line
+    the array waits for the slowest of the three.
     """
-    events = sorted(
-        [(line, port, n) for port, misses in enumerate(reads) for line, n in misses]
-        + [(line, 2, count) for line, count in writes]
-    )
-    stall, ready = 0, [-1, -1]
-    drain_end, pending, previous = 0, False, -1  # a drain waits for the last one to end while `pending`
-    for line, group in itertools.groupby(events, key=lambda e: e[0]):
-        if pending and line + stall >= drain_end:  # it started with the first write past the last drain's end
-            drain_end, pending = max(drain_end, previous + 1 + stall) + drain_lines, False
-        cycle, wait = line + stall, 0
-        group = list(group)
-        for port in (0, 1):  # one port's misses on one line: its slides run back to back
-            count = sum(n for _, kind, n in group if kind == port)
-            if count:
-                ready[port], late = _slides_done(ready[port], cycle, slides[port], count)
-                wait = max(wait, late)
-        for written in (n for _, kind, n in group if kind == 2):
-            if written % drain == 1 or drain == 1:  # over half full: drain now, or once the last drain ends
-                if cycle >= drain_end:
-                    drain_end = cycle + drain_lines
-                else:
-                    pending = True
-            elif pending:  # full before the waiting drain could start: wait for it
-                wait = max(wait, drain_end - cycle)
-                drain_end, pending = drain_end + drain_lines, False
+    events = sorted((line, port, n) for port, misses in enumerate(reads) for line, n in misses)
+    by_line = [(line, list(group)) for line, group in itertools.groupby(events, key=lambda e: e[0])]
+    stall, ready, i = 0, [-1, -1], 0
+    while True:
+        written = ofmap.next_line(stall)
+        line = min(x for x in (written, by_line[i][0] if i < len(by_line) else None, math.inf) if x is not None)
+        if line == math.inf:
+            return stall
+        wait = ofmap.run_line(line, stall) if line == written else 0
+        if i < len(by_line) and by_line[i][0] == line:
+            for port in (0, 1):  # one port's misses on one line: its slides run back to back
+                count = sum(n for _, kind, n in by_line[i][1] if kind == port)
+                if count:
+                    ready[port], late = _slides_done(ready[port], line + stall, slides[port], count)
+                    wait = max(wait, late)
+            i += 1
         stall += wait
-        previous = line
-    return stall
+        ofmap.settle(line)
 
 
 def as_words(layer: ConvLayer, acc: Accelerator) -> ConvLayer:
@@ -416,10 +491,8 @@ def gemm_cost(layer: ConvLayer, acc: Accelerator) -> LayerCost:
         _misses(_stream(words_layer, acc, lines, operand), _Values(held), sram) if sram.prefetch else []
         for operand, held, sram in zip(("ifmap", "filter"), (repeating, None), srams, strict=True)
     ]  # an operand that fits its SRAM never slides
-    writes = _writes(npx, window, filters, acc)
-    drain = words[2] - math.ceil(words[2] * _ACTIVE)
-    drain_lines = math.ceil(drain / bw) + 1
-    stall = _stalls(misses, [s.slide_lines for s in srams], _write_events(writes, drain), drain, drain_lines)
+    writes = _WriteOrder(npx, window, filters, acc)
+    stall = _stalls(misses, [s.slide_lines for s in srams], _OfmapSram(writes, words[2], bw))
     compute = row_folds * col_folds * lines - 1  # SCALE-Sim counts to the last line's cycle
     read_words = sum(s.fill + s.slide_words * sum(n for _, n in m) for s, m in zip(srams, misses, strict=True))
     total = (compute + stall) * layer.groups
@@ -431,7 +504,7 @@ def gemm_cost(layer: ConvLayer, acc: Accelerator) -> LayerCost:
         macs=layer.macs,
         utilization=layer.macs / (acc.rows * acc.cols * packed * total),
         dram_read_bytes=read_words * layer.groups * acc.bits // 8,
-        dram_write_bytes=int(writes[:, 0].sum()) * layer.groups * acc.bits // 8,
+        dram_write_bytes=writes.total * layer.groups * acc.bits // 8,
     )
 
 
