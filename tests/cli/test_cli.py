@@ -125,7 +125,7 @@ def test_bad_input_gets_one_clear_line(tmp_path: Path, args: list[str], message:
 
 def test_unknown_target_is_one_line() -> None:
     proc = run_cli("benchmark", "-t", "tpu-v9", "--space", "darts", check=False)
-    known = "edgetpu, ort-cpu, systolic-edge32, systolic-eyeriss, systolic-tpu128, tflite-cpu, tvm-llvm"
+    known = "edgetpu, external, ort-cpu, systolic-edge32, systolic-eyeriss, systolic-tpu128, tflite-cpu, tvm-llvm"
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: unknown target 'tpu-v9'; known: {known}"
 
 
