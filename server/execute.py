@@ -44,9 +44,18 @@ def _executes(spec: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return register
 
 
-def _counted(progress: Progress, what: str = "") -> measure.Progress:
-    """A (done, total, label) callback over `progress`."""
-    return lambda done, total, label: progress(done / max(total, 1), f"{what}{done}/{total} {label}")
+def _measuring(runner: Any, progress: Progress) -> measure.Progress:
+    """A (done, total, label) callback over `progress`; a runner that reports on its own long work (tvm-llvm's
+    tuning: its expected time, then how far it is) sets the job's message meanwhile, at the fraction measured."""
+    measured = [0.0]
+
+    def counted(done: int, total: int, label: str) -> None:
+        measured[0] = done / max(total, 1)
+        progress(measured[0], f"measured {done}/{total} {label}")
+
+    if hasattr(runner, "on_event"):
+        runner.on_event = lambda record: progress(measured[0], record["message"])
+    return counted
 
 
 @_executes(BenchmarkSpec)
@@ -55,7 +64,7 @@ def _benchmark(spec: BenchmarkSpec, folder: Path, store: Store, progress: Progre
     archs = [space.parse(text) for text in spec.archs]
     archs += space.sample_many(spec.sample_count(), spec.seed)
     protocol = spec.protocol()
-    results = measure.measure_archs(runner, space, archs, protocol, store, spec.fresh, _counted(progress, "measured "))
+    results = measure.measure_archs(runner, space, archs, protocol, store, spec.fresh, _measuring(runner, progress))
     return measure.report(runner, protocol, results)
 
 
@@ -63,7 +72,7 @@ def _benchmark(spec: BenchmarkSpec, folder: Path, store: Store, progress: Progre
 def _collect(spec: CollectSpec, folder: Path, store: Store, progress: Progress, event: Event) -> Any:
     runner, space = spec.runner(), spec.the_space()
     strategy = measure.STRATEGIES[spec.strategy]
-    report = strategy(runner, space, spec.samples, spec.seed, spec.protocol(), store, _counted(progress, "measured "))
+    report = strategy(runner, space, spec.samples, spec.seed, spec.protocol(), store, _measuring(runner, progress))
     return {"space": space.name, "target": runner.name, "strategy": spec.strategy, **report.to_dict()}
 
 

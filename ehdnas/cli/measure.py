@@ -254,6 +254,7 @@ def collect(
     checked = _checked(check_measure, target, _target_options(target, option, accelerator), space, space_option or [],
                        timing, samples=samples, seed=seed, strategy=strategy)  # fmt: skip
     runner, the_space, protocol = checked.runner, checked.space, checked.protocol
+    _report_ticks(runner)
     store = Store(db)
     done = 0
 

@@ -121,3 +121,15 @@ def test_a_message_that_comes_too_soon_is_written_when_its_time_is_up_not_droppe
     reporter.progress(1.0, "done")  # the end: at once, and nothing older after it
     time.sleep(PROGRESS_EVERY_S * 1.5)
     assert jobs.rows[2:] == [("event", "search"), (1.0, "done")]
+
+
+def test_a_benchmark_jobs_message_says_how_far_tuning_is_between_measured_networks() -> None:
+    from backends.tvm_llvm import TUNE_STAGE
+    from server.execute import _measuring
+
+    shown: list[tuple[float, str]] = []
+    runner = get_target("tvm-llvm")  # tuned by default: it ticks while it tunes each network
+    measured = _measuring(runner, lambda fraction, message: shown.append((fraction, message)))
+    measured(1, 4, "darts")
+    runner.on_event(tick(TUNE_STAGE, 8, 256, "tuning 12 kernels: 8/256 trials, about 9 min left"))
+    assert shown == [(0.25, "measured 1/4 darts"), (0.25, "tuning 12 kernels: 8/256 trials, about 9 min left")]
