@@ -17,7 +17,7 @@ from ehdnas.core.errors import UserError
 from ehdnas.pipeline.export import export_arch, export_model
 from ehdnas.spaces import get_space
 from ehdnas.tasks.images import load_data
-from tests.conftest import FAST, run_cli
+from tests.conftest import FAST, FAST_WALL, run_cli
 
 TINY = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
 QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0)
@@ -117,7 +117,7 @@ def test_edgetpu_says_what_is_missing_and_never_runs_on_the_cpu(db_url: str) -> 
     assert row["available"] is False  # no compiler and no delegate on this machine
     assert "edgetpu_compiler" in row["reason"] and "libedgetpu.so.1" in row["reason"]
     proc = run_cli(
-        "benchmark", "-t", "edgetpu", "--space", "darts", "--samples", "1", *TINY, *FAST, db=db_url, check=False
+        "benchmark", "-t", "edgetpu", "--space", "darts", "--samples", "1", *TINY, *FAST_WALL, db=db_url, check=False
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == f"error: target 'edgetpu' is not available here: {row['reason']}"

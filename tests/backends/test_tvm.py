@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from backends import TimingProtocol, get_target, load_model
 from ehdnas.core.errors import UserError
-from tests.conftest import FAST, LIGHT_MODELS, run_cli, tiny_conv_model
+from tests.conftest import FAST_WALL, LIGHT_MODELS, run_cli, tiny_conv_model
 
 QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0)
 UNTUNED = ["mode=untuned"]  # a build in seconds: what every test that is not about the schedules uses
@@ -96,14 +96,14 @@ def test_measuring_again_reuses_the_build(tmp_path: Path) -> None:
 
 def test_unsupported_operator_is_named(tmp_path: Path) -> None:
     path = random_conv_net(tmp_path / "celu.onnx", op="Celu")
-    proc = run_cli("benchmark", "-t", "tvm-llvm", "--model", str(path), *FAST, check=False)
+    proc = run_cli("benchmark", "-t", "tvm-llvm", "--model", str(path), *FAST_WALL, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "TVM's ONNX frontend does not support the operator(s) Celu" in proc.stderr
 
 
 def test_benchmark_a_third_party_opset9_classifier_json_says_untuned_is_unscheduled() -> None:
     path = LIGHT_MODELS / "light_squeezenet.onnx"
-    args = ["benchmark", "-t", "tvm-llvm", "-o", "mode=untuned", "--model", str(path), *FAST]
+    args = ["benchmark", "-t", "tvm-llvm", "-o", "mode=untuned", "--model", str(path), *FAST_WALL]
     doc = json.loads(run_cli(*args, "--json").stdout)
     assert doc["target"] == "tvm-llvm" and doc["target_config"]["mode"] == "untuned"
     assert doc["host"]["libraries"]["apache-tvm"]

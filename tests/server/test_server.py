@@ -23,7 +23,7 @@ from server.settings import Settings
 from tests.conftest import TOKEN, run_cli
 
 TINY = {"layers": 3, "channels": 4, "input_size": 8}
-FAST = {"repeats": 3, "min_time": 0, "warmup": 1}
+FAST = {"repeats": 3, "min_time": 0, "warmup": 1, "max_cv": 10, "clock": "cpu"}  # as tests.conftest.FAST: never flagged
 
 
 def wait_for(client: httpx.Client, job_id: int, done: Callable[[dict], bool], timeout: float = 240) -> dict:
