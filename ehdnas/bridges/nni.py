@@ -11,7 +11,9 @@ the `none` logit of a DARTS cell edge, so they are not used.
 
 `predictor_profiler` is an `nni.nas.profiler.Profiler`: the predicted latency
 in ms of a discrete sample, for `SampleProfilerPenalty` (ENAS) and
-`RangeProfilerFilter` (RandomOneShot).
+`RangeProfilerFilter`; `predictor_filter` is that filter for RandomOneShot,
+which also turns down the samples of NNI's DARTS that ehdnas's cannot express
+(RandomOneShot draws a node's two inputs independently, so at times one twice).
 
 NNI is imported only when one of them is built: it lives in its own
 environment (`make nni`), its pins conflict with this project's.
@@ -25,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ehdnas.bridges.nni_labels import LabelMap, Sample, label_map
+from ehdnas.bridges.nni_labels import LabelMap, NotInSpace, Sample, label_map
 from ehdnas.core.errors import UserError
 from ehdnas.spaces import get_space
 from perf_models.predictor import Predictor
 
 if TYPE_CHECKING:
-    from nni.nas.oneshot.pytorch.profiler import ExpectationProfilerPenalty
+    from nni.nas.oneshot.pytorch.profiler import ExpectationProfilerPenalty, RangeProfilerFilter
     from nni.nas.profiler import Profiler
 
 
@@ -147,3 +149,27 @@ def predictor_penalty(
 def predictor_profiler(predictor: Predictor, space: str) -> Profiler:
     """The predictor as an NNI `Profiler` over discrete samples of the model space of ehdnas space `space`."""
     return _profiler_class()(predictor, space)
+
+
+@cache
+def _filter_class() -> type[RangeProfilerFilter]:
+    _require_nni()
+    from nni.nas.oneshot.pytorch.profiler import RangeProfilerFilter
+
+    class PredictorFilter(RangeProfilerFilter):
+        """NNI's range filter on the predicted latency; a sample outside the ehdnas space is turned down too."""
+
+        def filter(self, sample: Sample) -> bool:
+            try:
+                return super().filter(sample)
+            except NotInSpace:  # any other mismatch (a label, an op) is still an error
+                return False
+
+    return PredictorFilter
+
+
+def predictor_filter(
+    predictor: Predictor, space: str, min_ms: float | None = None, max_ms: float | None = None
+) -> RangeProfilerFilter:
+    """`RandomOneShot(filter=...)`: keep the samples whose predicted latency is within [min_ms, max_ms]."""
+    return _filter_class()(predictor_profiler(predictor, space), min=min_ms, max=max_ms)

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 Sample = Mapping[str, Any]  # NNI's discrete sample: label -> chosen value
 
 
+class NotInSpace(UserError):
+    """A valid NNI sample that the ehdnas space cannot express (a DARTS node with both edges from one input)."""
+
+
 class LabelMap(ABC):
     """One NNI hub space's labels against one ehdnas space's decisions."""
 
@@ -109,7 +113,7 @@ class DartsLabels(LabelMap):
             if not 0 <= chosen[0] < node:
                 raise UserError(f"NNI label {input_label!r}: input {chosen[0]} out of range 0..{node - 1}")
             if k == 1 and cells[cell][-1][1] == chosen[0]:  # NNI's sample allows it; a darts node does not
-                raise UserError(
+                raise NotInSpace(
                     f"NNI labels {self._pair(cell, node, 0)[1]!r} and {input_label!r}: both edges of the node "
                     f"come from input {chosen[0]}; an ehdnas darts node takes two distinct inputs"
                 )

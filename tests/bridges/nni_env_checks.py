@@ -19,9 +19,16 @@ from nni.nas.hub.pytorch import DARTS, NasBench201
 from nni.nas.oneshot.pytorch.profiler import RangeProfilerFilter, SampleProfilerPenalty
 from nni.nas.space import RawFormatModelSpace
 from nni.nas.strategy import DARTS as DartsStrategy
+from nni.nas.strategy import RandomOneShot
 from torch.utils.data import TensorDataset
 
-from ehdnas.bridges.nni import architecture_logits, architecture_probs, predictor_penalty, predictor_profiler
+from ehdnas.bridges.nni import (
+    architecture_logits,
+    architecture_probs,
+    predictor_filter,
+    predictor_penalty,
+    predictor_profiler,
+)
 from ehdnas.bridges.nni_labels import label_map
 from ehdnas.core.errors import UserError
 from ehdnas.spaces import get_space
@@ -151,11 +158,11 @@ def test_a_predictor_of_another_space_is_refused() -> None:
         predictor_profiler(lut("nb201"), "darts")
 
 
-def test_one_epoch_of_nni_darts_with_the_penalty_trains_the_architecture_logits() -> None:
-    model_space = tiny("darts")
+def evaluator() -> Classification:
+    """NNI's classification evaluator on 16 random 8x8 images, one epoch."""
     images = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     data = TensorDataset(images, torch.randint(0, 10, (16,), generator=torch.Generator().manual_seed(1)))
-    evaluator = Classification(
+    return Classification(
         train_dataloaders=DataLoader(data, batch_size=8),
         val_dataloaders=DataLoader(data, batch_size=8),
         num_classes=10,
@@ -166,9 +173,32 @@ def test_one_epoch_of_nni_darts_with_the_penalty_trains_the_architecture_logits(
         enable_progress_bar=False,
         enable_model_summary=False,
     )
+
+
+def test_random_one_shot_on_nni_darts_keeps_only_what_the_filter_lets_through() -> None:
+    predictor, kept, seen = lut("darts"), [], []
+    inner = predictor_filter(predictor, "darts", max_ms=15.0)
+
+    def watched(sample: dict) -> bool:
+        seen.append(sample)
+        kept.append(inner(sample))
+        return kept[-1]
+
+    model_space = tiny("darts")
+    strategy = RandomOneShot(filter=watched)
+    strategy(RawFormatModelSpace.from_model(model_space, evaluator()), SequentialExecutionEngine())
+    assert any(kept) and seen
+    profiler = predictor_profiler(predictor, "darts")
+    for sample, keep in zip(seen, kept):
+        if keep:
+            assert profiler.profile(sample) <= 15.0
+
+
+def test_one_epoch_of_nni_darts_with_the_penalty_trains_the_architecture_logits() -> None:
+    model_space = tiny("darts")
     penalty = predictor_penalty(lut("darts"), "darts", model_space, baseline=5.0, scale=10.0)
     strategy = DartsStrategy(penalty=penalty, arc_learning_rate=0.1)
-    strategy(RawFormatModelSpace.from_model(model_space, evaluator), SequentialExecutionEngine())
+    strategy(RawFormatModelSpace.from_model(model_space, evaluator()), SequentialExecutionEngine())
     moved = {label: probs for label, (probs, _) in architecture_probs(model_space).items()}
     assert set(moved) == set(label_map("darts").labels)
     # NNI draws the logits ~ N(0, 1e-3): uniform to 1e-4; the penalty and the task loss moved them
