@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # without their declared dependencies.
 LITERT_TORCH := litert-torch litert-converter jax jaxlib opt_einsum torchao
 
-.PHONY: demo test install clean image image-check
+.PHONY: demo test install nni clean image image-check
 
 $(BIN)/ehdnas: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,22 @@ $(BIN)/ehdnas: pyproject.toml constraints.txt
 	touch $@
 
 install: $(BIN)/ehdnas
+
+# The NNI bridge's own environment (README, "Inside NNI"): NNI 3.0 pins filelock<3.12 and typeguard<4.1.3 against
+# constraints.txt's versions, so it cannot share .venv. The packages of the `nni` extra and what the bridge imports of
+# ehdnas's dependencies (torch, numpy, scipy), at the versions of constraints-nni.txt; ehdnas itself goes in without
+# its other dependencies, which the bridge does not import (~2 min).
+NNI_VENV := .venv-nni
+NNI_PACKAGES := torch nni pytorch-lightning numpy scipy pytest
+
+$(NNI_VENV)/ehdnas.ready: pyproject.toml constraints-nni.txt
+	$(PYTHON) -m venv $(NNI_VENV)
+	$(NNI_VENV)/bin/pip install --quiet --upgrade pip==26.3
+	$(NNI_VENV)/bin/pip install --quiet -c constraints-nni.txt $(NNI_PACKAGES)
+	$(NNI_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+nni: $(NNI_VENV)/ehdnas.ready
 
 # The main job on the embedded default, the cluttered digits: measure 60 small DARTS networks on ort-cpu, train
 # their latency predictor, then search twice, DARTS (lambda 0) and hardware-aware (lambda 1), the predictor following
@@ -31,8 +47,9 @@ demo: install
 	$(BIN)/ehdnas sweep --target ort-cpu --data cluttered --auto-predictor --auto-samples 60 $(DEMO_SPACE) \
 		--epochs 4 --retrain-epochs 8 --lambda 0,1 --out runs/demo
 
-# The layer contract (pyproject.toml, [tool.importlinter]) is checked before the tests.
-test: install
+# The layer contract (pyproject.toml, [tool.importlinter]) is checked before the tests; tests/bridges/test_nni.py runs
+# the NNI bridge's checks in the nni environment.
+test: install nni
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
@@ -49,4 +66,4 @@ image-check:
 	$(PYTHON) docker/check.py $(CHECK)
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(NNI_VENV) build *.egg-info
