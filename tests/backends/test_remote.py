@@ -26,6 +26,7 @@ import pytest
 from backends import LatencyStats, OnnxModel, TimingProtocol, get_target, litert_conversion
 from backends.remote.client import Tracker, device_report, reachable
 from backends.remote.device import TEST_DELAY_ENV
+from backends.remote.servers import PORTS_TRIED
 from ehdnas.core.errors import UserError
 from ehdnas.pipeline.export import export_arch, export_model
 from ehdnas.pipeline.key import MeasurementKey
@@ -59,12 +60,15 @@ def _kill(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _devices_under(key: str) -> int:
+def _device_ports(key: str) -> set[int]:
+    """The ports of the devices registered under `key`, free or busy."""
+    from tvm import rpc
+
     try:
-        with Tracker(("127.0.0.1", TRACKER_PORT), timeout_s=1.0) as tracker:
-            return tracker.keys().get(key, {}).get("free", 0)
-    except UserError:
-        return 0
+        servers = rpc.connect_tracker("127.0.0.1", TRACKER_PORT).summary()["server_info"]
+    except (RuntimeError, OSError):
+        return set()
+    return {server["addr"][1] for server in servers if server["key"] == f"server:{key}"}
 
 
 def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
@@ -97,11 +101,12 @@ def devices(tracker: str) -> Iterator[Callable[..., subprocess.Popen]]:
     started: list[subprocess.Popen] = []
 
     def start(key: str, index: int = 0, delay_s: float = 0.0, log: Path | None = None) -> subprocess.Popen:
-        before = _devices_under(key)
         env = {TEST_DELAY_ENV: str(delay_s)} if delay_s else {}
         started.append(_start("device", "--tracker", tracker, "--key", key, "--port", str(DEVICE_PORTS[index]),
                               env=env, log=log))  # fmt: skip
-        _wait_for(lambda: _devices_under(key) > before, f"device {index} under {key!r}")
+        # Registered at its own port: a count could be met by another device of the key coming free again.
+        ports = range(DEVICE_PORTS[index], DEVICE_PORTS[index] + PORTS_TRIED)
+        _wait_for(lambda: not _device_ports(key).isdisjoint(ports), f"device {index} under {key!r}")
         return started[-1]
 
     yield start
@@ -267,9 +272,11 @@ def test_a_job_spec_with_a_remote_is_checked_at_submission(tracker: str) -> None
         assert found == [(("options", "remote"), problem)]
 
 
-def _close(remote: float, local: LatencyStats) -> bool:
-    """Within the protocol's noise on a shared 2-core machine: the two medians' spreads overlap."""
-    return abs(remote - local.median) <= max(0.25 * local.median, local.p90 - local.p10)
+def _close(remote: LatencyStats, local: LatencyStats) -> bool:
+    """Within the protocol's noise on a shared 2-core machine: the medians differ by less than either's spread
+    (a 30 us network's runs on a loaded host spread by half their median)."""
+    spread = max(remote.p90 - remote.p10, local.p90 - local.p10)
+    return abs(remote.median - local.median) <= max(0.25 * local.median, spread)
 
 
 @pytest.mark.slow
@@ -285,7 +292,7 @@ def test_tflite_cpu_converts_on_the_host_and_times_the_file_on_the_device_as_loc
         remote = runner.measure(darts_model, protocol)
         assert remote.details["built_on_host"] and remote.details["precision"] == precision
         assert remote.details["ops"] == local.details["ops"]  # the host's conversion, the same file
-        assert _close(remote.latency_ms.median, local.latency_ms), (precision, remote.latency_ms, local.latency_ms)
+        assert _close(remote.latency_ms, local.latency_ms), (precision, remote.latency_ms, local.latency_ms)
         assert remote.target_config == local.target_config == runner.config_dict()
         # The device's fingerprint, with the host's converters: they made the file it timed.
         device_host = device_report(runner.remote)["runtimes"]["tflite-cpu"]["host"]
