@@ -96,6 +96,14 @@ class Measurement:
 
 
 @dataclass(frozen=True)
+class DeviceBuild:
+    """What the host built for a remote device (a library, a `.tflite` file), uploaded beside the ONNX file."""
+
+    path: Path
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)  # how it was built: the measurement's details
+
+
+@dataclass(frozen=True)
 class Timer:
     """A model made ready to time on a target, once per measurement, with what the target knows about it."""
 
@@ -137,9 +145,19 @@ class Runner(ABC):
     def availability(cls) -> Availability:
         """Whether this target can run on this machine, and if not, why."""
 
+    @classmethod
+    def device_availability(cls) -> Availability:
+        """Whether this machine, as a remote device, can time what a host built for it (`device_build`)."""
+        return cls.availability()
+
     @abstractmethod
     def libraries(self) -> dict[str, str]:
         """Versions of the libraries whose code is being timed."""
+
+    def build_libraries(self) -> dict[str, str]:
+        """Versions of what makes the timed model from the ONNX file (a converter, a compiler) wherever it runs:
+        for a remote device, on the host. Part of the key beside `libraries`."""
+        return {}
 
     @abstractmethod
     def _timer(self, model: OnnxModel) -> Timer:
@@ -148,10 +166,14 @@ class Runner(ABC):
     def prepare(self, model: OnnxModel) -> None:  # noqa: B027  (a hook: most runners need no preparation)
         """Make and cache on disk what timing `model` needs (if `prepares`); may run in another process."""
 
-    def device_build(self, model: OnnxModel, device: dict[str, Any]) -> Path | None:
+    def device_build(self, model: OnnxModel, device: dict[str, Any]) -> DeviceBuild | None:
         """Build `model` here for a remote device (its report: `backends.remote.device.describe`), to upload beside
         the ONNX file; None when the device times the ONNX file itself."""
         return None
+
+    def device_settings(self) -> dict[str, Any]:
+        """The settings a remote device times with: those that shape the build stay on the host."""
+        return self.config_dict()
 
     def _built_timer(self, model: OnnxModel, build: Path) -> Timer:
         """`model` made ready to time from what `device_build` made for this device (on the device)."""
@@ -174,8 +196,9 @@ class Runner(ABC):
         if self.remote is not None:
             from backends.remote.client import device_runtime
 
-            return device_runtime(self)["host"]
-        return host_info(self.libraries())
+            device = device_runtime(self)["host"]
+            return {**device, "libraries": dict(sorted({**device["libraries"], **self.build_libraries()}.items()))}
+        return host_info({**self.libraries(), **self.build_libraries()})
 
     def timed_threads(self) -> int:
         """Threads one timed run uses (a target's `threads` setting, 1 without one): only 1 is pinned to a core."""
@@ -193,7 +216,7 @@ class Runner(ABC):
             from backends.remote.client import measure_remote
 
             return measure_remote(self, model, protocol)
-        status = self.availability()
+        status = self.availability() if build is None else self.device_availability()
         if not status.available:
             raise UserError(f"target {self.name!r} is not available here: {status.reason}")
         if self.simulated:  # exact figures: one round of one sample, on no core

@@ -9,7 +9,10 @@ operators map and which one stops the mapping. A model that maps nothing is
 refused rather than timed on the CPU under this target's name.
 
 Both the delegate (with a device attached) and the compiler must be present;
-otherwise the target is unavailable, and says which is missing.
+otherwise the target is unavailable, and says which is missing. On a remote
+device (`-o remote=...`) the host converts and compiles and uploads the
+compiled file: the device needs the runtime and the delegate, the host the
+converter and the compiler.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from backends import litert
-from backends.base import Availability, register_target
+from backends import litert, litert_conversion
+from backends.base import Availability, DeviceBuild, register_target
 from backends.onnx_model import OnnxModel
 from backends.tflite_cpu import CalibratedConfig, TfliteCpuRunner
 from ehdnas.core.errors import UserError
@@ -121,16 +124,30 @@ class EdgeTpuRunner(TfliteCpuRunner):
 
     @classmethod
     def availability(cls) -> Availability:
-        runtime = litert.availability()
-        problems = [] if runtime.available else [runtime.reason]
-        if compiler_version() is None:
-            problems.append(f"{COMPILER} (package edgetpu-compiler, from Coral's apt repository) is not installed")
-        if runtime.available and (delegate := _delegate_problem()):  # loading the delegate needs the runtime
+        build = cls.build_availability()
+        problems = [] if build.available else [build.reason]
+        if litert.availability().available and (delegate := _delegate_problem()):  # loading it needs the runtime
             problems.append(delegate)
         return Availability(not problems, "; ".join(problems))
 
-    def libraries(self) -> dict[str, str]:
-        return {**super().libraries(), COMPILER: compiler_version() or "none"}
+    @classmethod
+    def build_availability(cls) -> Availability:
+        conversion = litert_conversion.availability()
+        problems = [] if conversion.available else [conversion.reason]
+        if compiler_version() is None:
+            problems.append(f"{COMPILER} (package edgetpu-compiler, from Coral's apt repository) is not installed")
+        return Availability(not problems, "; ".join(problems))
+
+    @classmethod
+    def device_availability(cls) -> Availability:
+        runtime = litert.availability()
+        if not runtime.available:
+            return runtime
+        delegate = _delegate_problem()
+        return Availability(delegate is None, delegate or "")
+
+    def build_libraries(self) -> dict[str, str]:
+        return {**super().build_libraries(), COMPILER: compiler_version() or "none"}
 
     def precision(self) -> str:
         return "int8"
@@ -166,8 +183,10 @@ class EdgeTpuRunner(TfliteCpuRunner):
     def prepare(self, model: OnnxModel) -> None:
         self.compile(model)
 
-    def _ready(self, model: OnnxModel) -> tuple[litert.Session, dict[str, Any]]:
-        compiled, details = self.compile(model)
+    def _made(self, model: OnnxModel) -> DeviceBuild:
+        return DeviceBuild(*self.compile(model))
+
+    def _load(self, path: Path) -> litert.Session:
         options = {"device": self.config.device} if self.config.device else {}
         delegate = litert.interpreter_module().load_delegate(DELEGATE, options)
-        return litert.Session(compiled, self.config.threads, xnnpack=True, delegates=[delegate]), details
+        return litert.Session(path, self.config.threads, xnnpack=True, delegates=[delegate])

@@ -1,22 +1,26 @@
 """Target `tflite-cpu`: the LiteRT (TFLite) interpreter on the CPU, float32 or full-integer int8.
 
-The network is converted to `.tflite` (see `backends.litert`, cached per
-network) and timed end to end, input quantization and output dequantization
+The network is converted to `.tflite` (see `backends.litert_conversion`, cached
+per network) and timed end to end, input quantization and output dequantization
 included, with a fixed thread count and XNNPACK on or off as configured.
 int8 models are calibrated on `calibration_samples` inputs: standard-normal
 random ones (the networks' inputs are normalised), or images of a data set
 (`calibration=digits`, `cluttered`, `cifar10:DIR`, `folder:DIR`), as the configuration says.
+
+On a remote device (`-o remote=...`) the conversion stays on the host, which
+uploads the `.tflite` file; the device needs the LiteRT runtime alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from backends import litert
-from backends.base import Availability, Runner, Timer, register_target
+from backends import litert, litert_conversion
+from backends.base import Availability, DeviceBuild, Runner, Timer, register_target
 from backends.onnx_model import OnnxModel
 from backends.protocol import time_runs
 from ehdnas.core.datasets import image_source
@@ -47,8 +51,8 @@ class TfliteCpuConfig(CalibratedConfig):
 
     def check(self) -> None:
         super().check()
-        if self.precision not in litert.PRECISIONS:
-            raise UserError(f"option 'precision' must be one of {', '.join(litert.PRECISIONS)}")
+        if self.precision not in litert_conversion.PRECISIONS:
+            raise UserError(f"option 'precision' must be one of {', '.join(litert_conversion.PRECISIONS)}")
 
 
 @register_target("tflite-cpu")
@@ -59,10 +63,22 @@ class TfliteCpuRunner(Runner):
 
     @classmethod
     def availability(cls) -> Availability:
+        return cls.build_availability()  # the conversion needs the runtime too
+
+    @classmethod
+    def build_availability(cls) -> Availability:
+        """Whether this machine can make the model files of this target (for itself or a remote device)."""
+        return litert_conversion.availability()
+
+    @classmethod
+    def device_availability(cls) -> Availability:
         return litert.availability()
 
     def libraries(self) -> dict[str, str]:
         return litert.runtime_versions()
+
+    def build_libraries(self) -> dict[str, str]:
+        return litert_conversion.converter_versions()
 
     def precision(self) -> str:
         return self.config.precision
@@ -73,10 +89,14 @@ class TfliteCpuRunner(Runner):
             del config["calibration"], config["calibration_samples"]
         return config
 
-    def convert(self, model: OnnxModel) -> litert.Converted:
+    def device_settings(self) -> dict[str, Any]:
+        calibrating = ("calibration", "calibration_samples")  # the host's conversion: its data is not on the device
+        return {name: value for name, value in self.config_dict().items() if name not in calibrating}
+
+    def convert(self, model: OnnxModel) -> litert_conversion.Converted:
         """`model` as the `.tflite` file this target runs (converted once, then from the disk cache)."""
         calibration = f"{self.config.calibration}:{self.config.calibration_samples}"
-        return litert.convert(model, self.precision(), calibration, lambda: self.calibration_inputs(model))
+        return litert_conversion.convert(model, self.precision(), calibration, lambda: self.calibration_inputs(model))
 
     def prepare(self, model: OnnxModel) -> None:
         self.convert(model)
@@ -93,15 +113,32 @@ class TfliteCpuRunner(Runner):
         return images[rng.permutation(len(images))[:count]]
 
     def session(self, model: OnnxModel) -> litert.Session:
-        return self._ready(model)[0]
+        return self._load(self._made(model).path)
 
-    def _ready(self, model: OnnxModel) -> tuple[litert.Session, dict[str, Any]]:
-        """An interpreter for `model`, and what making the model it runs took (conversion, cache)."""
+    def _made(self, model: OnnxModel) -> DeviceBuild:
+        """The `.tflite` file this target runs for `model`, and what making it took (conversion, cache)."""
         converted = self.convert(model)
-        return litert.Session(converted.path, self.config.threads, self.config.xnnpack), dict(converted.info)
+        return DeviceBuild(converted.path, dict(converted.info))
+
+    def _load(self, path: Path) -> litert.Session:
+        """The interpreter that times a `.tflite` file made for this target."""
+        return litert.Session(path, self.config.threads, self.config.xnnpack)
+
+    def device_build(self, model: OnnxModel, device: dict[str, Any]) -> DeviceBuild:
+        """The model file made here: conversion needs torch and the converters, the device only the runtime."""
+        status = type(self).build_availability()
+        if not status.available:
+            raise UserError(f"target {self.name!r} converts on this host, which cannot: {status.reason}")
+        return self._made(model)
 
     def _timer(self, model: OnnxModel) -> Timer:
-        session, details = self._ready(model)  # once: the retries of one measurement time one interpreter
+        built = self._made(model)  # once: the retries of one measurement time one interpreter
+        return self._timed(self._load(built.path), model, built.details)
+
+    def _built_timer(self, model: OnnxModel, build: Path) -> Timer:
+        return self._timed(self._load(build), model, {"built_on_host": True})
+
+    def _timed(self, session: litert.Session, model: OnnxModel, details: dict[str, Any]) -> Timer:
         x = next(iter(model.fixed_inputs().values()))
         return Timer(lambda protocol: time_runs(lambda: session(x), protocol), details)
 

@@ -20,15 +20,22 @@ host's `-mcpu`, and is timed on the Relax VM by TVM's own time evaluator.
 
 Executables are cached on disk by (model hash, TVM target, settings, TVM
 version), so measuring a model again does not compile it again.
+
+On a remote device (`-o remote=...`) the host cross-compiles for the device's
+LLVM target and uploads the library; tuning times its candidates on the devices
+of the key through the tracker (MetaSchedule's RPC runner), into a database of
+that device kind's own: a device's records never mix with this machine's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,10 +44,11 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import Availability, Runner, Timer, register_target, requires_extra
+from backends.base import Availability, DeviceBuild, Runner, Timer, register_target, requires_extra
 from backends.onnx_model import OnnxModel
 from backends.output import redirected_output
 from backends.protocol import TimingProtocol
+from backends.remote.address import RemoteAddress
 from ehdnas.core.errors import UserError
 from ehdnas.core.events import Events, no_events, tick
 from ehdnas.core.host import fingerprint
@@ -57,6 +65,7 @@ POPULATION = 128  # the evolutionary search's population (TVM's default 512; a r
 SECONDS_PER_ROUND = 8.0
 SECONDS_PER_TRIAL = 1.5
 SAMPLE_DRAWS = 16  # draws of a kernel's schedule that mode=sampled tries before leaving it unscheduled
+CANDIDATE_S = 30  # a tuning candidate's session on a remote device: upload, load and time (then it is killed)
 
 
 @dataclass(frozen=True)
@@ -161,20 +170,24 @@ class TvmLlvmRunner(Runner):
         return tvm.target.Target(spec)
 
     def tuning_dir(self, target: Any | None = None) -> Path:
-        """The MetaSchedule database shared by every model built for this TVM target."""
+        """The MetaSchedule database shared by every model built for this TVM target, on this machine or on the
+        remote devices of one fingerprint."""
         import tvm
 
-        return cache_dir("tvm", "tuning", fingerprint([str(target or self.target()), tvm.__version__]))
+        return cache_dir("tvm", "tuning", fingerprint([str(target or self.target()), tvm.__version__, *self._where()]))
 
-    def device_build(self, model: OnnxModel, device: dict[str, Any]) -> Path:
-        """The library cross-compiled here for the remote device's CPU (cached like a local build)."""
-        target = self.target(device["llvm"])
-        library = cache_dir("tvm", "lib") / f"{self._key(model, target)}.so"
-        if not library.is_file():
-            executable, _ = self._build(model, target)
-            if not _export(executable, library):
-                raise UserError("target 'tvm-llvm': a library for a remote device needs a C toolchain here to link")
-        return library
+    def _where(self) -> list[dict[str, Any]]:
+        """What keys a build besides its target: a remote device's fingerprint, since its records are its own
+        (a device with this machine's CPU would otherwise share this machine's)."""
+        return [self.host()] if self.remote is not None else []
+
+    def device_build(self, model: OnnxModel, device: dict[str, Any]) -> DeviceBuild:
+        """The library cross-compiled here for the remote device's CPU (cached like a local build), tuned on the
+        devices of the key."""
+        library, _, info = self._library(model, self.target(device["llvm"]))
+        if library is None:
+            raise UserError("target 'tvm-llvm': a library for a remote device needs a C toolchain here to link")
+        return DeviceBuild(library, info)
 
     def _built_timer(self, model: OnnxModel, build: Path) -> Timer:
         os.environ["TVM_NUM_THREADS"] = str(self.config.threads)  # as `compile` does: the runtime pool's size
@@ -204,31 +217,34 @@ class TvmLlvmRunner(Runner):
 
     def compile(self, model: OnnxModel) -> Compiled:
         """The model built for this configuration: from the disk cache, or built now."""
-        key = self._key(model)
         os.environ["TVM_NUM_THREADS"] = str(self.config.threads)  # read by tuning's worker processes
-        names = tuple(spec.name for spec in model.inputs)
-        library = cache_dir("tvm", "lib") / f"{key}.so"
+        library, executable, info = self._library(model, self.target())
+        # Loading the exported library costs no more than the JIT compile that running the
+        # in-memory build would trigger (both about 1.5 s for a small DARTS net), so cache first.
+        vm = _load_vm(library) if library is not None else _vm(executable)
+        return Compiled(vm, tuple(spec.name for spec in model.inputs), info)
+
+    def _library(self, model: OnnxModel, target: Any) -> tuple[Path | None, Any, dict[str, Any]]:
+        """The model's library for `target` from the disk cache, or built now: its path (None when it cannot be
+        linked here), the build made now (None from the cache) and how it was made."""
+        library = cache_dir("tvm", "lib") / f"{self._key(model, target)}.so"
         info_file = library.with_suffix(".json")
         if library.is_file() and info_file.is_file():
-            compiled = Compiled(_load_vm(library), names, {**json.loads(info_file.read_text()), "from_cache": True})
-        else:
-            start = time.perf_counter()
-            executable, info = self._build(model)
-            exported = _export(executable, library)
-            info["compile_s"] = round(time.perf_counter() - start - info.get("tune_s", 0.0), 3)  # tuning apart
-            # Loading the exported library costs no more than the JIT compile that running the
-            # in-memory build would trigger (both about 1.5 s for a small DARTS net), so cache first.
-            if exported:
-                info_file.write_text(json.dumps(info))
-            vm = _load_vm(library) if exported else _vm(executable)
-            compiled = Compiled(vm, names, {**info, "from_cache": False})
-        return compiled
+            return library, None, {**json.loads(info_file.read_text()), "from_cache": True}
+        start = time.perf_counter()
+        executable, info = self._build(model, target)
+        info["compile_s"] = round(time.perf_counter() - start - info.get("tune_s", 0.0), 3)  # tuning apart
+        exported = _export(executable, library)
+        if exported:
+            info_file.write_text(json.dumps(info))
+        return library if exported else None, executable, {**info, "from_cache": False}
 
     def _key(self, model: OnnxModel, target: Any | None = None) -> str:
         import tvm
 
         shapes = [list(spec.shape) for spec in model.inputs]
-        return fingerprint([model.sha256, shapes, str(target or self.target()), self.config_dict(), tvm.__version__])
+        target_text = str(target or self.target())
+        return fingerprint([model.sha256, shapes, target_text, self.config_dict(), tvm.__version__, *self._where()])
 
     def _build(self, model: OnnxModel, target: Any | None = None) -> tuple[Any, dict[str, Any]]:
         target = target or self.target()
@@ -236,7 +252,8 @@ class TvmLlvmRunner(Runner):
         info: dict[str, Any] = {"mode": self.config.mode, "mcpu": str(target.attrs.get("mcpu", "generic"))}
         database = None
         if self.config.mode == "tuned":
-            database, tuning = _tune(fused, target, self.tuning_dir(target), self.config.trials, self.on_event)
+            work_dir, runner = self.tuning_dir(target), self._tuning_runner()
+            database, tuning = _tune(fused, target, work_dir, self.config.trials, runner, self.on_event)
             info.update(tuning)
         elif self.config.mode == "sampled":
             start = time.perf_counter()
@@ -244,6 +261,21 @@ class TvmLlvmRunner(Runner):
             database, info["kernels"], info["kernels_sampled"] = _sample(fused, target, self.config.seed, log)
             info["sample_s"] = round(time.perf_counter() - start, 3)
         return _compile(fused, target, database), info
+
+    def _tuning_runner(self) -> Any:
+        """Where MetaSchedule times candidates, each 3 times over at least 10 ms: on this machine, or on the devices
+        of the remote key, one candidate per device at a time, with the measurement's thread count."""
+        from tvm.s_tir import meta_schedule as ms
+
+        evaluator = ms.runner.EvaluatorConfig(number=1, repeat=3, min_repeat_ms=10)
+        if self.remote is None:
+            return ms.runner.LocalRunner(evaluator_config=evaluator)
+        from backends.remote.client import device_count
+
+        address = self.remote
+        rpc = ms.runner.RPCConfig(address.host, address.port, address.key, session_timeout_sec=CANDIDATE_S)
+        session = functools.partial(_candidate_session, address, self.config.threads)
+        return ms.runner.RPCRunner(rpc, evaluator, f_create_session=session, max_workers=device_count(address))
 
 
 def _use_threads(threads: int) -> None:
@@ -413,7 +445,20 @@ def _draw(rng: np.random.Generator) -> int:
     return int(rng.integers(1, 2**31 - 1))
 
 
-def _tune(fused: Any, target: Any, work_dir: Path, budget: int, on_event: Events) -> tuple[Any, dict[str, Any]]:
+def _candidate_session(address: RemoteAddress, threads: int, _config: Any) -> Any:
+    """A session on a free device of the key for one tuning candidate, waited for with the client's bound (TVM's
+    own request waits forever), its runtime pool sized as a measurement's (in a tuning worker process)."""
+    from backends.remote.client import Tracker
+
+    with Tracker(address.tracker) as tracker:
+        session = tracker.request(address.key)
+    session.get_function("runtime.config_threadpool")(0, threads)
+    return session
+
+
+def _tune(
+    fused: Any, target: Any, work_dir: Path, budget: int, runner: Any, on_event: Events
+) -> tuple[Any, dict[str, Any]]:
     """Tune the kernels the database lacks, with their share of the model's `budget`; the database and what was
     done.
 
@@ -457,8 +502,8 @@ def _tune(fused: Any, target: Any, work_dir: Path, budget: int, on_event: Events
                 max_trials_per_task=max(per_round, math.ceil(4 * trials / len(new))),
                 num_trials_per_iter=per_round,
                 database=database,
-                builder=ms.builder.LocalBuilder(f_build=_build_candidate),
-                runner=_tuning_runner(),
+                builder=ms.builder.LocalBuilder(f_build=_build_candidate, f_export=_export_candidate),
+                runner=runner,
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), _counting(measured)],
                 module_equality=MATCH,
             )
@@ -480,13 +525,6 @@ def _tuning_line(done: int, trials: int, kernels: int, left_s: float) -> str:
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
-
-
-def _tuning_runner() -> Any:
-    """Where MetaSchedule times candidates: on this machine, each 3 times over at least 10 ms."""
-    from tvm.s_tir import meta_schedule as ms
-
-    return ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=3, min_repeat_ms=10))
 
 
 def _counting(measured: Callable[[int], None]) -> Any:
@@ -512,6 +550,14 @@ def _build_candidate(module: Any, target: Any, _params: Any) -> Any:
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
     return build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(module), target=target)
+
+
+def _export_candidate(module: Any) -> str:
+    """A candidate's build linked here into a shared library (TVM's default is a tar the runner links): a remote
+    device then needs no C toolchain."""
+    path = os.path.join(tempfile.mkdtemp(prefix="ehdnas-candidate-"), "candidate.so")
+    module.export_library(path)
+    return path
 
 
 def _vm(executable: Any) -> Any:

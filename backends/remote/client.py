@@ -14,6 +14,7 @@ import dataclasses
 import json
 import socket
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -140,10 +141,10 @@ def device_report(address: RemoteAddress) -> dict[str, Any]:
 
 def device_runtime(runner: Runner) -> dict[str, Any]:
     """The runner's runtime on its device: available there, with the host fingerprint its measurements carry."""
-    from backends.remote.device import REMOTE_TARGETS
+    from backends.remote.device import DEVICE_TARGETS
 
-    if runner.name not in REMOTE_TARGETS:
-        raise UserError(f"target {runner.name!r} cannot measure on a remote device; {', '.join(REMOTE_TARGETS)} can")
+    if runner.name not in DEVICE_TARGETS:
+        raise UserError(f"target {runner.name!r} cannot measure on a remote device; {', '.join(DEVICE_TARGETS)} can")
     address = runner.remote
     runtime = device_report(address)["runtimes"][runner.name]
     if not runtime["available"]:
@@ -151,21 +152,29 @@ def device_runtime(runner: Runner) -> dict[str, Any]:
     return runtime
 
 
+# The host's builds for devices, one at a time: torch's exporter and converter are not made for threads, and
+# tuning writes one shared database (a farm's threads build here while the devices time).
+_BUILDING = threading.Lock()
+
+
 def measure_remote(runner: Runner, model: OnnxModel, protocol: TimingProtocol) -> Measurement:
     """`model` measured on a free device of the runner's key, by the runner's own code there.
 
-    What the target builds on the host (a TVM library for the device) is built
-    first and uploaded beside the ONNX file. The measurement carries the
-    device's fingerprint; its `wall_s` is the host's, upload included, the
-    device's own in `details["device_wall_s"]`.
+    What the target builds on the host (a TVM library, a `.tflite` file) is
+    built first and uploaded beside the ONNX file. The measurement carries the
+    device's fingerprint with the host's build libraries, and the build's
+    details; its `wall_s` is the host's, upload included, the device's own in
+    `details["device_wall_s"]`.
     """
     address = runner.remote
     device_runtime(runner)
-    artifact = runner.device_build(model, device_report(address))
+    with _BUILDING:
+        build = runner.device_build(model, device_report(address))
     start = time.perf_counter()
+    artifact = build.path if build else None
     request = {
         "target": runner.name,
-        "config": runner.config_dict(),
+        "config": runner.device_settings(),
         "protocol": protocol.to_dict(),
         "model": model.path.name,
         "inputs": {spec.name: list(spec.shape) for spec in model.inputs},
@@ -177,8 +186,12 @@ def measure_remote(runner: Runner, model: OnnxModel, protocol: TimingProtocol) -
             session.upload(str(artifact), target=artifact.name)
         answer = _call(session, "ehdnas.measure", json.dumps(request))
     measurement = Measurement.from_dict(answer)
-    details = {**measurement.details, "device_wall_s": measurement.wall_s, "remote": str(address)}
-    return dataclasses.replace(measurement, model=model.describe(), wall_s=time.perf_counter() - start, details=details)
+    built = build.details if build else {}
+    details = {**built, **measurement.details, "device_wall_s": measurement.wall_s, "remote": str(address)}
+    return dataclasses.replace(
+        measurement, target_config=runner.config_dict(), host=runner.host(), model=model.describe(),
+        wall_s=time.perf_counter() - start, details=details,
+    )  # fmt: skip
 
 
 def device_count(address: RemoteAddress) -> int:

@@ -3,10 +3,10 @@
 `ehdnas.describe` reports the device: for every target it can time, whether
 its runtime is installed and the fingerprint a measurement there carries (CPU,
 cores, OS, library versions), and the LLVM target TVM builds for it.
-`ehdnas.measure` times an uploaded model (an ONNX file, or beside it the
-library the host built for this device) under the host's timing protocol with
-the same runner a local measurement uses, and returns that measurement. Both
-speak JSON strings, which TVM's RPC carries as they are.
+`ehdnas.measure` times an uploaded model (an ONNX file, and beside it what the
+host built for this device: a TVM library, a `.tflite` file) under the host's
+timing protocol with the same runner a local measurement uses, and returns
+that measurement. Both speak JSON strings, which TVM's RPC carries as they are.
 
 Only the leaf, the runners and their runtimes are imported here: no torch, no
 search code, no server (the `Device side imports` contract in pyproject.toml).
@@ -25,8 +25,7 @@ from backends.onnx_model import load_model
 from backends.protocol import TimingProtocol
 from ehdnas.core.errors import UserError
 
-DEVICE_TARGETS = ("ort-cpu", "tvm-llvm", "tflite-cpu", "edgetpu")  # reported; the simulators run anywhere
-REMOTE_TARGETS = ("ort-cpu", "tvm-llvm")  # measured on a device (LiteRT's conversion needs torch: not yet)
+DEVICE_TARGETS = ("ort-cpu", "tvm-llvm", "tflite-cpu", "edgetpu")  # measured on a device; simulators run anywhere
 # Tests only: seconds each measurement sleeps first, so a collection is bound by wall clock, not by 2 cores.
 TEST_DELAY_ENV = "EHDNAS_DEVICE_TEST_DELAY_S"
 
@@ -45,7 +44,7 @@ def describe() -> str:
 
     runtimes: dict[str, Any] = {}
     for name in DEVICE_TARGETS:
-        status = TARGETS.get(name).availability()
+        status = TARGETS.get(name).device_availability()
         entry: dict[str, Any] = {"available": status.available, "reason": status.reason}
         if status.available:
             entry["host"] = host_info(get_target(name).libraries())
@@ -56,9 +55,9 @@ def describe() -> str:
 def measure(request: str) -> str:
     """Time the uploaded model as the request (JSON) says; the measurement, or `{"error": ...}` for a user error.
 
-    The request: `target`, `config` (the target's settings), `protocol`, `model` (the uploaded ONNX file's
-    name), `inputs` (its input shapes, as the host resolved them) and, for a target that builds on the host,
-    `artifact` (the uploaded build).
+    The request: `target`, `config` (the settings the device times with), `protocol`, `model` (the uploaded
+    ONNX file's name), `inputs` (its input shapes, as the host resolved them) and, for a target that builds on
+    the host, `artifact` (the uploaded build).
     """
     asked = json.loads(request)
     if delay := float(os.environ.get(TEST_DELAY_ENV, "0") or 0):

@@ -26,11 +26,15 @@ SECURITY_WARNING = (
 
 
 def start_device(tracker: tuple[str, int], key: str, host: str, port: int) -> Any:
-    """A TVM RPC server on `host:port` (or a port above) with ehdnas's functions, registered under `key`."""
+    """A TVM RPC server on `host:port` (or a port above) with ehdnas's functions, registered under `key`.
+
+    It logs every session on stderr (TVM's server log: who connected, what it loaded), since whoever connects
+    runs code here: a measurement is a session or two, a tuned build one per candidate timed.
+    """
     from tvm.rpc.server import PopenRPCServerState
 
     device.init()
-    return PopenRPCServerState(host, port, port + PORTS_TRIED, False, tracker, key, None, None, True)
+    return PopenRPCServerState(host, port, port + PORTS_TRIED, False, tracker, key, None, None, False)
 
 
 def start_tracker(host: str, port: int) -> Any:

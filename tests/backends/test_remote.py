@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends import TimingProtocol, get_target
+from backends import LatencyStats, OnnxModel, TimingProtocol, get_target, litert_conversion
 from backends.remote.client import Tracker, device_report, reachable
 from backends.remote.device import TEST_DELAY_ENV
+from backends.remote.servers import PORTS_TRIED
 from ehdnas.core.errors import UserError
-from ehdnas.pipeline.export import export_arch
+from ehdnas.pipeline.export import export_arch, export_model
 from ehdnas.pipeline.key import MeasurementKey
 from ehdnas.pipeline.measure import collect
 from ehdnas.pipeline.store import Store
@@ -35,19 +36,22 @@ from ehdnas.spaces import get_space
 from tests.conftest import ROOT
 from tests.methods.test_requests import PROTOCOL
 
-TRACKER_PORT = 18141  # this suite's ports: 18140-18179
-DEVICE_PORTS = (18150, 18165)
+TRACKER_PORT = 19541  # this suite's ports: 19540-19599
+DEVICE_PORTS = (19550, 19570)
+NO_TRACKER = "127.0.0.1:19599"
 NO_TORCH_CLI = "import sys; sys.modules['torch'] = None; from ehdnas.cli import main; main()"
 QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0, max_cv=10.0)  # a noisy one is not taken again
 SPACE = {"layers": 3, "channels": 4, "input_size": 8}
 
 
-def _start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`ehdnas ARGS` without torch, in a session of its own (so killing it takes what it forked along)."""
-    return subprocess.Popen(
-        [sys.executable, "-c", NO_TORCH_CLI, *args], cwd=ROOT, env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
+def _start(*args: str, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
+    """`ehdnas ARGS` without torch, in a session of its own (so killing it takes what it forked along), its
+    stderr (a device's session log) in `log`."""
+    with open(log or os.devnull, "w") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-c", NO_TORCH_CLI, *args], cwd=ROOT, env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+        )  # fmt: skip
 
 
 def _kill(process: subprocess.Popen) -> None:
@@ -56,12 +60,15 @@ def _kill(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _devices_under(key: str) -> int:
+def _device_ports(key: str) -> set[int]:
+    """The ports of the devices registered under `key`, free or busy."""
+    from tvm import rpc
+
     try:
-        with Tracker(("127.0.0.1", TRACKER_PORT), timeout_s=1.0) as tracker:
-            return tracker.keys().get(key, {}).get("free", 0)
-    except UserError:
-        return 0
+        servers = rpc.connect_tracker("127.0.0.1", TRACKER_PORT).summary()["server_info"]
+    except (RuntimeError, OSError):
+        return set()
+    return {server["addr"][1] for server in servers if server["key"] == f"server:{key}"}
 
 
 def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
@@ -90,15 +97,16 @@ def reachable_at() -> str | None:
 
 @pytest.fixture
 def devices(tracker: str) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start a device under a key: `devices(key, port_index, delay_s)`; all are killed after the test."""
+    """Start a device under a key: `devices(key, port_index, delay_s, log)`; all are killed after the test."""
     started: list[subprocess.Popen] = []
 
-    def start(key: str, index: int = 0, delay_s: float = 0.0) -> subprocess.Popen:
-        before = _devices_under(key)
+    def start(key: str, index: int = 0, delay_s: float = 0.0, log: Path | None = None) -> subprocess.Popen:
         env = {TEST_DELAY_ENV: str(delay_s)} if delay_s else {}
         started.append(_start("device", "--tracker", tracker, "--key", key, "--port", str(DEVICE_PORTS[index]),
-                              env=env))  # fmt: skip
-        _wait_for(lambda: _devices_under(key) > before, f"device {index} under {key!r}")
+                              env=env, log=log))  # fmt: skip
+        # Registered at its own port: a count could be met by another device of the key coming free again.
+        ports = range(DEVICE_PORTS[index], DEVICE_PORTS[index] + PORTS_TRIED)
+        _wait_for(lambda: not _device_ports(key).isdisjoint(ports), f"device {index} under {key!r}")
         return started[-1]
 
     yield start
@@ -107,9 +115,15 @@ def devices(tracker: str) -> Iterator[Callable[..., subprocess.Popen]]:
 
 
 @pytest.fixture(scope="module")
-def darts_net(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def darts_model(tmp_path_factory: pytest.TempPathFactory) -> OnnxModel:
+    """A tiny sampled DARTS network with the torch module it was exported from (LiteRT converts that)."""
     space = get_space("darts", SPACE)
-    return export_arch(space, space.sample(np.random.default_rng(0)), tmp_path_factory.mktemp("net") / "net.onnx").path
+    return export_arch(space, space.sample(np.random.default_rng(0)), tmp_path_factory.mktemp("net") / "net.onnx")
+
+
+@pytest.fixture(scope="module")
+def darts_net(darts_model: OnnxModel) -> Path:
+    return darts_model.path
 
 
 @pytest.mark.slow
@@ -169,8 +183,8 @@ def test_a_missing_key_or_tracker_fails_fast_in_one_line(tracker: str, darts_net
     start = time.monotonic()
     with pytest.raises(UserError, match="no device is registered under key 'nowhere'"):
         get_target("ort-cpu", {"remote": f"{tracker}/nowhere"}).measure(darts_net, QUICK)
-    assert reachable(get_target("ort-cpu", {"remote": "127.0.0.1:18179/k"}).remote).startswith(
-        "no RPC tracker answers at 127.0.0.1:18179"
+    assert reachable(get_target("ort-cpu", {"remote": f"{NO_TRACKER}/k"}).remote).startswith(
+        f"no RPC tracker answers at {NO_TRACKER}"
     )
     assert time.monotonic() - start < 5
     with pytest.raises(UserError, match="is not HOST:PORT/KEY"):
@@ -246,8 +260,8 @@ def test_tvm_llvm_builds_on_the_host_for_the_device_and_times_there(
 
 
 def test_a_target_that_cannot_measure_remotely_is_refused_in_one_line(darts_net: Path) -> None:
-    with pytest.raises(UserError, match="target 'tflite-cpu' cannot measure on a remote device; ort-cpu, tvm-llvm"):
-        get_target("tflite-cpu", {"remote": "127.0.0.1:18179/k"}).measure(darts_net, QUICK)
+    with pytest.raises(UserError, match="target 'systolic-edge32' cannot measure on a remote device; ort-cpu, "):
+        get_target("systolic-edge32", {"remote": f"{NO_TRACKER}/k"}).measure(darts_net, QUICK)
 
 
 def test_a_job_spec_with_a_remote_is_checked_at_submission(tracker: str) -> None:
@@ -256,8 +270,77 @@ def test_a_job_spec_with_a_remote_is_checked_at_submission(tracker: str) -> None
     from ehdnas.methods.resolve import SettingErrors
 
     for remote, problem in ((f"{tracker}/nowhere", "no device is registered under key 'nowhere'"),
-                            ("127.0.0.1:18179/k", "no RPC tracker answers at 127.0.0.1:18179")):  # fmt: skip
+                            (f"{NO_TRACKER}/k", f"no RPC tracker answers at {NO_TRACKER}")):  # fmt: skip
         with pytest.raises(SettingErrors) as caught:
             check_measure("ort-cpu", {"remote": remote}, "darts", SPACE, PROTOCOL, Limits(), samples=1)
         found = [(e.field, e.message[: len(problem)]) for e in caught.value.problems]
         assert found == [(("options", "remote"), problem)]
+
+
+def _close(remote: LatencyStats, local: LatencyStats) -> bool:
+    """Within the protocol's noise on a shared 2-core machine: the medians differ by less than either's spread
+    (a 30 us network's runs on a loaded host spread by half their median)."""
+    spread = max(remote.p90 - remote.p10, local.p90 - local.p10)
+    return abs(remote.median - local.median) <= max(0.25 * local.median, spread)
+
+
+@pytest.mark.slow
+def test_tflite_cpu_converts_on_the_host_and_times_the_file_on_the_device_as_locally(
+    devices: Callable[..., subprocess.Popen], tracker: str, darts_model: OnnxModel
+) -> None:
+    devices("lite-a")  # torch blocked: the device never converts
+    protocol = TimingProtocol(warmup=20, min_repeats=50, min_time_s=0.5)
+    for precision in ("float32", "int8"):
+        settings = {"precision": precision, "calibration_samples": 16}
+        local = get_target("tflite-cpu", settings).measure(darts_model, protocol)
+        runner = get_target("tflite-cpu", {**settings, "remote": f"{tracker}/lite-a"})
+        remote = runner.measure(darts_model, protocol)
+        assert remote.details["built_on_host"] and remote.details["precision"] == precision
+        assert remote.details["ops"] == local.details["ops"]  # the host's conversion, the same file
+        assert _close(remote.latency_ms, local.latency_ms), (precision, remote.latency_ms, local.latency_ms)
+        assert remote.target_config == local.target_config == runner.config_dict()
+        # The device's fingerprint, with the host's converters: they made the file it timed.
+        device_host = device_report(runner.remote)["runtimes"]["tflite-cpu"]["host"]
+        assert remote.host == runner.host() == MeasurementKey.of(runner, get_space("darts", SPACE)).host
+        assert remote.host["libraries"] == {**device_host["libraries"], **litert_conversion.converter_versions()}
+
+
+@pytest.mark.slow
+def test_edgetpu_on_a_device_without_its_delegate_is_refused_in_one_line_before_anything_is_built(
+    devices: Callable[..., subprocess.Popen], tracker: str, darts_model: OnnxModel
+) -> None:
+    devices("coral-a")
+    runtime = device_report(get_target("edgetpu", {"remote": f"{tracker}/coral-a"}).remote)["runtimes"]["edgetpu"]
+    assert not runtime["available"] and "libedgetpu.so.1" in runtime["reason"]
+    assert "edgetpu_compiler" not in runtime["reason"]  # the compiler is the host's business, not the device's
+    with pytest.raises(UserError) as caught:
+        get_target("edgetpu", {"remote": f"{tracker}/coral-a"}).measure(darts_model, QUICK)
+    line = str(caught.value)
+    assert line.startswith(f"target 'edgetpu' is not available on the devices under {tracker}/coral-a: the Edge TPU")
+    assert "\n" not in line
+
+
+@pytest.mark.slow
+def test_tuning_a_remote_tvm_llvm_times_its_candidates_on_the_device_into_the_device_kinds_database(
+    devices: Callable[..., subprocess.Popen], tracker: str, tmp_path: Path
+) -> None:
+    import torch
+
+    log = tmp_path / "device.log"
+    devices("tune-a", log=log)
+    # Two kernels (a convolution, a matmul): 8 trials tune in about a minute here; the tiny DARTS net has 36.
+    torch.manual_seed(0)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                               torch.nn.Linear(8 * 8 * 8, 10))  # fmt: skip
+    model = export_model(conv, (1, 3, 8, 8), tmp_path / "conv.onnx")
+    runner = get_target("tvm-llvm", {"mode": "tuned", "trials": 8, "remote": f"{tracker}/tune-a"})
+    measured = runner.measure(model, QUICK)
+    spent = measured.details["trials_spent"]
+    assert spent >= 1 and measured.details["kernels_tuned_now"] >= 1 and measured.latency_ms.median > 0
+    # The device's own database: neither this machine's nor shared with it (here the two CPUs are one).
+    local_dir = get_target("tvm-llvm").tuning_dir(runner.target(device_report(runner.remote)["llvm"]))
+    tuned_dir = Path(measured.details["tuning_dir"])
+    assert tuned_dir != local_dir and (tuned_dir / "database_tuning_record.json").stat().st_size > 0
+    # Every candidate ran on the device: a session each, beside the measurement's report and timing.
+    sessions = log.read_text().count("connected from")
+    assert sessions >= spent + 1, log.read_text()[-2000:]
