@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,16 @@ from tests.conftest import FAST, FAST_WALL, run_cli
 
 TINY = ["--space-option", "layers=3", "--space-option", "channels=4", "--space-option", "input_size=8"]
 QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _own_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A cache of this module's own: its tests say which conversions are new, and other modules convert the
+    same tiny networks (the remote LiteRT tests)."""
+    session_cache = os.environ["EHDNAS_CACHE"]
+    os.environ["EHDNAS_CACHE"] = str(tmp_path_factory.mktemp("tflite-cache"))
+    yield
+    os.environ["EHDNAS_CACHE"] = session_cache
 
 
 @pytest.fixture(scope="module")
