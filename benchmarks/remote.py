@@ -84,12 +84,16 @@ def main() -> None:
             _wait(lambda: _free(args.port, "x") >= 0)
             tracker = f"127.0.0.1:{args.port}"
 
+            started: dict[str, int] = {}
+
             def device(key: str, index: int, delay: float = 0.0) -> None:
-                before = _free(args.port, key)
+                # Every device of the key free, this one too: a count taken while another re-registers after a
+                # session could be met by that one coming free again (and a 2-device run ran on one).
+                started[key] = started.get(key, 0) + 1
                 env = {TEST_DELAY_ENV: str(delay)} if delay else {}
                 processes.append(_start("device", "--tracker", tracker, "--key", key, "--port",
                                         str(args.port + 10 + 10 * index), env=env))  # fmt: skip
-                _wait(lambda: _free(args.port, key) > before)
+                _wait(lambda: _free(args.port, key) >= started[key])
 
             device("cpu", 0)
             _overhead(args, tracker, Path(tmp))
