@@ -65,6 +65,7 @@ POPULATION = 128  # the evolutionary search's population (TVM's default 512; a r
 SECONDS_PER_ROUND = 8.0
 SECONDS_PER_TRIAL = 1.5
 SAMPLE_DRAWS = 16  # draws of a kernel's schedule that mode=sampled tries before leaving it unscheduled
+MS_LOGGER = "tvm.s_tir.meta_schedule"  # MetaSchedule's logger, which it reconfigures for every tuning
 CANDIDATE_S = 30  # a tuning candidate's session on a remote device: upload, load and time (then it is killed)
 
 
@@ -325,6 +326,25 @@ def _frames_looked_up_cheaply() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _only_meta_schedules_own_log_handlers() -> Iterator[None]:
+    """Set aside, while MetaSchedule makes its task loggers, handlers it did not make on its logger.
+
+    It reconfigures its logger with `dictConfig`, naming every handler already
+    there, and fails on one it cannot name (`'NoneType' object has no attribute
+    'format'`): pytest's log capture, or an application's own handler, put there.
+    """
+    logger = logging.getLogger(MS_LOGGER)
+    foreign = [h for h in logger.handlers if not (h.get_name() or "").startswith(MS_LOGGER)]
+    for handler in foreign:
+        logger.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in foreign:
+            logger.addHandler(handler)
+
+
 def _import_onnx(model: OnnxModel) -> Any:
     """The model as a Relax module with static input shapes and its weights as constants."""
     import onnx
@@ -480,7 +500,7 @@ def _tune(
         on_event(tick(TUNE_STAGE, 0, trials, _tuning_line(0, trials, len(new), expected_s), lasting=True))
 
         search = ms.search_strategy.EvolutionarySearch(population_size=POPULATION)
-        logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)  # it logs every trial
+        logging.getLogger(MS_LOGGER).setLevel(logging.WARNING)  # it logs every trial
         with redirected_output(work_dir / "tuning.log") as aside:
 
             def measured(count: int) -> None:
@@ -490,7 +510,8 @@ def _tune(
                 with aside():  # the line is the user's, not the log's
                     on_event(tick(TUNE_STAGE, spent, trials, _tuning_line(spent, trials, len(new), left)))
 
-            with _frames_looked_up_cheaply():  # the first context imports the tensor intrinsics
+            # the first context imports the tensor intrinsics
+            with _frames_looked_up_cheaply(), _only_meta_schedules_own_log_handlers():
                 contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
                     new, str(work_dir), strategy=search, num_threads=os.cpu_count() or 1, seed=0
                 )
