@@ -175,23 +175,24 @@ def evaluator() -> Classification:
     )
 
 
-def test_random_one_shot_on_nni_darts_keeps_only_what_the_filter_lets_through() -> None:
-    predictor, kept, seen = lut("darts"), [], []
-    inner = predictor_filter(predictor, "darts", max_ms=15.0)
+def test_random_one_shot_on_nni_nas_bench_201_keeps_only_what_the_filter_lets_through() -> None:
+    # NasBench201: every NNI sample is in the ehdnas space, and about half are under 3.8 ms on this table. (On NNI's
+    # DARTS 96% are not, and NNI draws 100 at most: the README says so.)
+    predictor, kept, seen = lut("nb201"), [], []
+    inner = predictor_filter(predictor, "nb201", max_ms=3.8)
 
     def watched(sample: dict) -> bool:
         seen.append(sample)
         kept.append(inner(sample))
         return kept[-1]
 
-    model_space = tiny("darts")
+    model_space = tiny("nb201")
     strategy = RandomOneShot(filter=watched)
     strategy(RawFormatModelSpace.from_model(model_space, evaluator()), SequentialExecutionEngine())
     assert any(kept) and seen
-    profiler = predictor_profiler(predictor, "darts")
+    profiler = predictor_profiler(predictor, "nb201")
     for sample, keep in zip(seen, kept):
-        if keep:
-            assert profiler.profile(sample) <= 15.0
+        assert (profiler.profile(sample) <= 3.8) == keep
 
 
 def test_one_epoch_of_nni_darts_with_the_penalty_trains_the_architecture_logits() -> None:
@@ -213,4 +214,4 @@ def test_the_readmes_nni_example_runs_and_finds_a_darts_genotype(tmp_path: Path)
     with contextlib.chdir(tmp_path):
         exec(compile(python_block(NNI_EXAMPLE), "README.md", "exec"), namespace)
     assert isinstance(namespace["genotype"], Genotype)
-    assert namespace["under_budget"].profiler.profile(label_map("darts").to_sample(namespace["genotype"])) > 0
+    assert namespace["latency_ms"] > 0
