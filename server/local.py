@@ -1,4 +1,4 @@
-"""Start `ehdnas serve` as a subprocess on a free loopback port and wait until it answers.
+"""Start `ehdnas serve` as a subprocess on a loopback port it chooses itself and wait until it answers.
 
 For scripts, benchmarks and tests that need a real server, as users run it.
 """
@@ -6,6 +6,7 @@ For scripts, benchmarks and tests that need a real server, as users run it.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -50,26 +51,35 @@ class LocalServer:
 
 def start_server(db_url: str, log: Path, workers: int = 1, env: dict[str, str] | None = None,
                  args: tuple[str, ...] = (), timeout: float = 60.0) -> LocalServer:  # fmt: skip
-    """`ehdnas serve` in a session of its own (so killing its group reaches every worker); up when it returns."""
-    port = free_port()
-    command = [str(Path(sys.executable).parent / "ehdnas"), "serve", "--port", str(port), "--db", db_url]
+    """`ehdnas serve` in a session of its own (so killing its group reaches every worker); up when it returns.
+
+    It listens on `--port 0` and names the port it got in its start-up line: a port picked here and passed to it
+    could be taken by another server in between, whose answer would then be taken for this one's.
+    """
+    command = [str(Path(sys.executable).parent / "ehdnas"), "serve", "--port", "0", "--db", db_url]
     command += ["--workers", str(workers), *args]
 
     def default_signals() -> None:  # a job runner may have started us with SIGINT ignored
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+    start = log.stat().st_size if log.exists() else 0  # the log may hold an earlier server's lines
     with log.open("ab") as sink:
         process = subprocess.Popen(
             command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
             start_new_session=True, preexec_fn=default_signals,
         )  # fmt: skip
-    server = LocalServer(process, f"http://127.0.0.1:{port}", log)
+    server = LocalServer(process, "", log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"ehdnas serve exited {process.returncode}:\n{log.read_text()}")
+        if not server.url:
+            with log.open("rb") as text:
+                text.seek(start)
+                named = re.search(rb"ehdnas serve: http://127\.0\.0\.1:(\d+) ", text.read())
+            server.url = f"http://127.0.0.1:{int(named[1])}" if named else ""
         try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+            if server.url and httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
                 return server
         except httpx.HTTPError:
             pass

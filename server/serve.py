@@ -59,8 +59,9 @@ def run(settings: Settings, say: Callable[[str], None]) -> None:
     from server.worker import Supervisor, WorkerSettings
 
     _check_paths(settings)
-    host, port = settings.host, settings.port
-    sock = _listen(host, port)
+    host = settings.host
+    sock = _listen(host, settings.port)
+    port = sock.getsockname()[1]  # --port 0: the one the system chose, in the start-up line
     settings, source = settings.with_token()
     folder = settings.jobs_folder()
     folder.mkdir(parents=True, exist_ok=True)
