@@ -48,14 +48,16 @@ demo: install
 		--epochs 4 --retrain-epochs 8 --lambda 0,1 --out runs/demo
 
 # The layer contract (pyproject.toml, [tool.importlinter]) is checked before the tests; tests/bridges/test_nni.py runs
-# the NNI bridge's checks in the nni environment. One thread per torch process: the suite's servers, workers and
-# jobs share the cores, and torch's threads waiting on each other made the search tests a quarter slower.
+# the NNI bridge's checks in the nni environment. Two pytest workers, one test file each at a time (a file's
+# module fixtures, the remote tests' tracker and its ports among them, stay in one process): a test mostly runs on
+# one core, or waits on a server or device it started. One thread per torch process: the suite's servers, workers
+# and jobs share the cores, and torch's threads waiting on each other made the search tests a quarter slower.
 test: install nni
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/hadolint docker/Dockerfile
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The container image (docs/docker.md): build it, or build it, run it and check that it serves a job, on the
 # container engine running here; CHECK='--dockerd DIR' starts a private dockerd first (as root, after
