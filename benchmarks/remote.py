@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--models", default="darts,squeezenet", help="darts (a sampled DARTS net) and/or squeezenet")
     parser.add_argument("--targets", default="ort-cpu,tvm-llvm", help="targets compared (tvm-llvm: mode=untuned)")
     parser.add_argument("--rounds", type=int, default=3, help="local/remote pairs per network")
-    parser.add_argument("--samples", type=int, default=8, help="networks collected per throughput run")
+    parser.add_argument("--samples", type=int, default=8, help="networks collected per throughput run (0: none)")
     parser.add_argument("--delay", type=float, default=3.0, help="seconds each device sleeps per measurement")
     args = parser.parse_args()
     processes: list[subprocess.Popen] = []
@@ -97,6 +97,8 @@ def main() -> None:
 
             device("cpu", 0)
             _overhead(args, tracker, Path(tmp))
+            if not args.samples:
+                return
             device("slow", 1, args.delay)
             walls = []
             for count in (1, 2):
