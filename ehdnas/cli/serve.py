@@ -28,7 +28,9 @@ def serve(
     host: Annotated[
         str | None, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface)." + _default("host"))
     ] = None,
-    port: Annotated[int | None, typer.Option("--port", help="TCP port (0: a free one, named on start)." + _default("port"))] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="TCP port (0: a free one, named on start)." + _default("port"))
+    ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", help="Worker processes running jobs (0: API only)." + _default("workers"))
     ] = None,
