@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -74,40 +77,60 @@ def test_jobs_run_as_ray_tasks_on_a_ray_of_the_servers_own_and_a_cancel_ends_the
     assert not (tmp_path / "home" / ".ray").exists()
 
 
+@pytest.fixture
+def ray_cluster(ray_temp_dir: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A one-node Ray cluster started as an operator starts one (`ray start --head`), in its own processes; its
+    address. Its node holds the device a search on systolic-edge32 reserves, declared as an operator would."""
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "a-token-for-this-test-0123456789")  # the cluster's, which the server reads
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--port", str(port),
+               "--node-ip-address", "127.0.0.1", "--num-cpus", "2", "--include-dashboard", "false",
+               "--object-store-memory", str(80 * 2**20), "--temp-dir", ray_temp_dir,
+               "--resources", json.dumps({"target:systolic-edge32": 1})]  # fmt: skip
+    head = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while not _answers(address):
+            assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+            time.sleep(0.5)
+        yield address
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)  # the head and every Ray process it started
+        head.wait(30)
+
+
+def _answers(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 @pytest.mark.slow
 def test_a_search_runs_to_its_end_on_a_ray_cluster_the_server_joins_watched_by_the_client(
-    ray_temp_dir: str, launch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ray_cluster: str, launch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ray
-
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", "a-token-for-this-test-0123456789")  # the cluster's, which the server reads
-    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # ray.init sets it: undone at the end
     monkeypatch.setenv("EHDNAS_API_TOKEN", TOKEN)  # the client's
-    kept = signal.getsignal(signal.SIGTERM)
-    # The node holds the device a search on systolic-edge32 reserves, as an operator would declare it.
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20,
-             resources={"target:systolic-edge32": 1})  # fmt: skip
-    signal.signal(signal.SIGTERM, kept)
-    try:
-        address = ray.get_runtime_context().gcs_address
-        server = launch(args=("--executor", "ray", "--ray-address", address))
-        assert f"running jobs on Ray at {address};" in server.log.read_text()
-        spec = tmp_path / "search.json"
-        search = {"target": "systolic-edge32", "space_options": TINY, "auto_predictor": True, "auto_samples": 50,
-                  "epochs": 1, "retrain_epochs": 1, "batch_size": 256}  # fmt: skip
-        spec.write_text(json.dumps(search))
-        submitted = run_main("jobs", "submit", "search", "--spec", str(spec), "--json", "--server", server.url)
-        assert submitted.returncode == 0, submitted.stderr
-        job_id = json.loads(submitted.stdout)["id"]
-        watched = run_main("jobs", "watch", str(job_id), "--server", server.url)
-        assert watched.returncode == 0, watched.stderr
-        job = server.client(TOKEN).get(f"/v1/jobs/{job_id}").json()
-        assert job["status"] == "succeeded" and job["result"]["measured_latency_ms"]["n"] >= 1
-        assert " search " in watched.stdout and " done " in watched.stdout  # its events, as they came
-        assert "model.onnx" in job["artifacts"]
-    finally:
-        ray.shutdown()
+    server = launch(args=("--executor", "ray", "--ray-address", ray_cluster))
+    assert f"running jobs on Ray at {ray_cluster};" in server.log.read_text()
+    spec = tmp_path / "search.json"
+    search = {"target": "systolic-edge32", "space_options": TINY, "auto_predictor": True, "auto_samples": 50,
+              "epochs": 1, "retrain_epochs": 1, "batch_size": 256}  # fmt: skip
+    spec.write_text(json.dumps(search))
+    submitted = run_main("jobs", "submit", "search", "--spec", str(spec), "--json", "--server", server.url)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = json.loads(submitted.stdout)["id"]
+    watched = run_main("jobs", "watch", str(job_id), "--server", server.url)
+    assert watched.returncode == 0, watched.stderr
+    job = server.client(TOKEN).get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "succeeded" and job["result"]["measured_latency_ms"]["n"] >= 1
+    assert " search " in watched.stdout and " done " in watched.stdout  # its events, as they came
+    assert "model.onnx" in job["artifacts"]
 
 
 def test_a_job_reserves_cpus_a_search_its_gpus_and_a_measuring_job_its_targets_device() -> None:
