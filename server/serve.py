@@ -67,9 +67,11 @@ def run(settings: Settings, say: Callable[[str], None]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"jobs_dir": folder})  # the app and the workers resolve it alike
     app = create_app(settings)
+    # A Ray cluster joined or started before the workers that use it, and before uvicorn's Config, which resets the
+    # process's logging (its dictConfig closes every handler): a refused address leaves the logging as it was.
+    executor = open_executor(settings)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
-    executor = open_executor(settings)  # a Ray cluster joined or started, before the workers that use it
     supervisor = Supervisor(WorkerSettings(settings.db, folder, executor=executor), settings.workers)
     supervisor.start()
     shown = f"[{host}]" if ":" in host else host
