@@ -22,9 +22,20 @@ MIN_MEASUREMENTS = 50  # below this the held-out split is too small to say anyth
 
 
 class TooFewMeasurements(UserError):
-    def __init__(self, have: int) -> None:
-        self.have, self.missing = have, MIN_MEASUREMENTS - have
-        super().__init__(f"only {have} measurements; at least {MIN_MEASUREMENTS} are needed ({self.missing} more)")
+    def __init__(self, have: int, flagged: int = 0) -> None:
+        self.have, self.missing, self.flagged = have, MIN_MEASUREMENTS - have, flagged
+        super().__init__(
+            f"only {have} measurements; at least {MIN_MEASUREMENTS} are needed ({self.missing} more)" + self.noisy()
+        )
+
+    def noisy(self) -> str:
+        """What the count leaves out: measurements kept but flagged, which no predictor learns from."""
+        if not self.flagged:
+            return ""
+        return (
+            f"; {self.flagged} more are stored but flagged, noisier than their protocol's max_cv even after its "
+            "retries: measure on a quieter host, or allow a larger max_cv"
+        )
 
 
 @dataclass(frozen=True)
@@ -112,7 +123,7 @@ def train_predictors(
     if not set(kinds) & set(differentiable_kinds()):
         raise UserError(f"choose at least one differentiable kind ({' or '.join(differentiable_kinds())}) to save")
     if len(data) < MIN_MEASUREMENTS:
-        raise TooFewMeasurements(len(data))
+        raise TooFewMeasurements(len(data), data.meta.get("flagged_skipped", 0))
     train_rows, val_rows, test_rows = split(len(data), seed)
     train, val, test = data.subset(train_rows), data.subset(val_rows), data.subset(test_rows)
     metrics, fitted, validation = {}, {}, {}

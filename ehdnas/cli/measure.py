@@ -397,5 +397,5 @@ def _train_and_save(
         raise UserError(
             f"only {short.have} measurements of {space.name} on {runner.name} for this host and settings in "
             f"{store.url}; {short.missing} more are needed: run "
-            f"`ehdnas collect --space {space.name} --target {runner.name} --samples 200{flags}`"
+            f"`ehdnas collect --space {space.name} --target {runner.name} --samples 200{flags}`{short.noisy()}"
         ) from None

@@ -123,6 +123,10 @@ def test_a_save_that_fails_leaves_the_file_there_was_and_no_partial_one(tmp_path
 def test_too_few_measurements_says_how_many_more() -> None:
     with pytest.raises(UserError, match="only 30 measurements; at least 50 are needed \\(20 more\\)"):
         train_predictors(synthetic(30))
+    noisy = synthetic(10)
+    noisy.meta["flagged_skipped"] = 100  # what the store's dataset counts when most measurements were flagged
+    with pytest.raises(UserError, match="only 10 measurements; .*; 100 more are stored but flagged, noisier than"):
+        train_predictors(noisy)
     with pytest.raises(UserError, match="unknown predictor kind 'gcn'"):
         train_predictors(synthetic(60), kinds=["gcn"])
 
