@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -87,7 +88,7 @@ def test_a_search_job_shows_its_predictor_training_and_stores_no_tick(launch, tm
     else:
         workers = [" ".join(c.cmdline()[-2:]) for c in psutil.Process(server.process.pid).children(recursive=True)]
         log = server.log.read_text()
-        with sqlite3.connect(tmp_path / "store.db") as db:  # the row itself, read past the server
+        with contextlib.closing(sqlite3.connect(tmp_path / "store.db")) as db:  # the row itself, past the server
             row = db.execute("SELECT status, progress, message FROM jobs WHERE id = ?", (job_id,)).fetchone()
         raise AssertionError(f"no predictor event in 240 s: {seen}; the row: {row}; processes {workers}; log:\n{log}")
     client.post(f"/v1/jobs/{job_id}/cancel").raise_for_status()
