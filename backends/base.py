@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from backends.onnx_model import OnnxModel, load_model
-from backends.protocol import CLOCKS, LatencyStats, TimingProtocol, kept_samples, time_rounds
+from backends.protocol import CLOCKS, LatencyStats, TimingProtocol, kept_samples, round_spread, time_rounds
 from backends.remote.address import RemoteAddress
 from ehdnas.core.errors import UserError
 from ehdnas.core.host import host_info
@@ -72,7 +72,7 @@ class Measurement:
     kept_rounds: tuple[int, ...] = ()  # the rounds `latency_ms` comes from
     cores: tuple[int | None, ...] = ()  # the core each round was pinned to (None: not pinned)
     cpu_share: tuple[float, ...] = ()  # per round: the share of a core each timed thread had (1: undisturbed)
-    flagged: bool = False  # noisier than the protocol's max_cv even so: not a clean value
+    flagged: bool = False  # the kept rounds lay further apart than the protocol's max_spread even so: not clean
     details: dict[str, Any] = dataclasses.field(default_factory=dict)  # target-specific, e.g. compile time
     layers: list[dict[str, Any]] | None = None  # per-layer figures, from targets that break a model down
 
@@ -84,6 +84,10 @@ class Measurement:
     def kept_samples(self) -> list[float]:
         """The samples `latency_ms` comes from."""
         return kept_samples(self.samples_ms, self.rounds, self.kept_rounds)
+
+    def spread(self) -> float:
+        """How far the kept rounds' medians lie apart: the noise the protocol bounds (0 for one round)."""
+        return round_spread(self.samples_ms, self.rounds, self.kept_rounds)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Measurement:

@@ -31,7 +31,7 @@ SEARCH = ["search", "-t", "ort-cpu", "--dry-run", "--auto-predictor", "--space-o
 CLI_CASES: list[tuple[list[str], dict[str, str]]] = [
     *(([*BENCH, *flags], {}) for flags in [
         ["--samples", "1000000000"], ["--samples", "0"], ["--samples", "x"], ["--seed", "-1"], ["--seed", "99" * 10],
-        ["--min-time", "nan"], ["--max-cv", "inf"], ["--repeats", "0"], ["--repeats", "99999999"], ["--nope"],
+        ["--min-time", "nan"], ["--max-spread", "inf"], ["--repeats", "0"], ["--repeats", "99999999"], ["--nope"],
         ["--space-option", "channels=100000"], ["--space-option", "input_size=-3"],
         ["--space-option", "layers=" + "9" * 50],
         ["--arch", '{"normal": 1, "reduce": 2}'], ["--arch", "[" * 50_000], ["--arch", "normal=conv(0)"],

@@ -105,7 +105,7 @@ def main() -> None:
                 if count == 2:
                     device("slow", 2, args.delay)
                 runner, space = get_target("ort-cpu", {"remote": f"{tracker}/slow"}), get_space("darts")
-                quick = TimingProtocol(warmup=5, min_repeats=20, min_time_s=0.1, max_cv=10.0)
+                quick = TimingProtocol(warmup=5, min_repeats=20, min_time_s=0.1, max_spread=10.0)
                 start = time.perf_counter()
                 collect(runner, space, args.samples, count, quick, Store(f"sqlite:///{tmp}/{count}.db"))
                 walls.append(time.perf_counter() - start)

@@ -4,18 +4,19 @@ The first N DARTS networks of seed 0 (the space's default settings: 8 cells,
 16 channels, 32x32) on `tflite-cpu -o precision=int8`, each timed in two passes
 (all networks, then all again) under three protocols:
 
-- old: one round of the whole budget, retimed while its cv is above 0.10 (twice
-  at most), the fastest run kept, no pinning: the protocol before rounds
-  (which kept the run of lowest cv rather than the fastest);
+- one: one round of the whole budget, no pinning, nothing retimed (one round
+  has no spread to judge): the protocol before rounds;
 - rounds: the default protocol on the wall clock: 5 short rounds, each on an
-  idle core when there is one, the 3 fastest kept, flagged when still noisy;
+  idle core when there is one, the 3 fastest kept, more rounds while their
+  medians lie more than 5% apart, flagged when still so;
 - rounds+cpu: the same on the cpu clock (the timed thread's CPU time per run).
 
 and under two conditions: `loaded`, with `--spinners` busy processes beside it,
 and `quiet`, without them (other work on the host goes on: say what it was).
-It prints, per condition and protocol, the median cv of one measurement, the
-share flagged, the median change of a network's median between the passes and
-Kendall's tau between the two passes' medians (rank agreement). Conversions are
+It prints, per condition and protocol, the median cv of one measurement's runs
+and the median spread of its kept rounds' medians, the share flagged, the
+median change of a network's median between the passes and Kendall's tau
+between the two passes' medians (rank agreement). Conversions are
 cached under EHDNAS_CACHE: point it at a collection's cache to skip them.
 
     .venv/bin/python -m benchmarks.timing_noise [--networks 30] [--spinners 2] [--conditions loaded,quiet]
@@ -41,7 +42,7 @@ from ehdnas.pipeline.export import export_arch
 from ehdnas.spaces import get_space
 
 PROTOCOLS = {
-    "old": TimingProtocol(rounds=1, keep_rounds=1, pin_idle_core=False, min_cpu_share=0.0),
+    "one": TimingProtocol(rounds=1, keep_rounds=1, pin_idle_core=False, min_cpu_share=0.0, retries=0),
     "rounds": TimingProtocol(),
     "rounds+cpu": TimingProtocol(clock="cpu"),
 }
@@ -68,7 +69,8 @@ def main() -> None:
 
     runner, space = get_target("tflite-cpu", {"precision": "int8"}), get_space("darts")
     print(f"host: {runner.host()['cpu']}, {os.cpu_count()} cores; {args.networks} networks, tflite-cpu int8")
-    header = f"{'condition':9} {'protocol':11} {'median cv':>9} {'flagged':>7} {'pass change':>11} {'tau':>6} "
+    header = f"{'condition':9} {'protocol':11} {'median cv':>9} {'spread':>6} {'flagged':>7} {'pass change':>11} "
+    header += f"{'tau':>6} "
     header += f"{'s/net':>6}"
     with tempfile.TemporaryDirectory(prefix="ehdnas-bench-") as tmp:
         archs = space.sample_many(args.networks, 0)
@@ -86,18 +88,21 @@ def main() -> None:
                     seconds = (time.perf_counter() - start) / (2 * len(models))
                     first, second = (np.array([x.latency_ms.median for x in p]) for p in passes)
                     cvs = [x.latency_ms.cv for p in passes for x in p]
+                    spread = np.median([x.spread() for p in passes for x in p])
                     flagged = np.mean([x.flagged for p in passes for x in p])
                     change = np.median(np.abs(second - first) / first)
                     tau = stats.kendalltau(first, second).statistic
                     lines.append(
-                        f"{condition:9} {name:11} {np.median(cvs):9.3f} {flagged:7.0%} {change:11.1%} {tau:6.3f} "
+                        f"{condition:9} {name:11} {np.median(cvs):9.3f} {spread:6.1%} {flagged:7.0%} {change:11.1%} "
+                        f"{tau:6.3f} "
                         f"{seconds:6.1f}"
                     )
                     print(lines[-1], file=sys.stderr, flush=True)
     print(header)
     print("-" * len(header))
     print("\n".join(lines))
-    print("cv: of the samples a measurement's median comes from; pass change: |pass 2 - pass 1| / pass 1 of a")
+    print("cv: of the samples a measurement's median comes from; spread: slowest / fastest kept round's median - 1;")
+    print("pass change: |pass 2 - pass 1| / pass 1 of a")
     print("network's median; tau: Kendall's tau between the passes' medians; loaded: with --spinners busy processes")
 
 

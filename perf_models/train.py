@@ -33,8 +33,8 @@ class TooFewMeasurements(UserError):
         if not self.flagged:
             return ""
         return (
-            f"; {self.flagged} more are stored but flagged, noisier than their protocol's max_cv even after its "
-            "retries: measure on a quieter host, or allow a larger max_cv"
+            f"; {self.flagged} more are stored but flagged, their kept rounds further apart than their protocol's "
+            "max_spread even after its retries: measure on a quieter host, or allow a larger max_spread"
         )
 
 

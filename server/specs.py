@@ -61,17 +61,22 @@ class _ProtocolSpec(_Spec):
     repeats: int = Field(_PROTOCOL.min_repeats, ge=1, description="Minimum timed runs per model.")
     min_time: float = Field(_PROTOCOL.min_time_s, ge=0, description="Minimum timed seconds per model.")
     warmup: int = Field(_PROTOCOL.warmup, ge=0, le=10_000, description="Untimed warm-up runs per model.")
-    max_cv: float = Field(_PROTOCOL.max_cv, gt=0, le=10, description="Time more rounds while the cv is above.")
+    max_spread: float = Field(
+        _PROTOCOL.max_spread,
+        gt=0,
+        le=10,
+        description="Time more rounds while the kept rounds' medians lie further apart (slowest/fastest - 1).",
+    )
     clock: Literal["wall", "cpu"] = Field(_PROTOCOL.clock, description="wall: elapsed time; cpu: thread CPU time.")
 
     def protocol(self) -> TimingProtocol:
         from ehdnas.pipeline.measure import timing_protocol
 
-        return timing_protocol(self.repeats, self.min_time, self.warmup, self.max_cv, self.clock)
+        return timing_protocol(self.repeats, self.min_time, self.warmup, self.max_spread, self.clock)
 
     def protocol_values(self) -> dict[str, Any]:
         return {
-            "repeats": self.repeats, "min_time": self.min_time, "warmup": self.warmup, "max_cv": self.max_cv,
+            "repeats": self.repeats, "min_time": self.min_time, "warmup": self.warmup, "max_spread": self.max_spread,
             "clock": self.clock,
         }  # fmt: skip
 

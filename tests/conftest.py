@@ -22,9 +22,9 @@ pytest_plugins = ("tests.postgres",)  # the PostgreSQL fixtures: `postgres`, `po
 ROOT = Path(__file__).resolve().parent.parent  # this checkout
 LIGHT_MODELS = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 EHDNAS = [str(Path(sys.executable).parent / "ehdnas")]  # the installed console script
-# A quick protocol for tests of bookkeeping, not of timing: never flagged, even on a loaded host (cv bound 10; the
+# A quick protocol for tests of bookkeeping, not of timing: never flagged, even on a loaded host (spread bound 10; the
 # CPU clock, which asks no CPU share). FAST_WALL for the targets that time on the wall clock alone.
-FAST_WALL = ["--warmup", "1", "--repeats", "3", "--min-time", "0", "--max-cv", "10"]
+FAST_WALL = ["--warmup", "1", "--repeats", "3", "--min-time", "0", "--max-spread", "10"]
 FAST = [*FAST_WALL, "--clock", "cpu"]
 
 

@@ -39,10 +39,12 @@ SpaceOptions = Annotated[
 RepeatsOpt = Annotated[int, typer.Option("--repeats", help="Minimum timed runs per model.")]
 MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Minimum total timed seconds per model.")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs per model.")]
-MaxCvOpt = Annotated[
+MaxSpreadOpt = Annotated[
     float,
     typer.Option(
-        "--max-cv", help="Time more rounds (twice at most) while the kept rounds' cv (std/mean) is above it, then flag."
+        "--max-spread",
+        help="Time more rounds (twice at most) while the kept rounds' medians lie further apart than this fraction "
+        "(slowest/fastest - 1), then flag.",
     ),
 ]
 ClockOpt = Annotated[

@@ -16,7 +16,7 @@ from ehdnas.cli.common import (
     ClockOpt,
     DbOpt,
     JsonOpt,
-    MaxCvOpt,
+    MaxSpreadOpt,
     MinTimeOpt,
     RepeatsOpt,
     SpaceOptions,
@@ -82,19 +82,23 @@ def spaces(as_json: JsonOpt = False) -> None:
 
 def _results_table(target: str, results: list[Any]) -> Table:
     table = Table(title=f"latency on {target} (ms)")
-    for column in ("model", "input", "MMACs", "median", "mean", "std", "p10", "p90", "n", "cv %", "source"):
+    for column in ("model", "input", "MMACs", "median", "mean", "std", "p10", "p90", "n", "cv %", "spread %", "source"):
         table.add_column(column, justify="left" if column in ("model", "input", "source") else "right")
     for r in results:
         s, model = r.measurement.latency_ms, r.measurement.model
         shape = " ".join("x".join(map(str, i["shape"])) for i in model["inputs"])
         macs = "?" if model.get("macs") is None else f"{model['macs'] / 1e6:.1f}"
+        spread = f"{100 * r.measurement.spread():.1f}" + (" !" if r.measurement.flagged else "")
         table.add_row(
             r.model, shape, macs, f"{s.median:.3f}", f"{s.mean:.3f}", f"{s.std:.3f}", f"{s.p10:.3f}", f"{s.p90:.3f}",
-            str(s.n), f"{100 * s.cv:.1f}" + (" !" if r.measurement.flagged else ""), _source(r),
+            str(s.n), f"{100 * s.cv:.1f}", spread, _source(r),
         )  # fmt: skip
     captions = sorted({r.measurement.details["note"] for r in results if "note" in r.measurement.details})
     if any(r.measurement.flagged for r in results):
-        captions.append("! flagged: cv above --max-cv after retries; not used for training; use a quieter machine")
+        captions.append(
+            "! flagged: kept rounds further apart than --max-spread after retries; not used for training; "
+            "use a quieter machine"
+        )
     table.caption = "\n".join(captions) or None
     return table
 
@@ -168,7 +172,7 @@ def benchmark(
     repeats: RepeatsOpt = DEFAULT_PROTOCOL.min_repeats,
     min_time: MinTimeOpt = DEFAULT_PROTOCOL.min_time_s,
     warmup: WarmupOpt = DEFAULT_PROTOCOL.warmup,
-    max_cv: MaxCvOpt = DEFAULT_PROTOCOL.max_cv,
+    max_spread: MaxSpreadOpt = DEFAULT_PROTOCOL.max_spread,
     clock: ClockOpt = DEFAULT_PROTOCOL.clock,
     fresh: Annotated[bool, typer.Option("--fresh", help="Measure again even if the store has it.")] = False,
     db: DbOpt = None,
@@ -188,7 +192,7 @@ def benchmark(
     if space and input_shape:
         raise UserError("--input-shape goes with --model; a space's input shape is set by --space-option")
     target_options = _target_options(target, option, accelerator)
-    timing = {"repeats": repeats, "min_time": min_time, "warmup": warmup, "max_cv": max_cv, "clock": clock}
+    timing = {"repeats": repeats, "min_time": min_time, "warmup": warmup, "max_spread": max_spread, "clock": clock}
     if model:
         shapes = parse_input_shapes(input_shape or [])
         runner, protocol = _checked(check_files, target, target_options, timing, shapes)
@@ -239,7 +243,7 @@ def collect(
     repeats: RepeatsOpt = DEFAULT_PROTOCOL.min_repeats,
     min_time: MinTimeOpt = DEFAULT_PROTOCOL.min_time_s,
     warmup: WarmupOpt = DEFAULT_PROTOCOL.warmup,
-    max_cv: MaxCvOpt = DEFAULT_PROTOCOL.max_cv,
+    max_spread: MaxSpreadOpt = DEFAULT_PROTOCOL.max_spread,
     clock: ClockOpt = DEFAULT_PROTOCOL.clock,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -250,7 +254,7 @@ def collect(
     from ehdnas.pipeline import measure
     from ehdnas.pipeline.store import Store
 
-    timing = {"repeats": repeats, "min_time": min_time, "warmup": warmup, "max_cv": max_cv, "clock": clock}
+    timing = {"repeats": repeats, "min_time": min_time, "warmup": warmup, "max_spread": max_spread, "clock": clock}
     checked = _checked(check_measure, target, _target_options(target, option, accelerator), space, space_option or [],
                        timing, samples=samples, seed=seed, strategy=strategy)  # fmt: skip
     runner, the_space, protocol = checked.runner, checked.space, checked.protocol

@@ -123,7 +123,7 @@ def _seed(seed: int, problems: _Problems) -> None:
 
 
 def check_protocol(values: dict[str, Any], limits: Limits, problems: _Problems | None = None) -> Any:
-    """The timing protocol from `repeats`, `min_time`, `warmup`, `max_cv` and `clock`, checked and within the limits."""
+    """The timing protocol from `repeats`, `min_time`, `warmup`, `max_spread` and `clock`, checked and limited."""
     from ehdnas.pipeline.measure import timing_protocol
 
     own = problems or _Problems()
@@ -136,7 +136,7 @@ def check_protocol(values: dict[str, Any], limits: Limits, problems: _Problems |
     if not infinite:
         try:
             protocol = timing_protocol(
-                values["repeats"], values["min_time"], values["warmup"], values["max_cv"], values["clock"]
+                values["repeats"], values["min_time"], values["warmup"], values["max_spread"], values["clock"]
             )
         except UserError as err:
             own.add("protocol", str(err))

@@ -48,6 +48,7 @@ class Result:
             "arch": self.arch,
             "latency_ms": m.latency_ms.to_dict(),
             "cv": m.latency_ms.cv,
+            "spread": m.spread(),
             "flagged": m.flagged,
             "cached": self.cached,
             "wall_s": m.wall_s,
@@ -59,12 +60,14 @@ class Result:
 
 
 def timing_protocol(
-    repeats: int, min_time: float, warmup: int, max_cv: float, clock: str = TimingProtocol.clock
+    repeats: int, min_time: float, warmup: int, max_spread: float, clock: str = TimingProtocol.clock
 ) -> TimingProtocol:
     """The protocol from the options users set (the CLI's flags, a job's spec), checked."""
     from ehdnas.core.options import make_config
 
-    values = {"min_repeats": repeats, "min_time_s": min_time, "warmup": warmup, "max_cv": max_cv, "clock": clock}
+    values = {
+        "min_repeats": repeats, "min_time_s": min_time, "warmup": warmup, "max_spread": max_spread, "clock": clock
+    }  # fmt: skip
     return make_config(TimingProtocol, values, "timing protocol")
 
 
@@ -240,7 +243,7 @@ class CollectReport:
     samples: int  # size of the seeded sample set
     already_stored: int
     measured: int
-    remeasured: int = 0  # of `measured`: stored before, but flagged or noisier than the protocol's max_cv
+    remeasured: int = 0  # of `measured`: stored before, but flagged or noisier than the protocol's max_spread
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -267,10 +270,10 @@ def collect(
     """
     archs = list({space.to_text(a): a for a in space.sample_many(samples, seed)}.values())
     stored = store.measurements(MeasurementKey.of(runner, space))
-    stored_cv = {arch: math.inf if m.flagged else m.latency_ms.cv for arch, m in stored}
+    stored_spread = {arch: math.inf if m.flagged else m.spread() for arch, m in stored}
     # A stored measurement flagged, or noisier than this protocol allows, counts as missing: it is taken again.
-    todo = [a for a in archs if stored_cv.get(space.to_text(a), math.inf) > protocol.max_cv]
-    noisy = sum(space.to_text(a) in stored_cv for a in todo)
+    todo = [a for a in archs if stored_spread.get(space.to_text(a), math.inf) > protocol.max_spread]
+    noisy = sum(space.to_text(a) in stored_spread for a in todo)
     measure_archs(runner, space, todo, protocol, store, fresh=noisy > 0, on_progress=on_progress)
     return CollectReport(
         samples=len(archs), already_stored=len(archs) - len(todo), measured=len(todo), remeasured=noisy

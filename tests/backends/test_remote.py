@@ -40,7 +40,7 @@ TRACKER_PORT = 19541  # this suite's ports: 19540-19599
 DEVICE_PORTS = (19550, 19570)
 NO_TRACKER = "127.0.0.1:19599"
 NO_TORCH_CLI = "import sys; sys.modules['torch'] = None; from ehdnas.cli import main; main()"
-QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0, max_cv=10.0)  # a noisy one is not taken again
+QUICK = TimingProtocol(warmup=1, min_repeats=5, min_time_s=0.0, max_spread=10.0)  # a noisy one is not taken again
 SPACE = {"layers": 3, "channels": 4, "input_size": 8}
 
 
@@ -168,7 +168,9 @@ def test_a_remote_measurement_equals_the_local_one_and_carries_the_device_finger
 ) -> None:
     devices("cpu-a")
     # On the CPU clock: on 2 cores shared with the suite, the wall clock moved a 0.1 ms network's median by 60%.
-    protocol = TimingProtocol(warmup=20, min_repeats=50, min_time_s=0.5, clock="cpu")
+    # Twice the rounds: this host has slow spells of a second or two that stretch even CPU time (the hypervisor's;
+    # seen once in the suite: 0.11 ms remote, 0.07 ms local), and the two measurements are taken at different times.
+    protocol = TimingProtocol(warmup=20, min_repeats=50, min_time_s=0.5, clock="cpu", rounds=10)
     local = get_target("ort-cpu").measure(darts_net, protocol)
     runner = get_target("ort-cpu", [f"remote={tracker}/cpu-a"])
     remote = runner.measure(darts_net, protocol)

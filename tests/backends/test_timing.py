@@ -17,7 +17,7 @@ from backends import TimingProtocol, get_target
 from backends.base import TARGETS
 from backends.cores import core_loads, idlest_core, pinned
 from backends.ort_cpu import OrtCpuRunner
-from backends.protocol import LatencyStats, disturbed, kept_samples, quietest_rounds, split_rounds, time_rounds
+from backends.protocol import disturbed, kept_samples, quietest_rounds, round_spread, split_rounds, time_rounds
 from ehdnas.core.errors import UserError
 from ehdnas.pipeline.export import export_model
 
@@ -61,11 +61,22 @@ def test_the_core_chosen_is_an_allowed_idle_one_or_none(loads: dict, allowed: se
         assert core in usable and usable[core] == min(usable.values()) and usable[core] <= max_load
 
 
-def test_a_measurement_is_disturbed_by_its_cv_or_by_a_starved_wall_clock() -> None:
-    quiet, noisy = LatencyStats.from_samples([1.0, 1.01, 0.99]), LatencyStats.from_samples([1.0, 2.0, 1.0])
+def test_a_measurement_is_disturbed_by_the_spread_of_its_rounds_or_by_a_starved_wall_clock() -> None:
+    quiet, noisy = round_spread([1.0, 1.01, 0.99], [1, 1, 1], [0, 1, 2]), round_spread([1.0, 2.0], [1, 1], [0, 1])
+    assert quiet == pytest.approx(1.01 / 0.99 - 1) and noisy == pytest.approx(1.0)
+    assert round_spread([1.0, 5.0], [2], [0]) == 0.0  # one round: nothing to compare
     wall, cpu = TimingProtocol(), TimingProtocol(clock="cpu")
     assert not disturbed(quiet, 0.95, wall) and disturbed(noisy, 0.95, wall) and disturbed(quiet, 0.5, wall)
     assert not disturbed(quiet, 0.5, cpu) and not disturbed(quiet, None, wall)  # CPU time is not stretched
+
+
+def test_a_heavy_tail_of_runs_leaves_a_measurement_clean_where_its_rounds_agree() -> None:
+    # What a sub-millisecond network's runs look like on an idle host: a tight core and a rare run 40x as long.
+    def run(protocol: TimingProtocol) -> list[float]:
+        return [0.13 * (1 + 0.001 * i) for i in range(protocol.min_repeats - 1)] + [5.0]
+
+    timed = time_rounds(run, SHORT, threads=2, on_host=False)
+    assert timed.stats.cv > 0.5 and timed.spread < 0.01 and not timed.flagged and timed.attempts == 1
 
 
 def test_bursts_of_interference_are_left_out_of_the_statistics() -> None:

@@ -67,7 +67,7 @@ def test_benchmark_space_reuses_the_store_unless_fresh(db_url: str) -> None:
 def test_collect_is_idempotent(db_url: str) -> None:
     # Any cv is quiet enough here: three repeats of a tiny network can spread over 10%, the default bound, and a
     # measurement noisier than the bound is taken again by the next collect (by design, not what this checks).
-    args = ["collect", *SMALL_DARTS, "-t", "ort-cpu", "--samples", "3", "--json", *FAST, "--max-cv", "10"]
+    args = ["collect", *SMALL_DARTS, "-t", "ort-cpu", "--samples", "3", "--json", *FAST, "--max-spread", "10"]
     assert json.loads(run_cli(*args, db=db_url).stdout) | {"db": None} == {
         "space": "darts", "target": "ort-cpu", "strategy": "uniform", "samples": 3, "already_stored": 0,
         "measured": 3, "remeasured_noisy": 0, "db": None,
@@ -97,7 +97,7 @@ def test_collect_is_idempotent(db_url: str) -> None:
         (["--space", "darts", "--min-time", "nan"], "--min-time: nan is not a finite number"),
         (["--space", "darts", "--samples", "x"], "Invalid value for '--samples': Input should be a valid integer"),
         (["--space", "darts", "--nope"], "No such option: --nope"),
-        (["--space", "darts", "--max-cv", "inf"], "--max-cv: inf is not a finite number"),
+        (["--space", "darts", "--max-spread", "inf"], "--max-spread: inf is not a finite number"),
         (["--space", "darts", "--seed", "-1"], "--seed: -1 is not a seed: 0 to 4294967295"),
         (["--space", "darts", "--samples", "1000000000"], "--samples: 1,000,000,000 is over the limit of 20,000"),
         (["--space", "darts", "--repeats", "99999"], "raise it with EHDNAS_LIMITS__REPEATS=N"),

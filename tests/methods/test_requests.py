@@ -17,7 +17,7 @@ from ehdnas.pipeline.store import Store
 from ehdnas.spaces import get_space
 from tests.pipeline.test_predictors import TINY, store_latencies
 
-PROTOCOL = {"repeats": 3, "min_time": 0.0, "warmup": 1, "max_cv": 0.1, "clock": "wall"}
+PROTOCOL = {"repeats": 3, "min_time": 0.0, "warmup": 1, "max_spread": 0.1, "clock": "wall"}
 
 
 def problems(check, *args, **kwargs) -> dict:  # noqa: ANN001

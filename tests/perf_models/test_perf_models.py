@@ -125,7 +125,7 @@ def test_too_few_measurements_says_how_many_more() -> None:
         train_predictors(synthetic(30))
     noisy = synthetic(10)
     noisy.meta["flagged_skipped"] = 100  # what the store's dataset counts when most measurements were flagged
-    with pytest.raises(UserError, match="only 10 measurements; .*; 100 more are stored but flagged, noisier than"):
+    with pytest.raises(UserError, match="only 10 measurements; .*; 100 more are stored but flagged, their kept rounds"):
         train_predictors(noisy)
     with pytest.raises(UserError, match="unknown predictor kind 'gcn'"):
         train_predictors(synthetic(60), kinds=["gcn"])

@@ -23,7 +23,8 @@ from server.settings import Settings
 from tests.conftest import TOKEN, run_cli
 
 TINY = {"layers": 3, "channels": 4, "input_size": 8}
-FAST = {"repeats": 3, "min_time": 0, "warmup": 1, "max_cv": 10, "clock": "cpu"}  # as tests.conftest.FAST: never flagged
+# As tests.conftest.FAST: never flagged.
+FAST = {"repeats": 3, "min_time": 0, "warmup": 1, "max_spread": 10, "clock": "cpu"}
 
 
 def wait_for(client: httpx.Client, job_id: int, done: Callable[[dict], bool], timeout: float = 240) -> dict:
@@ -266,7 +267,7 @@ def test_wrong_shapes_non_finite_numbers_long_names_and_dangling_files_are_4xx(l
     finite = "Input should be a finite number"
     assert answer("collect", '"samples": NaN')[("samples",)] == (finite, "nan")
     assert answer("collect", '"samples": 5, "min_time": Infinity')[("min_time",)] == (finite, "inf")
-    assert answer("collect", '"samples": 5, "max_cv": -Infinity')[("max_cv",)][1] == "-inf"
+    assert answer("collect", '"samples": 5, "max_spread": -Infinity')[("max_spread",)][1] == "-inf"
     assert ("options", "threads", "float") in answer("collect", '"samples": 5, "options": {"threads": NaN}')
     assert answer("search", '"lambdas": [0, NaN], "auto_predictor": true')[("lambdas", 1)] == (finite, "nan")
     assert answer("search", '"latency_budget_ms": Infinity')[("latency_budget_ms",)] == (finite, "inf")
