@@ -1,4 +1,4 @@
-"""DCP-NAS on the embedded digits: the 1-bit child against CP-NAS and a random 1-bit network.
+"""DCP-NAS on an embedded task: the 1-bit child against CP-NAS and a random 1-bit network, several seeds.
 
 Three 1-bit networks of the binary DARTS space, each retrained the same way
 (cross-entropy plus the reconstruction term, `--retrain-epochs`): the child
@@ -11,7 +11,8 @@ same genotype's real-valued network, and latency on the target, 1-bit and
 real-valued. Targets (issue 9): DCP-NAS above CP-NAS and above random; memory
 at least 20x smaller than real-valued.
 
-    .venv/bin/python -m benchmarks.dcp_nas [--epochs 6] [--retrain-epochs 20] [--seeds 0,1]
+    .venv/bin/python -m benchmarks.dcp_nas [--data cluttered] [--lambda 0.5] [--epochs 6] [--retrain-epochs 20]
+        [--seeds 0,1]
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="SQLAlchemy URL of the store (default: EHDNAS_DB or the user store)")
     parser.add_argument("--target", default="systolic-edge32")
+    parser.add_argument("--data", default="cluttered", help="embedded task: digits or cluttered")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--retrain-epochs", type=int, default=20)
     parser.add_argument("--lambda", dest="lam", type=float, default=0.5, help="hardware-term weight")
@@ -57,17 +59,18 @@ def main() -> None:
     space = get_method("dcp-nas").space("darts", parse_pairs(args.space_option, "--space-option"))
     real_space = get_space("darts", {**space.config_dict(), "binary": False})
     runner, protocol = get_target(args.target), TimingProtocol()
-    predictor = ensure_predictor(runner, space, None, args.auto_samples, 0, Store(args.db), lambda *_: None)
-    data = load_data("digits", space.config.input_size, space.config.in_channels)
+    store = Store(args.db)
+    predictor = ensure_predictor(runner, space, None, args.auto_samples, 0, store, lambda *_: None)
+    data = load_data(args.data, space.config.input_size, space.config.in_channels)
     rows: dict[str, list[dict]] = {"DCP-NAS": [], "CP-NAS": [], "random": []}
     with tempfile.TemporaryDirectory(prefix="ehdnas-dcp-") as tmp:
         for seed in (int(s) for s in args.seeds.split(",")):
             for name, dcp_lambda in (("DCP-NAS", 5e-3), ("CP-NAS", 0.0)):
                 print(f"{name}, seed {seed}", file=sys.stderr)
                 asked = {"lambdas": [args.lam], "epochs": args.epochs, "retrain_epochs": args.retrain_epochs,
-                         "arch_lr": 3e-3, "seed": seed, "dcp_lambda": dcp_lambda}  # fmt: skip
+                         "seed": seed, "dcp_lambda": dcp_lambda, "data": args.data}  # fmt: skip
                 settings = resolve(args.target, {}, "darts", space.config_dict(), "dcp-nas", asked).settings
-                result = run_search(settings, predictor, Path(tmp) / f"{name}-{seed}", quiet)
+                result = run_search(settings, predictor, store, Path(tmp) / f"{name}-{seed}", quiet)
                 genotype = space.parse(result["genotype"])
                 rows[name].append(
                     {
@@ -85,7 +88,7 @@ def main() -> None:
                 {"accuracy": accuracy, "search_s": 0.0, "genotype": genotype, "one_bit_ms": one_bit.latency_ms.median}
             )
 
-        print(f"binary DARTS {space.config_dict()}, digits, target {args.target}, seeds {args.seeds}")
+        print(f"binary DARTS {space.config_dict()}, {args.data}, target {args.target}, seeds {args.seeds}")
         header = (
             f"{'network':8} {'test acc':>9} {'search s':>9} {'Mbit 1-bit':>10} {'Mbit real':>9} {'smaller':>7} "
             f"{'1-bit ms':>9} {'real ms':>8}"
