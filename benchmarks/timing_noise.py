@@ -1,7 +1,8 @@
-"""The timing protocol on a shared host: the same int8 networks timed twice under the old and the new protocol.
+"""The timing protocol on a shared host: the same networks timed twice under one round and under rounds.
 
-The first N DARTS networks of seed 0 (the space's default settings: 8 cells,
-16 channels, 32x32) on `tflite-cpu -o precision=int8`, each timed in two passes
+The first N DARTS networks of seed 0 (by default the space's default settings,
+8 cells, 16 channels, 32x32, on `tflite-cpu -o precision=int8`; `--target`,
+`-o` and `--space-option` choose others), each timed in two passes
 (all networks, then all again) under three protocols:
 
 - one: one round of the whole budget, no pinning, nothing retimed (one round
@@ -20,6 +21,7 @@ between the two passes' medians (rank agreement). Conversions are
 cached under EHDNAS_CACHE: point it at a collection's cache to skip them.
 
     .venv/bin/python -m benchmarks.timing_noise [--networks 30] [--spinners 2] [--conditions loaded,quiet]
+        [--target tflite-cpu -o precision=int8] [--space-option layers=5 ...]
 """
 
 from __future__ import annotations
@@ -65,10 +67,15 @@ def main() -> None:
     parser.add_argument("--networks", type=int, default=30)
     parser.add_argument("--spinners", type=int, default=os.cpu_count() or 1, help="busy processes when loaded")
     parser.add_argument("--conditions", default="loaded,quiet")
+    parser.add_argument("--target", default="tflite-cpu")
+    parser.add_argument("-o", "--option", action="append", help="target setting [precision=int8 on tflite-cpu]")
+    parser.add_argument("--space-option", action="append", default=[], help="DARTS setting KEY=VALUE")
     args = parser.parse_args()
 
-    runner, space = get_target("tflite-cpu", {"precision": "int8"}), get_space("darts")
-    print(f"host: {runner.host()['cpu']}, {os.cpu_count()} cores; {args.networks} networks, tflite-cpu int8")
+    options = args.option if args.option is not None else ["precision=int8"] * (args.target == "tflite-cpu")
+    runner, space = get_target(args.target, options), get_space("darts", args.space_option)
+    print(f"host: {runner.host()['cpu']}, {os.cpu_count()} cores; {args.networks} networks of darts "
+          f"{space.config_dict()} on {args.target} {' '.join(options)}")  # fmt: skip
     header = f"{'condition':9} {'protocol':11} {'median cv':>9} {'spread':>6} {'flagged':>7} {'pass change':>11} "
     header += f"{'tau':>6} "
     header += f"{'s/net':>6}"
