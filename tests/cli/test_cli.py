@@ -42,6 +42,7 @@ def test_benchmark_onnx_files_json_document(tiny_model: Path) -> None:
         stats = result["latency_ms"]
         assert set(stats) >= {"median", "mean", "std", "p10", "p90", "n"} and stats["n"] >= 3
         assert stats["p10"] <= stats["median"] <= stats["p90"] and result["cached"] is False
+        assert 0 <= result["spread"] <= 10 and result["flagged"] is False  # FAST bounds the spread at 10
     assert doc["results"][1]["inputs"][0]["shape"] == [1, 3, 224, 224]
 
 
