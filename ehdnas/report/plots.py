@@ -60,14 +60,16 @@ def plot_tradeoff(
     if random:
         axes.scatter(*zip(*random), s=14, color="0.6", label="random cells")
     lambdas = sorted({r["lambda"] for r in rows})
+    aware = [lam for lam in lambdas if lam > 0]  # coloured in order along one colour map: no two alike
     means = []
-    for i, lam in enumerate(lambdas):
+    for lam in lambdas:
         group = [r for r in rows if r["lambda"] == lam]
         ms, acc = [r["measured_ms"] for r in group], [r["test_accuracy"] for r in group]
-        style = {"marker": "s", "color": "tab:red"} if lam == 0 else {"marker": "o", "color": f"C{i % 10}"}
+        shade = plt.cm.viridis(0.9 * aware.index(lam) / max(1, len(aware) - 1)) if lam > 0 else "black"
+        style = {"marker": "s" if lam == 0 else "o", "color": shade}
         axes.scatter(ms, acc, s=30, label="λ=0 (DARTS)" if lam == 0 else f"λ={lam:g}", **style)
         means.append((float(np.mean(ms)), float(np.mean(acc))))
-    axes.plot(*zip(*means), "-", color="tab:blue", alpha=0.5)
+    axes.plot(*zip(*means), "--", color="0.3", alpha=0.6, label="mean of each λ")
     axes.set(xlabel=f"measured latency on {target} (ms)", ylabel="test accuracy", title="accuracy vs latency")
     axes.legend(fontsize="small")
     figure.tight_layout()
