@@ -109,8 +109,8 @@ def main() -> None:
     print("-" * len(header))
     print("\n".join(lines))
     print("cv: of the samples a measurement's median comes from; spread: slowest / fastest kept round's median - 1;")
-    print("pass change: |pass 2 - pass 1| / pass 1 of a")
-    print("network's median; tau: Kendall's tau between the passes' medians; loaded: with --spinners busy processes")
+    print("pass change: |pass 2 - pass 1| / pass 1 of a network's median; tau: Kendall's tau between the passes'")
+    print("medians; loaded: with --spinners busy processes")
 
 
 if __name__ == "__main__":
